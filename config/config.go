@@ -1,0 +1,310 @@
+// Package config holds noded's configuration: one TOML file with safe defaults, plus drop-ins merged in name order.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	toml "github.com/pelletier/go-toml/v2"
+)
+
+// Default paths.
+const (
+	DefaultConfigPath = "/etc/noded/config.toml"
+	DefaultRoot       = "/var/lib/noded"
+	DefaultState      = "/run/noded"
+	DefaultSocket     = "/run/noded/noded.sock"
+)
+
+// Cgroup drivers.
+const (
+	CgroupDriverAuto     = "auto"
+	CgroupDriverSystemd  = "systemd"
+	CgroupDriverCgroupfs = "cgroupfs"
+)
+
+// Config is the whole daemon configuration.
+type Config struct {
+	// DefaultRuntime names the runtime handler used when a pod asks for none.
+	DefaultRuntime string `toml:"default_runtime"`
+	// Runtimes maps a RuntimeClass handler name to its OCI runtime.
+	Runtimes map[string]Runtime `toml:"runtimes"`
+	// Conmon is the path of the conmon binary that watches each container.
+	Conmon string `toml:"conmon"`
+	// CgroupDriver is auto, systemd or cgroupfs.
+	CgroupDriver string `toml:"cgroup_driver"`
+	// CgroupParent is the absolute cgroup (cgroupfs) or slice (systemd) used when kubelet gives none.
+	CgroupParent string `toml:"cgroup_parent"`
+	// MaxLogLineBytes is the longest log line written as one record; longer lines are split (P/F tags).
+	MaxLogLineBytes int `toml:"max_log_line_bytes"`
+	// MaxConcurrentPodStarts bounds RunPodSandbox+CreateContainer work in flight; more wait, then ResourceExhausted.
+	MaxConcurrentPodStarts int `toml:"max_concurrent_pod_starts"`
+
+	CNI       CNI       `toml:"cni"`
+	Registry  Registry  `toml:"registry"`
+	Streaming Streaming `toml:"streaming"`
+	Metrics   Metrics   `toml:"metrics"`
+	Debug     Debug     `toml:"debug"`
+}
+
+// Runtime is one OCI runtime handler.
+type Runtime struct {
+	// Path is the runtime binary: an absolute path or a name looked up in PATH.
+	Path string `toml:"path"`
+	// Root is the runtime's state dir (--root); empty means <state>/runtimes/<handler>.
+	Root string `toml:"root"`
+}
+
+// CNI configures pod networking.
+type CNI struct {
+	ConfDir string   `toml:"conf_dir"`
+	BinDirs []string `toml:"bin_dirs"`
+}
+
+// Registry configures image pulls.
+type Registry struct {
+	// MaxConcurrentDownloads is how many layers of one pull download in parallel.
+	MaxConcurrentDownloads int `toml:"max_concurrent_downloads"`
+	// StallTimeout aborts a download that makes no progress for this long.
+	StallTimeout Duration `toml:"stall_timeout"`
+	// Hosts maps a registry host (e.g. docker.io) to its mirrors and credentials.
+	Hosts map[string]RegistryHost `toml:"hosts"`
+}
+
+// RegistryHost configures one upstream registry host.
+type RegistryHost struct {
+	// Mirrors are tried in order before the upstream; an http:// URL allows plain HTTP for that mirror only.
+	Mirrors []Mirror `toml:"mirrors"`
+	// MirrorsOnly forbids falling back to the upstream host.
+	MirrorsOnly bool `toml:"mirrors_only"`
+	// Auth holds credentials for the host and its mirrors.
+	Auth *Auth `toml:"auth"`
+}
+
+// Mirror is one registry endpoint.
+type Mirror struct {
+	URL        string `toml:"url"`
+	SkipVerify bool   `toml:"skip_verify"`
+}
+
+// Auth holds registry credentials.
+type Auth struct {
+	Username      string `toml:"username"`
+	Password      string `toml:"password"`
+	IdentityToken string `toml:"identity_token"`
+	RegistryToken string `toml:"registry_token"`
+}
+
+// Streaming configures the exec/attach/port-forward server.
+type Streaming struct {
+	// Address is host:port; port 0 picks a free port.
+	Address string `toml:"address"`
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
+}
+
+// Metrics configures the Prometheus endpoint.
+type Metrics struct {
+	// Address is host:port of the endpoint; empty disables it.
+	Address string `toml:"address"`
+}
+
+// Debug configures debugging aids.
+type Debug struct {
+	// PprofAddress is host:port of the pprof endpoint; empty disables it.
+	PprofAddress string `toml:"pprof_address"`
+}
+
+// Duration is a time.Duration written as a Go duration string ("90s", "2m").
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return fmt.Errorf("invalid duration %q", string(b))
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText formats the duration.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// Default returns the configuration used when no file sets anything.
+func Default() Config {
+	return Config{
+		DefaultRuntime: "runc",
+		Runtimes: map[string]Runtime{
+			"runc": {Path: "runc"},
+			"crun": {Path: "crun"},
+		},
+		Conmon:                 "/usr/bin/conmon",
+		CgroupDriver:           CgroupDriverAuto,
+		CgroupParent:           "",
+		MaxLogLineBytes:        16 * 1024,
+		MaxConcurrentPodStarts: 64,
+		CNI: CNI{
+			ConfDir: "/etc/cni/net.d",
+			BinDirs: []string{"/usr/lib/cni", "/opt/cni/bin"},
+		},
+		Registry: Registry{
+			MaxConcurrentDownloads: 3,
+			StallTimeout:           Duration{time.Minute},
+			Hosts:                  map[string]RegistryHost{},
+		},
+		Streaming: Streaming{Address: "127.0.0.1:0"},
+	}
+}
+
+// Load reads the config file at path (a missing file means defaults) and then every *.toml file of the drop-in
+// dir path's dir + "/config.d", in name order, each overriding what it sets. The result is validated.
+func Load(path string) (Config, error) {
+	cfg := Default()
+	files := []string{}
+	if _, err := os.Stat(path); err == nil {
+		files = append(files, path)
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return cfg, fmt.Errorf("config %s: %w", path, err)
+	}
+	dropins, err := filepath.Glob(filepath.Join(filepath.Dir(path), "config.d", "*.toml"))
+	if err != nil {
+		return cfg, err
+	}
+	sort.Strings(dropins)
+	files = append(files, dropins...)
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return cfg, fmt.Errorf("config %s: %w", f, err)
+		}
+		if err := decodeInto(&cfg, data); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", f, err)
+		}
+	}
+	if err := cfg.Validate(); err != nil {
+		if len(files) > 0 {
+			return cfg, fmt.Errorf("config %s: %w", strings.Join(files, ", "), err)
+		}
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// Parse decodes one TOML document over the defaults and validates the result.
+func Parse(data []byte) (Config, error) {
+	cfg := Default()
+	if err := decodeInto(&cfg, data); err != nil {
+		return cfg, err
+	}
+	return cfg, cfg.Validate()
+}
+
+// decodeInto overlays a TOML document on cfg. Unknown keys and syntax errors name the key and line.
+func decodeInto(cfg *Config, data []byte) error {
+	dec := toml.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(cfg)
+	if err == nil {
+		return nil
+	}
+	var strict *toml.StrictMissingError
+	if errors.As(err, &strict) {
+		msgs := make([]string, 0, len(strict.Errors))
+		for i := range strict.Errors {
+			row, col := strict.Errors[i].Position()
+			msgs = append(msgs, fmt.Sprintf("line %d, column %d: unknown key %q", row, col,
+				strings.Join(strict.Errors[i].Key(), ".")))
+		}
+		return errors.New(strings.Join(msgs, "; "))
+	}
+	var derr *toml.DecodeError
+	if errors.As(err, &derr) {
+		row, col := derr.Position()
+		key := strings.Join(derr.Key(), ".")
+		if key != "" {
+			return fmt.Errorf("line %d, column %d: key %q: %s", row, col, key, derr.Error())
+		}
+		return fmt.Errorf("line %d, column %d: %s", row, col, derr.Error())
+	}
+	return err
+}
+
+// Validate checks values that decoding cannot.
+func (c *Config) Validate() error {
+	switch c.CgroupDriver {
+	case CgroupDriverAuto, CgroupDriverSystemd, CgroupDriverCgroupfs:
+	default:
+		return fmt.Errorf("cgroup_driver: %q is not one of auto, systemd, cgroupfs", c.CgroupDriver)
+	}
+	if c.CgroupParent != "" && c.CgroupDriver == CgroupDriverCgroupfs && !filepath.IsAbs(c.CgroupParent) {
+		return fmt.Errorf("cgroup_parent: %q must be an absolute path with the cgroupfs driver", c.CgroupParent)
+	}
+	if c.CgroupParent != "" && strings.Contains(c.CgroupParent, "..") {
+		return fmt.Errorf("cgroup_parent: %q must not contain a .. element", c.CgroupParent)
+	}
+	if _, ok := c.Runtimes[c.DefaultRuntime]; !ok {
+		return fmt.Errorf("default_runtime: %q is not a key of [runtimes]", c.DefaultRuntime)
+	}
+	for name, rt := range c.Runtimes {
+		if name == "" || strings.ContainsAny(name, "/ ") {
+			return fmt.Errorf("runtimes: invalid handler name %q", name)
+		}
+		if rt.Path == "" {
+			return fmt.Errorf("runtimes.%s.path: must be set", name)
+		}
+		if rt.Root != "" && !filepath.IsAbs(rt.Root) {
+			return fmt.Errorf("runtimes.%s.root: %q must be absolute", name, rt.Root)
+		}
+	}
+	if c.Conmon == "" {
+		return errors.New("conmon: must be set")
+	}
+	if c.MaxLogLineBytes < 256 {
+		return fmt.Errorf("max_log_line_bytes: %d is below the minimum of 256", c.MaxLogLineBytes)
+	}
+	if c.MaxConcurrentPodStarts < 1 {
+		return fmt.Errorf("max_concurrent_pod_starts: %d must be at least 1", c.MaxConcurrentPodStarts)
+	}
+	if c.CNI.ConfDir == "" || len(c.CNI.BinDirs) == 0 {
+		return errors.New("cni: conf_dir and bin_dirs must be set")
+	}
+	if c.Registry.MaxConcurrentDownloads < 1 {
+		return fmt.Errorf("registry.max_concurrent_downloads: %d must be at least 1", c.Registry.MaxConcurrentDownloads)
+	}
+	if c.Registry.StallTimeout.Duration <= 0 {
+		return errors.New("registry.stall_timeout: must be positive")
+	}
+	for host, h := range c.Registry.Hosts {
+		if host == "" || strings.ContainsAny(host, "/ ") {
+			return fmt.Errorf("registry.hosts: invalid host %q (want host[:port])", host)
+		}
+		for i, m := range h.Mirrors {
+			if !strings.HasPrefix(m.URL, "http://") && !strings.HasPrefix(m.URL, "https://") {
+				return fmt.Errorf("registry.hosts.%q.mirrors[%d].url: %q must start with http:// or https://", host, i, m.URL)
+			}
+		}
+	}
+	for key, addr := range map[string]string{
+		"streaming.address": c.Streaming.Address, "metrics.address": c.Metrics.Address,
+		"debug.pprof_address": c.Debug.PprofAddress,
+	} {
+		if addr == "" && key != "streaming.address" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			return fmt.Errorf("%s: %q is not host:port", key, addr)
+		}
+	}
+	if (c.Streaming.TLSCert == "") != (c.Streaming.TLSKey == "") {
+		return errors.New("streaming: tls_cert and tls_key must be set together")
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultTOMLRoundTrips(t *testing.T) {
+	got, err := Parse(DefaultTOML())
+	if err != nil {
+		t.Fatalf("default config does not parse: %v\n%s", err, DefaultTOML())
+	}
+	if !reflect.DeepEqual(got, Default()) {
+		t.Fatalf("parsed default differs:\n got %+v\nwant %+v", got, Default())
+	}
+}
+
+func TestParseErrorsNameKeyAndLine(t *testing.T) {
+	cases := []struct {
+		name, doc string
+		want      []string
+	}{
+		{"unknown top key", "conmon = \"/x\"\nbogus = 1\n", []string{"line 2", `"bogus"`}},
+		{"unknown nested key", "[cni]\nconf_dir = \"/a\"\nbin_dir = [\"/b\"]\n", []string{"line 3", `"cni.bin_dir"`}},
+		{"wrong type", "[registry]\nmax_concurrent_downloads = \"three\"\n", []string{"line 2"}},
+		{"syntax", "conmon = \n", []string{"line 1"}},
+		{"bad driver", "cgroup_driver = \"upstart\"\n", []string{"cgroup_driver", "upstart"}},
+		{"relative parent", "cgroup_driver = \"cgroupfs\"\ncgroup_parent = \"kubepods\"\n", []string{"cgroup_parent", "absolute"}},
+		{"unknown default runtime", "default_runtime = \"kata\"\n", []string{"default_runtime", "kata"}},
+		{"mirror scheme", "[registry.hosts.\"docker.io\"]\nmirrors = [{ url = \"127.0.0.1:5000\" }]\n", []string{"mirrors[0].url"}},
+		{"bad duration", "[registry]\nstall_timeout = \"soon\"\n", []string{"line 2", "soon"}},
+		{"bad streaming", "[streaming]\naddress = \"nowhere\"\n", []string{"streaming.address"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse([]byte(c.doc))
+			if err == nil {
+				t.Fatalf("expected an error for %q", c.doc)
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestParseOverlaysDefaults(t *testing.T) {
+	doc := `
+cgroup_driver = "cgroupfs"
+cgroup_parent = "/noded-test"
+[runtimes.kata]
+path = "/opt/kata/bin/kata-runtime"
+[registry]
+stall_timeout = "30s"
+[registry.hosts."docker.io"]
+mirrors = [{ url = "http://127.0.0.1:5000" }, { url = "https://mirror.example" }]
+mirrors_only = true
+[registry.hosts."docker.io".auth]
+username = "u"
+password = "p"
+`
+	cfg, err := Parse([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.CgroupDriver != "cgroupfs" || cfg.CgroupParent != "/noded-test" {
+		t.Errorf("cgroup settings not applied: %+v", cfg)
+	}
+	if cfg.Runtimes["runc"].Path != "runc" || cfg.Runtimes["kata"].Path != "/opt/kata/bin/kata-runtime" {
+		t.Errorf("runtimes not merged with defaults: %+v", cfg.Runtimes)
+	}
+	if cfg.Registry.StallTimeout.Duration != 30*time.Second || cfg.Registry.MaxConcurrentDownloads != 3 {
+		t.Errorf("registry: %+v", cfg.Registry)
+	}
+	h := cfg.Registry.Hosts["docker.io"]
+	if len(h.Mirrors) != 2 || h.Mirrors[0].URL != "http://127.0.0.1:5000" || !h.MirrorsOnly || h.Auth.Username != "u" {
+		t.Errorf("registry host: %+v", h)
+	}
+}
+
+func TestLoadMissingFileMeansDefaults(t *testing.T) {
+	cfg, err := Load(filepath.Join(t.TempDir(), "none.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(cfg, Default()) {
+		t.Fatalf("got %+v", cfg)
+	}
+}
+
+func TestLoadDropInsMergeInNameOrder(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, doc string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("config.toml", "conmon = \"/main\"\nmax_log_line_bytes = 1000\n")
+	write("config.d/20-b.toml", "conmon = \"/b\"\n")
+	write("config.d/10-a.toml", "conmon = \"/a\"\n[cni]\nconf_dir = \"/cni-a\"\n")
+	write("config.d/ignored.conf", "not toml at all = = =")
+	cfg, err := Load(filepath.Join(dir, "config.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Conmon != "/b" || cfg.CNI.ConfDir != "/cni-a" || cfg.MaxLogLineBytes != 1000 {
+		t.Fatalf("merge order wrong: conmon=%q conf_dir=%q max=%d", cfg.Conmon, cfg.CNI.ConfDir, cfg.MaxLogLineBytes)
+	}
+	write("config.d/30-bad.toml", "[cni]\nconfdir = \"/x\"\n")
+	_, err = Load(filepath.Join(dir, "config.toml"))
+	if err == nil || !strings.Contains(err.Error(), "30-bad.toml") || !strings.Contains(err.Error(), "line 2") {
+		t.Fatalf("drop-in error should name file and line: %v", err)
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add(DefaultTOML())
+	f.Add([]byte("[registry.hosts.\"a\"]\nmirrors=[{url=\"http://x\"}]"))
+	f.Add([]byte("cgroup_driver = 1"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data)
+		if err == nil {
+			if verr := cfg.Validate(); verr != nil {
+				t.Fatalf("Parse accepted a config Validate rejects: %v", verr)
+			}
+		}
+	})
+}

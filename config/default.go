@@ -1,0 +1,104 @@
+package config
+
+import (
+	"bytes"
+	"text/template"
+)
+
+// defaultTemplate documents every key. It is rendered from Default() so the printed values are the real ones.
+const defaultTemplate = `# noded configuration. Every key is optional: this file shows the defaults.
+# Drop-ins in config.d/*.toml beside this file are merged over it in name order.
+
+# Runtime handler used when a pod names none (RunPodSandboxRequest.runtime_handler).
+default_runtime = {{q .DefaultRuntime}}
+
+# conmon watches each container, writes its CRI log and records its exit.
+conmon = {{q .Conmon}}
+
+# cgroup driver: "auto" (systemd when systemd is PID 1 on a pure cgroup v2 host, else cgroupfs),
+# "systemd" or "cgroupfs". kubelet's --cgroup-driver must match what RuntimeConfig reports.
+cgroup_driver = {{q .CgroupDriver}}
+
+# Cgroup parent for pods whose config names none: an absolute path (cgroupfs) or a slice name (systemd).
+# Empty means "/noded" (cgroupfs) or "noded.slice" (systemd).
+cgroup_parent = {{q .CgroupParent}}
+
+# Longest container log line written as one CRI log record; longer lines are split into partial (P) records.
+max_log_line_bytes = {{.MaxLogLineBytes}}
+
+# Pod and container creations in flight at once; further ones wait briefly, then fail with ResourceExhausted.
+max_concurrent_pod_starts = {{.MaxConcurrentPodStarts}}
+
+# OCI runtimes by RuntimeClass handler name. path: absolute or looked up in PATH;
+# root: the runtime's state dir (default <state>/runtimes/<handler>).
+{{- range $name, $rt := .Runtimes}}
+[runtimes.{{$name}}]
+path = {{q $rt.Path}}
+root = {{q $rt.Root}}
+{{- end}}
+
+[cni]
+# The first valid *.conflist (or *.conf) in name order is used; changes are picked up without a restart.
+conf_dir = {{q .CNI.ConfDir}}
+bin_dirs = [{{range $i, $d := .CNI.BinDirs}}{{if $i}}, {{end}}{{q $d}}{{end}}]
+
+[registry]
+# Layers of one pull fetched in parallel.
+max_concurrent_downloads = {{.Registry.MaxConcurrentDownloads}}
+# A download that makes no progress for this long is aborted and retried (not a limit on total time).
+stall_timeout = {{q .Registry.StallTimeout.String}}
+
+# Mirrors and credentials per registry host. Mirrors are tried in order, then the host itself unless
+# mirrors_only is true. Plain HTTP is used only for a mirror whose url starts with http://.
+# [registry.hosts."docker.io"]
+# mirrors = [{ url = "https://mirror.example.com" }, { url = "http://127.0.0.1:5000" }]
+# mirrors_only = false
+# [registry.hosts."docker.io".auth]
+# username = "user"
+# password = "secret"
+
+[streaming]
+# Address of the exec/attach/port-forward server kubelet proxies to. Port 0 picks a free port.
+address = {{q .Streaming.Address}}
+# Serve TLS when both are set.
+tls_cert = {{q .Streaming.TLSCert}}
+tls_key = {{q .Streaming.TLSKey}}
+
+[metrics]
+# Prometheus endpoint (host:port); empty disables it.
+address = {{q .Metrics.Address}}
+
+[debug]
+# pprof endpoint (host:port); empty disables it. Keep it on loopback.
+pprof_address = {{q .Debug.PprofAddress}}
+`
+
+// DefaultTOML returns the full default configuration as a commented TOML document.
+func DefaultTOML() []byte {
+	t := template.Must(template.New("config").Funcs(template.FuncMap{
+		"q": func(s string) string { return tomlString(s) },
+	}).Parse(defaultTemplate))
+	var b bytes.Buffer
+	if err := t.Execute(&b, Default()); err != nil {
+		panic(err) // the template and Default() are both fixed: a failure is a programming error
+	}
+	return b.Bytes()
+}
+
+func tomlString(s string) string {
+	var b bytes.Buffer
+	b.WriteByte('"')
+	for _, r := range s {
+		switch r {
+		case '"', '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case '\n':
+			b.WriteString(`\n`)
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}

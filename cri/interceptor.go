@@ -1,0 +1,60 @@
+package cri
+
+import (
+	"context"
+	"fmt"
+	"runtime/debug"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"k8s.io/klog/v2"
+
+	"github.com/noded/noded/errdefs"
+)
+
+// UnaryInterceptor logs requests at -v=4 with their latency, turns panics into Internal errors and maps the
+// project's error kinds to gRPC codes. It is the one place where errors become gRPC statuses.
+func UnaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			klog.ErrorS(fmt.Errorf("panic: %v", r), "RPC handler panicked", "method", info.FullMethod, "stack", string(debug.Stack()))
+			resp, err = nil, status.Errorf(codes.Internal, "%s: internal error: %v", info.FullMethod, r)
+		}
+		err = errdefs.ToGRPC(err)
+		logCall(info.FullMethod, req, resp, err, time.Since(start))
+	}()
+	return handler(ctx, req)
+}
+
+// StreamInterceptor does for streaming RPCs what UnaryInterceptor does for unary ones.
+func StreamInterceptor(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) (err error) {
+	start := time.Now()
+	defer func() {
+		if r := recover(); r != nil {
+			klog.ErrorS(fmt.Errorf("panic: %v", r), "stream handler panicked", "method", info.FullMethod, "stack", string(debug.Stack()))
+			err = status.Errorf(codes.Internal, "%s: internal error: %v", info.FullMethod, r)
+		}
+		err = errdefs.ToGRPC(err)
+		logCall(info.FullMethod, nil, nil, err, time.Since(start))
+	}()
+	return handler(srv, ss)
+}
+
+func logCall(method string, req, resp any, err error, d time.Duration) {
+	if err != nil {
+		code := status.Code(err)
+		// Expected answers (NotFound on a status poll, Unimplemented) are not errors of noded.
+		if code == codes.NotFound || code == codes.Unimplemented || code == codes.AlreadyExists || code == codes.Canceled {
+			klog.V(4).InfoS("RPC failed", "method", method, "code", code.String(), "err", err, "latency", d)
+		} else {
+			klog.ErrorS(err, "RPC failed", "method", method, "code", code.String(), "latency", d)
+		}
+		return
+	}
+	if klogV := klog.V(4); klogV.Enabled() {
+		klogV.InfoS("RPC", "method", method, "latency", d, "request", req, "response", resp)
+	}
+}

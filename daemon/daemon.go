@@ -1,0 +1,197 @@
+// Package daemon assembles noded from its configuration and serves the CRI on a unix socket.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/noded/noded/cgroupsv2"
+	"github.com/noded/noded/config"
+	"github.com/noded/noded/cri"
+	"github.com/noded/noded/version"
+)
+
+// Options are the daemon's command-line settings.
+type Options struct {
+	ConfigPath string
+	Root       string
+	State      string
+	Listen     string
+	// ShutdownTimeout bounds how long in-flight calls may finish after a stop signal.
+	ShutdownTimeout time.Duration
+}
+
+// Daemon is a running noded.
+type Daemon struct {
+	opts   Options
+	cfg    config.Config
+	lock   *stateLock
+	db     *bolt.DB
+	grpc   *grpc.Server
+	driver string
+}
+
+// New loads the configuration, takes the state dir's lock and opens the state database. Nothing is served yet.
+func New(opts Options) (*Daemon, error) {
+	cfg, err := config.Load(opts.ConfigPath)
+	if err != nil {
+		return nil, err
+	}
+	for _, dir := range []string{opts.Root, opts.State} {
+		if !filepath.IsAbs(dir) {
+			return nil, fmt.Errorf("%q must be an absolute path", dir)
+		}
+		if err := os.MkdirAll(dir, 0o711); err != nil {
+			return nil, fmt.Errorf("create %s: %w", dir, err)
+		}
+	}
+	lock, err := lockStateDir(opts.State)
+	if err != nil {
+		return nil, err
+	}
+	d := &Daemon{opts: opts, cfg: cfg, lock: lock}
+	ok := false
+	defer func() {
+		if !ok {
+			d.close()
+		}
+	}()
+	d.driver, err = cgroupsv2.ChooseDriver(cfg.CgroupDriver, cgroupsv2.DetectHost())
+	if err != nil {
+		return nil, err
+	}
+	d.db, err = bolt.Open(filepath.Join(opts.Root, "noded.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("open state database: %w", err)
+	}
+	ok = true
+	return d, nil
+}
+
+// Run serves the CRI until ctx is cancelled, then stops accepting, lets in-flight calls finish within the
+// shutdown timeout and returns. Containers keep running.
+func (d *Daemon) Run(ctx context.Context) error {
+	defer d.close()
+	rt := cri.NewRuntimeServer(cri.Info{
+		Version:      version.Version,
+		CgroupDriver: d.driver,
+		RuntimeReady: d.runtimeReady,
+		NetworkReady: d.networkReady,
+		Handlers:     d.handlers,
+	}, nil)
+	img := cri.NewUnimplementedImageServer()
+
+	d.grpc = grpc.NewServer(
+		grpc.ChainUnaryInterceptor(cri.UnaryInterceptor),
+		grpc.ChainStreamInterceptor(cri.StreamInterceptor),
+		grpc.MaxRecvMsgSize(16*1024*1024),
+		grpc.MaxSendMsgSize(16*1024*1024),
+	)
+	runtimeapi.RegisterRuntimeServiceServer(d.grpc, rt)
+	runtimeapi.RegisterImageServiceServer(d.grpc, img)
+
+	l, err := listenSocket(d.opts.Listen)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(d.opts.Listen)
+	klog.InfoS("noded serving", "socket", d.opts.Listen, "version", version.Version, "cgroupDriver", d.driver,
+		"root", d.opts.Root, "state", d.opts.State)
+
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- d.grpc.Serve(l) }()
+	select {
+	case err := <-serveErr:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	klog.InfoS("noded shutting down: no new calls, finishing in-flight ones", "timeout", d.opts.ShutdownTimeout)
+	stopped := make(chan struct{})
+	go func() { d.grpc.GracefulStop(); close(stopped) }()
+	timer := time.NewTimer(d.opts.ShutdownTimeout)
+	defer timer.Stop()
+	select {
+	case <-stopped:
+	case <-timer.C:
+		klog.InfoS("shutdown timeout reached, cancelling in-flight calls")
+		d.grpc.Stop()
+		<-stopped
+	}
+	<-serveErr
+	return nil
+}
+
+func (d *Daemon) close() {
+	if d.db != nil {
+		d.db.Close()
+		d.db = nil
+	}
+	d.lock.release()
+	d.lock = nil
+}
+
+// runtimeReady checks that the default runtime's binary resolves and runs.
+func (d *Daemon) runtimeReady(ctx context.Context) error {
+	rt := d.cfg.Runtimes[d.cfg.DefaultRuntime]
+	return binaryRuns(ctx, rt.Path)
+}
+
+var versionCache sync.Map // path+mtime → nil error; a runtime that ran once is not re-run until it changes
+
+func binaryRuns(ctx context.Context, name string) error {
+	path, err := exec.LookPath(name)
+	if err != nil {
+		return fmt.Errorf("OCI runtime %q not found: %w", name, err)
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	key := fmt.Sprintf("%s@%d", path, fi.ModTime().UnixNano())
+	if _, ok := versionCache.Load(key); ok {
+		return nil
+	}
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, path, "--version").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("OCI runtime %s does not run: %v: %s", path, err, strings.TrimSpace(string(out)))
+	}
+	versionCache.Store(key, struct{}{})
+	return nil
+}
+
+// networkReady checks that a CNI network config exists and its plugins are installed.
+func (d *Daemon) networkReady(ctx context.Context) error {
+	entries, err := os.ReadDir(d.cfg.CNI.ConfDir)
+	if err != nil {
+		return fmt.Errorf("cni config dir: %w", err)
+	}
+	for _, e := range entries {
+		switch filepath.Ext(e.Name()) {
+		case ".conflist", ".conf", ".json":
+			return nil
+		}
+	}
+	return errors.New("no CNI network config found in " + d.cfg.CNI.ConfDir)
+}
+
+func (d *Daemon) handlers(ctx context.Context) []cri.HandlerFeatures {
+	var out []cri.HandlerFeatures
+	for name := range d.cfg.Runtimes {
+		out = append(out, cri.HandlerFeatures{Name: name})
+	}
+	return out
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs noded's whole test suite: installs what the tests need (hack/install-deps.sh), checks formatting and vet,
+# then runs every unit and integration test. Exits non-zero if anything fails. Must run as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/go/bin:${PATH}"
+
+./hack/install-deps.sh
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './vendor/*'))
+if [ -n "$unformatted" ]; then echo "gofmt needed:"; echo "$unformatted"; exit 1; fi
+echo "== go vet"
+go vet ./...
+
+echo "== go test (unit and integration)"
+# -p 1 keeps integration packages (which start real daemons, mounts and networks) from running side by side.
+go test -count=1 -p 1 -timeout 60m ./... 2>&1 | tee /tmp/noded-test.log
+rc=${PIPESTATUS[0]}
+passed=$(grep -c '^ok ' /tmp/noded-test.log || true)
+failed=$(grep -c '^FAIL' /tmp/noded-test.log || true)
+echo "packages: ${passed} passed, ${failed} failed"
+exit "$rc"

@@ -1,0 +1,405 @@
+// Package framework starts the real noded binary for integration tests, talks to it through k8s.io/cri-client and
+// cleans up everything it and its containers made (processes, mounts, namespaces, cgroups), even when a test fails.
+package framework
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	internalapi "k8s.io/cri-api/pkg/apis"
+	remote "k8s.io/cri-client/pkg"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary builds cmd/noded once per test binary and returns its path. NODED_BINARY overrides the build.
+func Binary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		if p := os.Getenv("NODED_BINARY"); p != "" {
+			binPath = p
+			return
+		}
+		dir, err := os.MkdirTemp("", "noded-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "noded")
+		cmd := exec.Command("go", "build", "-o", binPath, "github.com/noded/noded/cmd/noded")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build noded: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// RequireRoot skips the test when not run as root: noded needs root for mounts, namespaces and cgroups.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("integration tests need root")
+	}
+}
+
+// Options configure one noded instance.
+type Options struct {
+	// Config is TOML appended to the generated config (mirrors, CNI dirs and cgroup parent are generated).
+	Config string
+	// Mirrors maps registry hosts to mirror URLs (e.g. "docker.io" → "http://127.0.0.1:34567").
+	Mirrors map[string]string
+	// CNIConfDir is the CNI config dir; empty means a fresh empty dir.
+	CNIConfDir string
+	// ExtraArgs are appended to noded's command line.
+	ExtraArgs []string
+}
+
+// Noded is one running daemon with its private dirs.
+type Noded struct {
+	t            testing.TB
+	Dir          string // everything of this instance lives below it
+	Root, State  string
+	Socket       string
+	ConfigPath   string
+	CgroupParent string // absolute cgroup parent of this instance, removed at cleanup
+	LogPath      string
+	args         []string
+
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	Runtime internalapi.RuntimeService
+	Image   internalapi.ImageManagerService
+}
+
+// Start runs noded with fresh dirs and waits until it answers Version. Cleanup is registered on t.
+func Start(t testing.TB, o Options) *Noded {
+	t.Helper()
+	RequireRoot(t)
+	bin := Binary(t)
+	dir, err := os.MkdirTemp("/var/tmp", "noded-it-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &Noded{
+		t:            t,
+		Dir:          dir,
+		Root:         filepath.Join(dir, "root"),
+		State:        filepath.Join(dir, "state"),
+		Socket:       filepath.Join(dir, "sock", "noded.sock"),
+		ConfigPath:   filepath.Join(dir, "config.toml"),
+		CgroupParent: "/noded-it-" + filepath.Base(dir),
+		LogPath:      filepath.Join(dir, "noded.log"),
+	}
+	t.Cleanup(n.cleanup)
+	cni := o.CNIConfDir
+	if cni == "" {
+		cni = filepath.Join(dir, "cni")
+		if err := os.MkdirAll(cni, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(n.ConfigPath, []byte(n.config(o, cni)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	n.args = append([]string{bin, "--config", n.ConfigPath, "--root", n.Root, "--state", n.State,
+		"--listen", n.Socket, "-v", "2"}, o.ExtraArgs...)
+	n.start()
+	return n
+}
+
+func (n *Noded) config(o Options, cniDir string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "cgroup_driver = \"cgroupfs\"\ncgroup_parent = %q\n", n.CgroupParent)
+	fmt.Fprintf(&b, "[cni]\nconf_dir = %q\nbin_dirs = [\"/usr/lib/cni\", \"/opt/cni/bin\"]\n", cniDir)
+	hosts := make([]string, 0, len(o.Mirrors))
+	for h := range o.Mirrors {
+		hosts = append(hosts, h)
+	}
+	sort.Strings(hosts)
+	for _, h := range hosts {
+		fmt.Fprintf(&b, "[registry.hosts.%q]\nmirrors = [{ url = %q }]\n", h, o.Mirrors[h])
+	}
+	b.WriteString(o.Config)
+	return b.String()
+}
+
+func (n *Noded) start() {
+	n.t.Helper()
+	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	cmd := exec.Command(n.args[0], n.args[1:]...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	// Its own process group, so a SIGINT to the test does not reach it before cleanup runs.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		n.t.Fatal(err)
+	}
+	logf.Close()
+	n.cmd = cmd
+	n.exited = make(chan struct{})
+	go func() { _ = cmd.Wait(); close(n.exited) }()
+	if err := n.waitReady(30 * time.Second); err != nil {
+		n.t.Fatalf("noded did not become ready: %v", err)
+	}
+}
+
+func (n *Noded) waitReady(timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		select {
+		case <-n.exited:
+			return fmt.Errorf("noded exited: %v", n.cmd.ProcessState)
+		default:
+		}
+		if _, err := os.Stat(n.Socket); err == nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			rt, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint("unix://" + n.Socket).
+				WithConnectionTimeout(2 * time.Minute).Build(ctx)
+			if err == nil {
+				_, err = rt.Version(ctx, "")
+			}
+			if err == nil {
+				img, ierr := remote.NewRemoteImageServiceBuilder().WithEndpoint("unix://" + n.Socket).
+					WithConnectionTimeout(10 * time.Minute).Build(ctx)
+				cancel()
+				if ierr != nil {
+					return ierr
+				}
+				n.Runtime, n.Image = rt, img
+				return nil
+			}
+			cancel()
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("socket %s not answering after %s", n.Socket, timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Log returns what noded wrote so far.
+func (n *Noded) Log() string {
+	b, _ := os.ReadFile(n.LogPath)
+	return string(b)
+}
+
+// PID returns the daemon's process ID.
+func (n *Noded) PID() int { return n.cmd.Process.Pid }
+
+// Stop sends SIGTERM and waits for noded to exit; it fails the test if noded does not exit cleanly.
+func (n *Noded) Stop() {
+	n.t.Helper()
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+	case <-time.After(30 * time.Second):
+		_ = n.cmd.Process.Kill()
+		<-n.exited
+		n.t.Errorf("noded did not stop within 30s of SIGTERM")
+	}
+	if st := n.cmd.ProcessState; st != nil && !st.Success() {
+		n.t.Errorf("noded exited with %v\n--- noded log ---\n%s", st, n.Log())
+	}
+	n.cmd = nil
+}
+
+// Kill stops noded with SIGKILL, as a crash would.
+func (n *Noded) Kill() {
+	if n.cmd == nil {
+		return
+	}
+	_ = n.cmd.Process.Kill()
+	<-n.exited
+	n.cmd = nil
+}
+
+// Restart stops noded (SIGTERM) and starts it again on the same dirs.
+func (n *Noded) Restart() {
+	n.t.Helper()
+	n.Stop()
+	n.start()
+}
+
+// Running reports whether the daemon process is still alive.
+func (n *Noded) Running() bool {
+	if n.cmd == nil {
+		return false
+	}
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+func (n *Noded) cleanup() {
+	if n.t.Failed() {
+		n.t.Logf("--- noded log (%s) ---\n%s", n.LogPath, tail(n.Log(), 200))
+	}
+	if n.cmd != nil {
+		_ = n.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-n.exited:
+		case <-time.After(15 * time.Second):
+			_ = n.cmd.Process.Kill()
+			<-n.exited
+		}
+		n.cmd = nil
+	}
+	for _, err := range CleanupDirs(n.Dir, n.CgroupParent) {
+		n.t.Errorf("cleanup: %v", err)
+	}
+}
+
+func tail(s string, lines int) string {
+	parts := strings.Split(s, "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n")
+}
+
+// CleanupDirs removes what a noded instance rooted in dir may have left: container processes (found through the
+// runtime state dirs below dir), conmon processes whose command line names dir, mounts below dir, the cgroup
+// parent in every hierarchy, and dir itself. It returns what it could not remove.
+func CleanupDirs(dir, cgroupParent string) []error {
+	var errs []error
+	// Containers: every runtime root below state/ is a runc --root.
+	roots, _ := filepath.Glob(filepath.Join(dir, "state", "runtimes", "*"))
+	for _, root := range roots {
+		out, _ := exec.Command("runc", "--root", root, "list", "-q").Output()
+		for _, id := range strings.Fields(string(out)) {
+			_ = exec.Command("runc", "--root", root, "kill", "-a", id, "KILL").Run()
+			_ = exec.Command("runc", "--root", root, "delete", "-f", id).Run()
+		}
+	}
+	for _, pid := range processesMentioning(dir) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	for _, m := range mountsBelow(dir) {
+		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
+		}
+	}
+	if cgroupParent != "" {
+		errs = append(errs, RemoveCgroupTree(cgroupParent)...)
+	}
+	if err := os.RemoveAll(dir); err != nil {
+		errs = append(errs, err)
+	}
+	return errs
+}
+
+// processesMentioning returns the PIDs (other than ours) whose command line contains s.
+func processesMentioning(s string) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if err == nil && strings.Contains(string(cmdline), s) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// MountsBelow lists mount points at or below dir, deepest first.
+func mountsBelow(dir string) []string {
+	f, err := os.Open("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	defer f.Close()
+	var out []string
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 5 {
+			continue
+		}
+		mp := unescapeMount(fields[4])
+		if mp == dir || strings.HasPrefix(mp, dir+"/") {
+			out = append(out, mp)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
+	return out
+}
+
+// MountsBelow lists mount points at or below dir, deepest first.
+func MountsBelow(dir string) []string { return mountsBelow(dir) }
+
+func unescapeMount(s string) string {
+	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)
+	return r.Replace(s)
+}
+
+// RemoveCgroupTree removes the absolute cgroup path parent (and its children, bottom-up) from every mounted
+// hierarchy: the v1 controllers and the unified one. It never touches anything outside that path.
+func RemoveCgroupTree(parent string) []error {
+	if !strings.HasPrefix(parent, "/") || parent == "/" || strings.Contains(parent, "..") {
+		return []error{fmt.Errorf("refusing to remove cgroup %q", parent)}
+	}
+	var errs []error
+	hierarchies, _ := filepath.Glob("/sys/fs/cgroup/*")
+	hierarchies = append(hierarchies, "/sys/fs/cgroup")
+	for _, h := range hierarchies {
+		top := filepath.Join(h, parent)
+		if _, err := os.Stat(filepath.Join(top, "cgroup.procs")); err != nil {
+			continue
+		}
+		var dirs []string
+		_ = filepath.WalkDir(top, func(p string, d os.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				dirs = append(dirs, p)
+			}
+			return nil
+		})
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := rmdirRetry(dirs[i]); err != nil {
+				errs = append(errs, fmt.Errorf("rmdir cgroup %s: %w", dirs[i], err))
+			}
+		}
+	}
+	return errs
+}
+
+func rmdirRetry(p string) error {
+	var err error
+	for i := 0; i < 50; i++ {
+		if err = syscall.Rmdir(p); err == nil || err == syscall.ENOENT {
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return err
+}
