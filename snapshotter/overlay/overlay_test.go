@@ -1,0 +1,190 @@
+package overlay
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/snapshotter"
+	"github.com/noded/noded/snapshotter/testsuite"
+)
+
+func open(t *testing.T, root string) *Snapshotter {
+	t.Helper()
+	s, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func TestSuite(t *testing.T) {
+	testsuite.Run(t, func(t *testing.T, root string) snapshotter.Snapshotter { return open(t, root) })
+}
+
+func needRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+}
+
+func layer(t *testing.T, files map[string]string) *bytes.Reader {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for name, body := range files {
+		if err := tw.WriteHeader(&tar.Header{Name: name, Typeflag: tar.TypeReg, Mode: 0o644, Size: int64(len(body))}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tw.Write([]byte(body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return bytes.NewReader(buf.Bytes())
+}
+
+func TestCrashLeftoversCleanedOnNew(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	s := open(t, root)
+	if _, err := s.Prepare(ctx, "kept", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// A Prepare that crashed after creating its directory but before committing the record.
+	orphan := filepath.Join(root, "snapshots", "999", "fs")
+	if err := os.MkdirAll(orphan, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(orphan, "f"), []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s = open(t, root)
+	defer s.Close()
+	if _, err := os.Stat(filepath.Join(root, "snapshots", "999")); !os.IsNotExist(err) {
+		t.Errorf("orphaned snapshot dir survived New: %v", err)
+	}
+	if _, err := s.Stat(ctx, "kept"); err != nil {
+		t.Errorf("recorded snapshot lost: %v", err)
+	}
+	ents, err := os.ReadDir(filepath.Join(root, "snapshots"))
+	if err != nil || len(ents) != 1 {
+		t.Errorf("snapshots dir = %v, %v; want the one recorded snapshot", ents, err)
+	}
+}
+
+func TestDeepChainUsesRelativeLowerdirs(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	// A long root makes absolute lowerdirs overflow the page early.
+	root := filepath.Join(t.TempDir(), strings.Repeat("r", 100))
+	s := open(t, root)
+	defer s.Close()
+	parent := ""
+	for i := range 40 {
+		key := fmt.Sprintf("layer-%d", i)
+		if _, err := s.Prepare(ctx, key+"-a", parent); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Commit(ctx, key, key+"-a"); err != nil {
+			t.Fatal(err)
+		}
+		parent = key
+	}
+	ms, err := s.Prepare(ctx, "c", parent)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || ms[0].Dir != filepath.Join(root, "snapshots") || strings.Contains(ms[0].Options[0], root) {
+		t.Fatalf("deep chain mounts = %+v, want relative lowerdirs with Dir", ms)
+	}
+	ms, err = s.Prepare(ctx, "shallow", "layer-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ms[0].Dir != "" || !strings.Contains(ms[0].Options[0], root) {
+		t.Errorf("shallow chain mounts = %+v, want absolute paths", ms)
+	}
+	target := t.TempDir()
+	if err := snapshotter.MountAll(ms, target); err != nil {
+		t.Fatal(err)
+	}
+	if err := snapshotter.UnmountAll(target); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestApplyLayer(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	s := open(t, t.TempDir())
+	defer s.Close()
+	if _, err := s.Prepare(ctx, "a", ""); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.ApplyLayer(ctx, "a", layer(t, map[string]string{"x": "12345", "d/y": "67"}))
+	if err != nil || n != 7 {
+		t.Fatalf("ApplyLayer = %d, %v; want 7 bytes", n, err)
+	}
+	if err := s.Commit(ctx, "l1", "a"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ApplyLayer(ctx, "l1", layer(t, nil)); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("ApplyLayer on committed: %v, want FailedPrecondition", err)
+	}
+	if _, err := s.ApplyLayer(ctx, "missing", layer(t, nil)); !errdefs.IsNotFound(err) {
+		t.Errorf("ApplyLayer on missing: %v, want NotFound", err)
+	}
+	// A malicious layer fails with InvalidArgument; the snapshot can then be removed.
+	if _, err := s.Prepare(ctx, "bad", "l1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ApplyLayer(ctx, "bad", layer(t, map[string]string{"../../escape": "x"})); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("malicious layer: %v, want InvalidArgument", err)
+	}
+	if err := s.Remove(ctx, "bad"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDiskUsage(t *testing.T) {
+	needRoot(t)
+	ctx := context.Background()
+	root := t.TempDir()
+	s := open(t, root)
+	defer s.Close()
+	if s.Root() != root {
+		t.Errorf("Root() = %s, want %s", s.Root(), root)
+	}
+	before, err := s.DiskUsage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prepare(ctx, "a", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.ApplyLayer(ctx, "a", layer(t, map[string]string{"f": strings.Repeat("z", 4096)})); err != nil {
+		t.Fatal(err)
+	}
+	after, err := s.DiskUsage(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The snapshot adds <id>/, fs/ and f.
+	if after.Size-before.Size != 4096 || after.Inodes-before.Inodes != 3 {
+		t.Errorf("DiskUsage grew by %d bytes, %d inodes; want 4096, 3", after.Size-before.Size, after.Inodes-before.Inodes)
+	}
+}

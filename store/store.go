@@ -1,0 +1,322 @@
+// Package store persists noded's pod sandboxes and containers in bbolt and keeps an in-memory index of them, so
+// that List and Status calls never touch the disk. Every change is written to bbolt before the index is updated;
+// callers write their intent (a record in a "creating" state) before they make side effects.
+package store
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"sort"
+	"strings"
+	"sync"
+
+	bolt "go.etcd.io/bbolt"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/noded/noded/errdefs"
+)
+
+var (
+	bucketSandboxes  = []byte("sandboxes")
+	bucketContainers = []byte("containers")
+)
+
+// Store is the persistent set of sandboxes and containers. It is safe for concurrent use.
+type Store struct {
+	db *bolt.DB
+
+	mu         sync.RWMutex
+	sandboxes  map[string]*Sandbox
+	containers map[string]*Container
+	sbNames    map[string]string // sandbox name → id
+	ctrNames   map[string]string // container name → id
+}
+
+// Open loads every record of db into memory.
+func Open(db *bolt.DB) (*Store, error) {
+	s := &Store{
+		db:         db,
+		sandboxes:  map[string]*Sandbox{},
+		containers: map[string]*Container{},
+		sbNames:    map[string]string{},
+		ctrNames:   map[string]string{},
+	}
+	err := db.Update(func(tx *bolt.Tx) error {
+		for _, b := range [][]byte{bucketSandboxes, bucketContainers} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketSandboxes).ForEach(func(k, v []byte) error {
+			sb := &Sandbox{}
+			if err := sb.decode(v); err != nil {
+				return fmt.Errorf("sandbox %s: %w", k, err)
+			}
+			s.sandboxes[sb.ID] = sb
+			s.sbNames[sb.Name] = sb.ID
+			return nil
+		}); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketContainers).ForEach(func(k, v []byte) error {
+			c := &Container{}
+			if err := c.decode(v); err != nil {
+				return fmt.Errorf("container %s: %w", k, err)
+			}
+			s.containers[c.ID] = c
+			s.ctrNames[c.Name] = c.ID
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load state: %w", err)
+	}
+	return s, nil
+}
+
+// NewID returns a random 64-hex-digit ID.
+func NewID() string {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("crypto/rand: %v", err)) // the kernel's RNG does not fail on Linux ≥ 3.17
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// ---- sandboxes ----
+
+// AddSandbox stores a new sandbox, reserving its name. A name in use gives AlreadyExists naming the holder.
+func (s *Store) AddSandbox(sb *Sandbox) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if id, ok := s.sbNames[sb.Name]; ok {
+		return errdefs.AlreadyExists("pod sandbox name %q is in use by %s", sb.Name, id)
+	}
+	if _, ok := s.sandboxes[sb.ID]; ok {
+		return errdefs.AlreadyExists("pod sandbox %s exists", sb.ID)
+	}
+	if err := s.put(bucketSandboxes, sb.ID, sb); err != nil {
+		return err
+	}
+	cp := *sb
+	s.sandboxes[sb.ID] = &cp
+	s.sbNames[sb.Name] = sb.ID
+	return nil
+}
+
+// UpdateSandbox applies fn to a copy of the sandbox and persists the result.
+func (s *Store) UpdateSandbox(id string, fn func(*Sandbox) error) (Sandbox, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.sandboxes[id]
+	if !ok {
+		return Sandbox{}, errdefs.NotFound("pod sandbox %s not found", id)
+	}
+	cp := *cur
+	if err := fn(&cp); err != nil {
+		return *cur, err
+	}
+	if err := s.put(bucketSandboxes, id, &cp); err != nil {
+		return *cur, err
+	}
+	s.sandboxes[id] = &cp
+	return cp, nil
+}
+
+// DeleteSandbox removes the sandbox's record and frees its name. Unknown IDs are not an error.
+func (s *Store) DeleteSandbox(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sb, ok := s.sandboxes[id]
+	if !ok {
+		return nil
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSandboxes).Delete([]byte(id)) }); err != nil {
+		return fmt.Errorf("delete sandbox %s: %w", id, err)
+	}
+	delete(s.sandboxes, id)
+	if s.sbNames[sb.Name] == id {
+		delete(s.sbNames, sb.Name)
+	}
+	return nil
+}
+
+// Sandbox returns the sandbox with the given ID or unique ID prefix.
+func (s *Store) Sandbox(id string) (Sandbox, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	full, err := resolve(id, s.sandboxes, "pod sandbox")
+	if err != nil {
+		return Sandbox{}, err
+	}
+	return *s.sandboxes[full], nil
+}
+
+// SandboxByName returns the sandbox holding name.
+func (s *Store) SandboxByName(name string) (Sandbox, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	id, ok := s.sbNames[name]
+	if !ok {
+		return Sandbox{}, false
+	}
+	return *s.sandboxes[id], true
+}
+
+// Sandboxes returns every sandbox, ordered by creation time.
+func (s *Store) Sandboxes() []Sandbox {
+	s.mu.RLock()
+	out := make([]Sandbox, 0, len(s.sandboxes))
+	for _, sb := range s.sandboxes {
+		out = append(out, *sb)
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt < out[j].CreatedAt })
+	return out
+}
+
+// ---- containers ----
+
+// AddContainer stores a new container, reserving its name; its sandbox must exist.
+func (s *Store) AddContainer(c *Container) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.sandboxes[c.SandboxID]; !ok {
+		return errdefs.NotFound("pod sandbox %s not found", c.SandboxID)
+	}
+	if id, ok := s.ctrNames[c.Name]; ok {
+		return errdefs.AlreadyExists("container name %q is in use by %s", c.Name, id)
+	}
+	if err := s.put(bucketContainers, c.ID, c); err != nil {
+		return err
+	}
+	cp := *c
+	s.containers[c.ID] = &cp
+	s.ctrNames[c.Name] = c.ID
+	return nil
+}
+
+// UpdateContainer applies fn to a copy of the container and persists the result.
+func (s *Store) UpdateContainer(id string, fn func(*Container) error) (Container, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur, ok := s.containers[id]
+	if !ok {
+		return Container{}, errdefs.NotFound("container %s not found", id)
+	}
+	cp := *cur
+	if err := fn(&cp); err != nil {
+		return *cur, err
+	}
+	if err := s.put(bucketContainers, id, &cp); err != nil {
+		return *cur, err
+	}
+	s.containers[id] = &cp
+	return cp, nil
+}
+
+// DeleteContainer removes the container's record. Unknown IDs are not an error.
+func (s *Store) DeleteContainer(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, ok := s.containers[id]
+	if !ok {
+		return nil
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketContainers).Delete([]byte(id)) }); err != nil {
+		return fmt.Errorf("delete container %s: %w", id, err)
+	}
+	delete(s.containers, id)
+	if s.ctrNames[c.Name] == id {
+		delete(s.ctrNames, c.Name)
+	}
+	return nil
+}
+
+// Container returns the container with the given ID or unique ID prefix.
+func (s *Store) Container(id string) (Container, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	full, err := resolve(id, s.containers, "container")
+	if err != nil {
+		return Container{}, err
+	}
+	return *s.containers[full], nil
+}
+
+// Containers returns every container, ordered by creation time; a non-empty sandboxID keeps that pod's only.
+func (s *Store) Containers(sandboxID string) []Container {
+	s.mu.RLock()
+	out := make([]Container, 0, len(s.containers))
+	for _, c := range s.containers {
+		if sandboxID == "" || c.SandboxID == sandboxID {
+			out = append(out, *c)
+		}
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt < out[j].CreatedAt })
+	return out
+}
+
+// ---- helpers ----
+
+type record interface{ encode() ([]byte, error) }
+
+func (s *Store) put(bucket []byte, id string, r record) error {
+	data, err := r.encode()
+	if err != nil {
+		return err
+	}
+	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(id), data) }); err != nil {
+		return fmt.Errorf("persist %s %s: %w", bucket, id, err)
+	}
+	return nil
+}
+
+func resolve[T any](id string, m map[string]T, what string) (string, error) {
+	if id == "" {
+		return "", errdefs.InvalidArgument("%s ID must not be empty", what)
+	}
+	if _, ok := m[id]; ok {
+		return id, nil
+	}
+	match := ""
+	for k := range m {
+		if strings.HasPrefix(k, id) {
+			if match != "" {
+				return "", errdefs.InvalidArgument("%s ID prefix %q is ambiguous", what, id)
+			}
+			match = k
+		}
+	}
+	if match == "" {
+		return "", errdefs.NotFound("%s %q not found", what, id)
+	}
+	return match, nil
+}
+
+// protoJSON wraps a proto message as bytes inside a JSON record.
+func marshalProto(m proto.Message) ([]byte, error) {
+	if m == nil {
+		return nil, nil
+	}
+	return proto.Marshal(m)
+}
+
+func unmarshalSandboxConfig(b []byte) (*runtimeapi.PodSandboxConfig, error) {
+	c := &runtimeapi.PodSandboxConfig{}
+	if err := proto.Unmarshal(b, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func unmarshalContainerConfig(b []byte) (*runtimeapi.ContainerConfig, error) {
+	c := &runtimeapi.ContainerConfig{}
+	if err := proto.Unmarshal(b, c); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
