@@ -1,5 +1,37 @@
 package cri
 
+import (
+	"github.com/noded/noded/container"
+	"github.com/noded/noded/events"
+	"github.com/noded/noded/sandbox"
+	"github.com/noded/noded/store"
+)
+
 // Backends are the packages that do the work behind the RuntimeService's RPC groups. A nil backend makes its
 // RPCs answer Unimplemented.
-type Backends struct{}
+type Backends struct {
+	Sandboxes  *sandbox.Manager
+	Containers *container.Manager
+	State      *store.Store
+	Events     *events.Broker
+}
+
+// Store returns the state store shared by the backends.
+func (b *Backends) Store() *store.Store { return b.State }
+
+// streamChunk is how many items one message of a streaming list RPC carries.
+const streamChunk = 500
+
+func chunks[T any](items []T, send func([]T) error) error {
+	if len(items) == 0 {
+		return send(nil)
+	}
+	for len(items) > 0 {
+		n := min(len(items), streamChunk)
+		if err := send(items[:n]); err != nil {
+			return err
+		}
+		items = items[n:]
+	}
+	return nil
+}

@@ -3,7 +3,6 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -20,6 +19,7 @@ import (
 	"github.com/noded/noded/cgroupsv2"
 	"github.com/noded/noded/config"
 	"github.com/noded/noded/cri"
+	"github.com/noded/noded/events"
 	"github.com/noded/noded/version"
 )
 
@@ -41,6 +41,7 @@ type Daemon struct {
 	db     *bolt.DB
 	grpc   *grpc.Server
 	driver string
+	events events.Broker
 }
 
 // New loads the configuration, takes the state dir's lock and opens the state database. Nothing is served yet.
@@ -84,14 +85,24 @@ func New(opts Options) (*Daemon, error) {
 // shutdown timeout and returns. Containers keep running.
 func (d *Daemon) Run(ctx context.Context) error {
 	defer d.close()
+	svc, err := d.assemble(ctx)
+	if err != nil {
+		return err
+	}
+	defer svc.close()
+	svc.recover(ctx)
+	exitsDone := make(chan struct{})
+	go func() { svc.watchExits(); close(exitsDone) }()
+	defer func() { _ = svc.watcher.Close(); <-exitsDone }()
+
 	rt := cri.NewRuntimeServer(cri.Info{
 		Version:      version.Version,
 		CgroupDriver: d.driver,
 		RuntimeReady: d.runtimeReady,
-		NetworkReady: d.networkReady,
-		Handlers:     d.handlers,
-	}, nil)
-	img := cri.NewUnimplementedImageServer()
+		NetworkReady: svc.cni.Status,
+		Handlers:     d.runtimeHandlers(svc),
+	}, &cri.Backends{Sandboxes: svc.sandboxes, Containers: svc.containers, State: svc.store, Events: &d.events})
+	img := newImageServer(svc)
 
 	d.grpc = grpc.NewServer(
 		grpc.ChainUnaryInterceptor(cri.UnaryInterceptor),
@@ -171,27 +182,4 @@ func binaryRuns(ctx context.Context, name string) error {
 	}
 	versionCache.Store(key, struct{}{})
 	return nil
-}
-
-// networkReady checks that a CNI network config exists and its plugins are installed.
-func (d *Daemon) networkReady(ctx context.Context) error {
-	entries, err := os.ReadDir(d.cfg.CNI.ConfDir)
-	if err != nil {
-		return fmt.Errorf("cni config dir: %w", err)
-	}
-	for _, e := range entries {
-		switch filepath.Ext(e.Name()) {
-		case ".conflist", ".conf", ".json":
-			return nil
-		}
-	}
-	return errors.New("no CNI network config found in " + d.cfg.CNI.ConfDir)
-}
-
-func (d *Daemon) handlers(ctx context.Context) []cri.HandlerFeatures {
-	var out []cri.HandlerFeatures
-	for name := range d.cfg.Runtimes {
-		out = append(out, cri.HandlerFeatures{Name: name})
-	}
-	return out
 }

@@ -8,5 +8,5 @@ export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/l
 ./hack/install-deps.sh
 if [ -x hack/cni/install-conf.sh ]; then ./hack/cni/install-conf.sh /etc/cni/net.d; fi
 mkdir -p bin
-go build -ldflags "-X github.com/noded/noded/version.Version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/noded ./cmd/noded
+CGO_ENABLED=0 go build -ldflags "-X github.com/noded/noded/version.Version=$(git describe --always --dirty 2>/dev/null || echo dev)" -o bin/noded ./cmd/noded
 exec ./bin/noded "$@"

@@ -41,7 +41,9 @@ func Binary(t testing.TB) string {
 			return
 		}
 		binPath = filepath.Join(dir, "noded")
+		// Static: the pod init runs the binary inside an empty root.
 		cmd := exec.Command("go", "build", "-o", binPath, "github.com/noded/noded/cmd/noded")
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build noded: %v\n%s", err, out)
 		}

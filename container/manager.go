@@ -1,0 +1,541 @@
+// Package container runs containers of pod sandboxes: an overlay snapshot of the image as rootfs, an OCI spec
+// built by package oci, and an OCI runtime binary watched by conmon (package ociruntime).
+package container
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+	"google.golang.org/protobuf/proto"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/noded/noded/cgroupsv2"
+	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/internal/keymutex"
+	"github.com/noded/noded/oci"
+	"github.com/noded/noded/ociruntime"
+	"github.com/noded/noded/snapshotter"
+	"github.com/noded/noded/store"
+)
+
+// Image is what a container needs of its image.
+type Image struct {
+	ID       string // sha256:<config digest>
+	Ref      string // repo digest when known, else ID
+	ChainID  string // top layer's chain ID: the parent snapshot
+	Config   oci.ImageConfig
+	RepoTags []string
+}
+
+// Images resolves image references (by name, digest or ID).
+type Images interface {
+	Resolve(ctx context.Context, ref string) (Image, error)
+}
+
+// Config configures a Manager.
+type Config struct {
+	StateDir       string // bundles under <StateDir>/containers/<id>
+	Store          *store.Store
+	Images         Images
+	Snapshotter    snapshotter.Snapshotter
+	Runtimes       map[string]ociruntime.Runtime // by handler name
+	DefaultRuntime string
+	CgroupDriver   string
+	Host           oci.HostInfo
+	// OnEvent is called (without locks held) for container lifecycle events.
+	OnEvent func(ev *runtimeapi.ContainerEventResponse)
+}
+
+// Manager runs containers.
+type Manager struct {
+	cfg        Config
+	bundlesDir string
+	locks      keymutex.KeyMutex
+
+	mu    sync.Mutex
+	exits map[string]chan struct{} // closed when the container's exit is recorded
+
+	featMu sync.Mutex
+	feats  map[string]oci.Features
+}
+
+// New returns a Manager; Watch must run to record exits.
+func New(cfg Config) (*Manager, error) {
+	m := &Manager{cfg: cfg, bundlesDir: filepath.Join(cfg.StateDir, "containers"), exits: map[string]chan struct{}{},
+		feats: map[string]oci.Features{}}
+	if err := os.MkdirAll(m.bundlesDir, 0o711); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Manager) runtime(handler string) (ociruntime.Runtime, error) {
+	if handler == "" {
+		handler = m.cfg.DefaultRuntime
+	}
+	rt, ok := m.cfg.Runtimes[handler]
+	if !ok {
+		return nil, errdefs.InvalidArgument("runtime handler %q is not configured", handler)
+	}
+	return rt, nil
+}
+
+// Features returns what the handler's runtime supports, as the spec builder needs it.
+func (m *Manager) Features(ctx context.Context, handler string) (oci.Features, error) {
+	rt, err := m.runtime(handler)
+	if err != nil {
+		return oci.Features{}, err
+	}
+	m.featMu.Lock()
+	defer m.featMu.Unlock()
+	if f, ok := m.feats[rt.Name()]; ok {
+		return f, nil
+	}
+	rf, err := rt.Features(ctx)
+	if err != nil {
+		return oci.Features{}, err
+	}
+	f := oci.Features{RecursiveReadOnly: rf.RecursiveReadOnly, IDMapMounts: rf.IDMapMounts,
+		UserNamespaces: rf.UserNamespaces, Seccomp: rf.Seccomp, CgroupV2: cgroupsv2.DetectHost().Unified}
+	m.feats[rt.Name()] = f
+	return f, nil
+}
+
+// UniqueName is the name a container is reserved under.
+func UniqueName(sb *store.Sandbox, md *runtimeapi.ContainerMetadata) string {
+	return fmt.Sprintf("%s_%s_%d", md.GetName(), sb.ID, md.GetAttempt())
+}
+
+func (m *Manager) cgroupsPath(sb *store.Sandbox, id string) string {
+	if m.cfg.CgroupDriver == cgroupsv2.DriverSystemd {
+		parent := sb.CgroupParent
+		if parent == "" {
+			parent = "noded.slice"
+		}
+		return filepath.Base(parent) + ":noded:" + id
+	}
+	parent := sb.CgroupParent
+	if parent == "" || !filepath.IsAbs(parent) {
+		parent = filepath.Join("/noded", parent)
+	}
+	return filepath.Join(parent, id)
+}
+
+func validateContainerConfig(cfg *runtimeapi.ContainerConfig) error {
+	md := cfg.GetMetadata()
+	if md == nil || md.Name == "" {
+		return errdefs.InvalidArgument("container metadata name is required")
+	}
+	if strings.ContainsAny(md.Name, "/\x00") {
+		return errdefs.InvalidArgument("container name %q contains an invalid character", md.Name)
+	}
+	if cfg.GetImage().GetImage() == "" {
+		return errdefs.InvalidArgument("container image is required")
+	}
+	if lp := cfg.GetLogPath(); lp != "" {
+		if filepath.IsAbs(lp) || strings.Contains(lp, "..") || strings.Contains(lp, ":") {
+			return errdefs.InvalidArgument("log path %q must be relative to the sandbox log directory, without .. or :", lp)
+		}
+	}
+	return nil
+}
+
+// Create makes a container in the sandbox: its snapshot, bundle and a created (not started) runtime container.
+func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.ContainerConfig) (string, error) {
+	if err := validateContainerConfig(cfg); err != nil {
+		return "", err
+	}
+	if sb.State != store.SandboxReady {
+		return "", errdefs.FailedPrecondition("pod sandbox %s is not ready", sb.ID)
+	}
+	name := UniqueName(&sb, cfg.GetMetadata())
+	for _, c := range m.cfg.Store.Containers(sb.ID) {
+		if c.Name == name {
+			if c.Orphaned && c.State == store.ContainerCreated {
+				_, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error { x.Orphaned = false; return nil })
+				return c.ID, err
+			}
+			return "", errdefs.AlreadyExists("container name %q is reserved by %s", cfg.GetMetadata().GetName(), c.ID)
+		}
+	}
+	img, err := m.cfg.Images.Resolve(ctx, cfg.GetImage().GetImage())
+	if err != nil {
+		if errdefs.IsNotFound(err) {
+			return "", errdefs.NotFound("image %q not found: pull it first", cfg.GetImage().GetImage())
+		}
+		return "", err
+	}
+	rt, err := m.runtime(sb.RuntimeHandler)
+	if err != nil {
+		return "", err
+	}
+	id := store.NewID()
+	unlock := m.locks.Lock(id)
+	defer unlock()
+	bundle := filepath.Join(m.bundlesDir, id)
+	c := &store.Container{
+		ID: id, SandboxID: sb.ID, Name: name, Config: cfg, State: store.ContainerCreating,
+		CreatedAt: time.Now().UnixNano(), ImageName: cfg.GetImage().GetImage(), ImageID: img.ID, ImageRef: img.Ref,
+		Runtime: rt.Name(), Bundle: bundle, Rootfs: filepath.Join(bundle, "rootfs"), SnapshotKey: "ctr-" + id,
+		CgroupsPath: m.cgroupsPath(&sb, id),
+	}
+	if cfg.GetLogPath() != "" && sb.Config.GetLogDirectory() != "" {
+		c.LogPath = filepath.Join(sb.Config.GetLogDirectory(), cfg.GetLogPath())
+	}
+	if r := cfg.GetLinux().GetResources(); r != nil {
+		c.ResourcesPB, _ = proto.Marshal(r)
+	}
+	if err := m.cfg.Store.AddContainer(c); err != nil {
+		return "", err
+	}
+	if err := m.create(ctx, &sb, c, img, rt); err != nil {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if cerr := m.cleanup(cctx, c); cerr != nil {
+			klog.ErrorS(cerr, "rolling back a failed container left resources; it stays listed as unknown", "containerID", id)
+			_, _ = m.cfg.Store.UpdateContainer(id, func(x *store.Container) error {
+				x.State, x.Error = store.ContainerUnknown, cerr.Error()
+				return nil
+			})
+			return "", err
+		}
+		_ = m.cfg.Store.DeleteContainer(id)
+		return "", err
+	}
+	c.State = store.ContainerCreated
+	c.Orphaned = ctx.Err() != nil
+	if _, err := m.cfg.Store.UpdateContainer(id, func(x *store.Container) error { *x = *c; return nil }); err != nil {
+		return "", err
+	}
+	m.emit(c, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
+	return id, nil
+}
+
+func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Container, img Image, rt ociruntime.Runtime) error {
+	cfg := c.Config
+	if err := os.MkdirAll(c.Rootfs, 0o700); err != nil {
+		return err
+	}
+	mounts, err := m.cfg.Snapshotter.Prepare(ctx, c.SnapshotKey, img.ChainID)
+	if err != nil {
+		return fmt.Errorf("prepare rootfs snapshot: %w", err)
+	}
+	if err := snapshotter.MountAll(mounts, c.Rootfs); err != nil {
+		return fmt.Errorf("mount rootfs: %w", err)
+	}
+	feats, err := m.Features(ctx, sb.RuntimeHandler)
+	if err != nil {
+		return err
+	}
+	ns := map[specs.LinuxNamespaceType]string{}
+	for t, typ := range map[string]specs.LinuxNamespaceType{"net": specs.NetworkNamespace, "ipc": specs.IPCNamespace, "uts": specs.UTSNamespace} {
+		if p, ok := sb.Namespaces[t]; ok {
+			ns[typ] = p
+		}
+	}
+	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	switch {
+	case sb.HostPID || nsOpts.GetPid() == runtimeapi.NamespaceMode_NODE:
+	case sb.PodPID && sb.InitPID > 0:
+		ns[specs.PIDNamespace] = fmt.Sprintf("/proc/%d/ns/pid", sb.InitPID)
+	case nsOpts.GetPid() == runtimeapi.NamespaceMode_TARGET && nsOpts.GetTargetId() != "":
+		target, err := m.cfg.Store.Container(nsOpts.GetTargetId())
+		if err != nil || target.Pid == 0 {
+			return errdefs.NotFound("target container %q for the PID namespace is not running", nsOpts.GetTargetId())
+		}
+		ns[specs.PIDNamespace] = fmt.Sprintf("/proc/%d/ns/pid", target.Pid)
+	default:
+		ns[specs.PIDNamespace] = ""
+	}
+	files := oci.SandboxFiles{
+		Hosts: filepath.Join(sb.Dir, "hosts"), Hostname: filepath.Join(sb.Dir, "hostname"),
+		ResolvConf: filepath.Join(sb.Dir, "resolv.conf"),
+	}
+	if sb.HostIPC {
+		files.ShmDir = "/dev/shm"
+	} else {
+		files.ShmDir = filepath.Join(sb.Dir, "shm")
+	}
+	hostname := sb.Config.GetHostname()
+	if sb.HostNetwork || hostname == "" {
+		hostname, _ = os.Hostname()
+	}
+	spec, err := oci.Build(oci.Params{
+		ContainerID: c.ID, SandboxID: sb.ID, Config: cfg, SandboxConfig: sb.Config, Image: img.Config,
+		RootfsPath: c.Rootfs, Namespaces: ns, SandboxFiles: files, Hostname: hostname,
+		CgroupsPath: c.CgroupsPath, Runtime: feats, Host: m.cfg.Host,
+	})
+	if err != nil {
+		return err
+	}
+	if u := oci.ContainerUser(spec); u != nil && u.Linux != nil {
+		c.UID, c.GID, c.SupplGroups = u.Linux.Uid, u.Linux.Gid, u.Linux.SupplementalGroups
+	}
+	if sig, err := oci.StopSignal(cfg, img.Config); err == nil {
+		c.StopSignal = sig
+	}
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(c.Bundle, "config.json"), data, 0o600); err != nil {
+		return err
+	}
+	if c.LogPath != "" {
+		if err := os.MkdirAll(filepath.Dir(c.LogPath), 0o755); err != nil {
+			return fmt.Errorf("create log dir: %w", err)
+		}
+	}
+	if _, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error { *x = *c; return nil }); err != nil {
+		return err
+	}
+	pid, err := rt.Create(ctx, ociruntime.CreateOpts{
+		ID: c.ID, Name: cfg.GetMetadata().GetName(), Bundle: c.Bundle, LogPath: c.LogPath,
+		Terminal: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
+	})
+	if err != nil {
+		return fmt.Errorf("create container: %w", err)
+	}
+	c.Pid = pid
+	return nil
+}
+
+// cleanup removes every resource of a container: runtime state, rootfs mount, snapshot, bundle.
+func (m *Manager) cleanup(ctx context.Context, c *store.Container) error {
+	var errs []error
+	if rt, err := m.runtime(c.Runtime); err == nil {
+		if err := rt.Delete(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
+			errs = append(errs, err)
+		}
+	}
+	if err := snapshotter.UnmountAll(c.Rootfs); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.cfg.Snapshotter.Remove(ctx, c.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		if err := os.RemoveAll(c.Bundle); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Manager) exitChan(id string) chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ch, ok := m.exits[id]
+	if !ok {
+		ch = make(chan struct{})
+		m.exits[id] = ch
+	}
+	return ch
+}
+
+// Start starts a created container.
+func (m *Manager) Start(ctx context.Context, id string) error {
+	c, err := m.cfg.Store.Container(id)
+	if err != nil {
+		return err
+	}
+	unlock := m.locks.Lock(c.ID)
+	defer unlock()
+	c, err = m.cfg.Store.Container(c.ID)
+	if err != nil {
+		return err
+	}
+	if c.State == store.ContainerRunning {
+		return nil
+	}
+	if c.State != store.ContainerCreated {
+		return errdefs.FailedPrecondition("container %s is %s, not created", c.ID, c.State)
+	}
+	rt, err := m.runtime(c.Runtime)
+	if err != nil {
+		return err
+	}
+	m.exitChan(c.ID)
+	if err := rt.Start(ctx, c.ID); err != nil {
+		_, _ = m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
+			x.State, x.FinishedAt, x.ExitCode, x.Reason, x.Message = store.ContainerExited, time.Now().UnixNano(), 128, "StartError", err.Error()
+			return nil
+		})
+		return fmt.Errorf("start container %s: %w", c.ID, err)
+	}
+	updated, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
+		if x.State == store.ContainerCreated { // an exit may already have been recorded
+			x.State = store.ContainerRunning
+		}
+		x.StartedAt = time.Now().UnixNano()
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	m.emit(&updated, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
+	return nil
+}
+
+// HandleExit records a container's exit reported by conmon.
+func (m *Manager) HandleExit(ev ociruntime.ExitEvent) {
+	c, err := m.cfg.Store.Container(ev.ID)
+	if err != nil || c.ID != ev.ID {
+		return
+	}
+	if c.State == store.ContainerExited {
+		m.closeExit(c.ID)
+		return
+	}
+	oom := false
+	if rt, err := m.runtime(c.Runtime); err == nil {
+		oom = rt.OOMKilled(c.ID)
+	}
+	updated, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
+		x.State = store.ContainerExited
+		x.ExitCode = int32(ev.ExitCode)
+		x.FinishedAt = ev.ExitedAt.UnixNano()
+		if x.StartedAt == 0 {
+			x.StartedAt = x.FinishedAt
+		}
+		switch {
+		case oom:
+			x.Reason = "OOMKilled"
+		case ev.ExitCode == 0:
+			x.Reason = "Completed"
+		default:
+			x.Reason = "Error"
+		}
+		return nil
+	})
+	if err != nil {
+		klog.ErrorS(err, "recording container exit", "containerID", ev.ID)
+		return
+	}
+	m.closeExit(c.ID)
+	m.emit(&updated, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
+}
+
+func (m *Manager) closeExit(id string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if ch, ok := m.exits[id]; ok {
+		select {
+		case <-ch:
+		default:
+			close(ch)
+		}
+	} else {
+		ch := make(chan struct{})
+		close(ch)
+		m.exits[id] = ch
+	}
+}
+
+// Stop stops a container: its stop signal, then SIGKILL after timeout. Unknown IDs and stopped containers succeed.
+func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) error {
+	c, err := m.cfg.Store.Container(id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if c.State != store.ContainerRunning && c.State != store.ContainerUnknown {
+		if c.State == store.ContainerCreated {
+			// A created container never ran: kill its runtime process so it cannot be started later.
+			if rt, err := m.runtime(c.Runtime); err == nil {
+				_ = rt.Kill(ctx, c.ID, syscall.SIGKILL, true)
+			}
+		}
+		return nil
+	}
+	rt, err := m.runtime(c.Runtime)
+	if err != nil {
+		return err
+	}
+	exited := m.exitChan(c.ID)
+	if timeout > 0 {
+		sig := syscall.SIGTERM
+		if c.StopSignal != "" {
+			if s := unix.SignalNum(c.StopSignal); s != 0 {
+				sig = s
+			}
+		}
+		if err := rt.Kill(ctx, c.ID, sig, false); err != nil && !errdefs.IsNotFound(err) {
+			klog.V(2).InfoS("stop signal failed, killing", "containerID", c.ID, "err", err)
+		}
+		t := time.NewTimer(timeout)
+		select {
+		case <-exited:
+			t.Stop()
+			return nil
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	if err := rt.Kill(ctx, c.ID, syscall.SIGKILL, true); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("kill container %s: %w", c.ID, err)
+	}
+	select {
+	case <-exited:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(30 * time.Second):
+		return fmt.Errorf("container %s did not exit 30s after SIGKILL", c.ID)
+	}
+}
+
+// Remove stops (kills) the container if needed and deletes everything of it. Unknown IDs succeed.
+func (m *Manager) Remove(ctx context.Context, id string) error {
+	c, err := m.cfg.Store.Container(id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if c.State == store.ContainerRunning {
+		if err := m.Stop(ctx, c.ID, 0); err != nil {
+			return err
+		}
+	}
+	unlock := m.locks.Lock(c.ID)
+	defer unlock()
+	if err := m.cleanup(ctx, &c); err != nil {
+		_, _ = m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error { x.Error = err.Error(); return nil })
+		return err
+	}
+	if err := m.cfg.Store.DeleteContainer(c.ID); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	delete(m.exits, c.ID)
+	m.mu.Unlock()
+	m.emit(&c, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
+	return nil
+}
+
+func (m *Manager) emit(c *store.Container, typ runtimeapi.ContainerEventType) {
+	if m.cfg.OnEvent == nil {
+		return
+	}
+	m.cfg.OnEvent(&runtimeapi.ContainerEventResponse{
+		ContainerId: c.ID, ContainerEventType: typ, CreatedAt: time.Now().UnixNano(),
+		ContainersStatuses: []*runtimeapi.ContainerStatus{ToStatus(c)},
+	})
+}

@@ -1,0 +1,120 @@
+package cri
+
+import (
+	"context"
+	"time"
+
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/noded/noded/errdefs"
+)
+
+func (s *RuntimeServer) sandboxes() error {
+	if s.Sandboxes == nil || s.Containers == nil {
+		return errdefs.NotImplemented("pod sandboxes are not available in this noded")
+	}
+	return nil
+}
+
+// RunPodSandbox creates and starts a pod sandbox.
+func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandboxRequest) (*runtimeapi.RunPodSandboxResponse, error) {
+	if err := s.sandboxes(); err != nil {
+		return nil, err
+	}
+	if req.GetConfig() == nil {
+		return nil, errdefs.InvalidArgument("sandbox config is required")
+	}
+	id, err := s.Sandboxes.Run(ctx, req.GetConfig(), req.GetRuntimeHandler())
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.RunPodSandboxResponse{PodSandboxId: id}, nil
+}
+
+// StopPodSandbox stops the pod's containers and tears down its network. Unknown IDs succeed.
+func (s *RuntimeServer) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
+	if err := s.sandboxes(); err != nil {
+		return nil, err
+	}
+	sb, err := s.Store().Sandbox(req.GetPodSandboxId())
+	if errdefs.IsNotFound(err) {
+		return &runtimeapi.StopPodSandboxResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	unlock := s.Sandboxes.Lock(sb.ID)
+	defer unlock()
+	for _, c := range s.Store().Containers(sb.ID) {
+		if err := s.Containers.Stop(ctx, c.ID, 0); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.Sandboxes.Stop(ctx, sb.ID); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.StopPodSandboxResponse{}, nil
+}
+
+// RemovePodSandbox stops the pod if needed, removes its containers and everything of the sandbox. Unknown IDs
+// succeed.
+func (s *RuntimeServer) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
+	if err := s.sandboxes(); err != nil {
+		return nil, err
+	}
+	sb, err := s.Store().Sandbox(req.GetPodSandboxId())
+	if errdefs.IsNotFound(err) {
+		return &runtimeapi.RemovePodSandboxResponse{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	unlock := s.Sandboxes.Lock(sb.ID)
+	defer unlock()
+	for _, c := range s.Store().Containers(sb.ID) {
+		if err := s.Containers.Remove(ctx, c.ID); err != nil {
+			return nil, err
+		}
+	}
+	if err := s.Sandboxes.Remove(ctx, sb.ID); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.RemovePodSandboxResponse{}, nil
+}
+
+// PodSandboxStatus returns the status of a sandbox and of its containers.
+func (s *RuntimeServer) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
+	if err := s.sandboxes(); err != nil {
+		return nil, err
+	}
+	st, info, err := s.Sandboxes.Status(req.GetPodSandboxId(), req.GetVerbose())
+	if err != nil {
+		return nil, err
+	}
+	resp := &runtimeapi.PodSandboxStatusResponse{Status: st, Info: info, Timestamp: time.Now().UnixNano()}
+	for _, c := range s.Store().Containers(st.Id) {
+		if st, _, err := s.Containers.Status(c.ID, false); err == nil {
+			resp.ContainersStatuses = append(resp.ContainersStatuses, st)
+		}
+	}
+	return resp, nil
+}
+
+// ListPodSandbox lists sandboxes matching the filter.
+func (s *RuntimeServer) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
+	if err := s.sandboxes(); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ListPodSandboxResponse{Items: s.Sandboxes.List(req.GetFilter())}, nil
+}
+
+// StreamPodSandboxes is ListPodSandbox in chunks.
+func (s *RuntimeServer) StreamPodSandboxes(req *runtimeapi.StreamPodSandboxesRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxesResponse]) error {
+	if err := s.sandboxes(); err != nil {
+		return err
+	}
+	return chunks(s.Sandboxes.List(req.GetFilter()), func(items []*runtimeapi.PodSandbox) error {
+		return stream.Send(&runtimeapi.StreamPodSandboxesResponse{PodSandboxes: items})
+	})
+}

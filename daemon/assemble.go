@@ -1,0 +1,174 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"sort"
+
+	"k8s.io/klog/v2"
+
+	"github.com/noded/noded/cgroupsv2"
+	"github.com/noded/noded/cni"
+	"github.com/noded/noded/container"
+	"github.com/noded/noded/cri"
+	"github.com/noded/noded/image"
+	"github.com/noded/noded/oci"
+	"github.com/noded/noded/ociruntime"
+	"github.com/noded/noded/sandbox"
+	"github.com/noded/noded/snapshotter/overlay"
+	"github.com/noded/noded/store"
+)
+
+// services are the long-lived parts of a running noded.
+type services struct {
+	store      *store.Store
+	cni        *cni.Manager
+	snapshots  *overlay.Snapshotter
+	runtimes   map[string]ociruntime.Runtime
+	sandboxes  *sandbox.Manager
+	containers *container.Manager
+	watcher    *ociruntime.Watcher
+	images     container.Images
+	imageSrv   *image.Service
+}
+
+func (d *Daemon) defaultCgroupParent() string {
+	if d.cfg.CgroupParent != "" {
+		return d.cfg.CgroupParent
+	}
+	if d.driver == cgroupsv2.DriverSystemd {
+		return "noded.slice"
+	}
+	return "/noded"
+}
+
+// assemble builds noded's services from its config. The returned cleanup closes what was opened.
+func (d *Daemon) assemble(ctx context.Context) (*services, error) {
+	s := &services{runtimes: map[string]ociruntime.Runtime{}}
+	var err error
+	if s.store, err = store.Open(d.db); err != nil {
+		return nil, err
+	}
+	if s.cni, err = cni.New(d.cfg.CNI.ConfDir, d.cfg.CNI.BinDirs, cni.WithCacheDir(filepath.Join(d.opts.Root, "cni"))); err != nil {
+		return nil, fmt.Errorf("cni: %w", err)
+	}
+	if s.snapshots, err = overlay.New(filepath.Join(d.opts.Root, "snapshots")); err != nil {
+		return nil, fmt.Errorf("snapshotter: %w", err)
+	}
+	if err := d.assembleImages(ctx, s); err != nil {
+		return nil, err
+	}
+	names := make([]string, 0, len(d.cfg.Runtimes))
+	for name := range d.cfg.Runtimes {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		rc := d.cfg.Runtimes[name]
+		path, err := exec.LookPath(rc.Path)
+		if err != nil {
+			klog.InfoS("runtime handler unavailable: binary not found", "handler", name, "path", rc.Path)
+			continue
+		}
+		if path, err = filepath.Abs(path); err != nil {
+			return nil, err
+		}
+		root := rc.Root
+		if root == "" {
+			root = filepath.Join(d.opts.State, "runtimes", name)
+		}
+		rt, err := ociruntime.New(ociruntime.Config{
+			Name: name, Path: path, Root: root, SystemdCgroup: d.driver == cgroupsv2.DriverSystemd,
+			ConmonPath: d.cfg.Conmon, ExitDir: filepath.Join(d.opts.State, "exits"),
+			PersistRoot: filepath.Join(d.opts.State, "persist"), SocketDir: filepath.Join(d.opts.State, "s"),
+		})
+		if err != nil {
+			return nil, fmt.Errorf("runtime handler %s: %w", name, err)
+		}
+		s.runtimes[name] = rt
+	}
+	if _, ok := s.runtimes[d.cfg.DefaultRuntime]; !ok {
+		return nil, fmt.Errorf("default runtime %q is not available (binary %q not found)", d.cfg.DefaultRuntime,
+			d.cfg.Runtimes[d.cfg.DefaultRuntime].Path)
+	}
+	host, err := oci.DetectHost()
+	if err != nil {
+		return nil, err
+	}
+	if s.containers, err = container.New(container.Config{
+		StateDir: d.opts.State, Store: s.store, Images: s.images, Snapshotter: s.snapshots, Runtimes: s.runtimes,
+		DefaultRuntime: d.cfg.DefaultRuntime, CgroupDriver: d.driver, Host: host, OnEvent: d.events.Publish,
+	}); err != nil {
+		return nil, fmt.Errorf("containers: %w", err)
+	}
+	if s.sandboxes, err = sandbox.New(sandbox.Config{
+		StateDir: d.opts.State, Store: s.store, Network: s.cni, DefaultCgroupParent: d.defaultCgroupParent(), Init: s.containers,
+		ValidHandler: func(h string) bool {
+			if h == "" {
+				return true
+			}
+			_, ok := s.runtimes[h]
+			return ok
+		},
+	}); err != nil {
+		return nil, fmt.Errorf("sandboxes: %w", err)
+	}
+	if s.watcher, err = ociruntime.NewWatcher(filepath.Join(d.opts.State, "exits")); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *services) close() {
+	if s.imageSrv != nil {
+		_ = s.imageSrv.Close()
+	}
+	if s.watcher != nil {
+		_ = s.watcher.Close()
+	}
+	if s.snapshots != nil {
+		_ = s.snapshots.Close()
+	}
+	if s.cni != nil {
+		_ = s.cni.Close()
+	}
+}
+
+// watchExits records container exits until the watcher closes.
+func (s *services) watchExits() {
+	for ev := range s.watcher.Events() {
+		s.containers.HandleExit(ev)
+	}
+}
+
+// recover reconciles the stored state with what exists after a (re)start: containers that exited while noded was
+// down get their exit recorded, and objects whose creation was cut short are rolled back.
+func (s *services) recover(ctx context.Context) {
+	s.containers.Recover(ctx)
+	s.sandboxes.Recover(ctx)
+}
+
+func (d *Daemon) runtimeHandlers(s *services) func(ctx context.Context) []cri.HandlerFeatures {
+	return func(ctx context.Context) []cri.HandlerFeatures {
+		var out []cri.HandlerFeatures
+		for name := range s.runtimes {
+			f, err := s.containers.Features(ctx, name)
+			if err != nil {
+				continue
+			}
+			out = append(out, cri.HandlerFeatures{Name: name, RecursiveReadOnly: f.RecursiveReadOnly, UserNamespaces: f.UserNamespaces})
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+		// The default handler is also reported under the empty name, as kubelet looks it up that way.
+		for _, h := range out {
+			if h.Name == d.cfg.DefaultRuntime {
+				h.Name = ""
+				out = append([]cri.HandlerFeatures{h}, out...)
+				break
+			}
+		}
+		return out
+	}
+}

@@ -1,0 +1,384 @@
+package image
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"time"
+
+	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/image/reference"
+	"github.com/noded/noded/image/registry"
+	"github.com/noded/noded/snapshotter"
+	digest "github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"k8s.io/klog/v2"
+)
+
+// Size limits of the JSON documents of an image.
+const (
+	maxManifestSize = 4 << 20
+	maxConfigSize   = 16 << 20
+	maxIndexDepth   = 4
+)
+
+// PullOptions configure one pull.
+type PullOptions struct {
+	// Auth are the credentials of the request (the CRI AuthConfig); see registry.Client for where they are sent.
+	Auth *Credentials
+}
+
+// doc is a manifest or index document as fetched.
+type doc struct {
+	desc registry.Descriptor
+	data []byte
+}
+
+// fetched is the result of fetching and unpacking one platform manifest: everything of the record but names.
+type fetched struct {
+	img Image
+}
+
+// Pull fetches ref (normalised: "busybox" is "docker.io/library/busybox:latest") for the node's platform,
+// unpacks its layers into the snapshotter and records the image under ref's tag (if any) and its digest
+// reference. Concurrent pulls of the same content share one download. The record is written in one
+// transaction after every layer is committed: an interrupted pull leaves no image behind.
+func (s *Service) Pull(ctx context.Context, ref string, opts PullOptions) (Image, error) {
+	r, err := reference.Parse(ref)
+	if err != nil {
+		return Image{}, err
+	}
+	s.gcMu.RLock()
+	img, err := s.pull(ctx, r, opts)
+	s.gcMu.RUnlock()
+	s.tryGC(context.WithoutCancel(ctx))
+	return img, err
+}
+
+func (s *Service) pull(ctx context.Context, r reference.Reference, opts PullOptions) (Image, error) {
+	log := klog.FromContext(ctx).WithValues("image", r.String())
+	start := time.Now()
+	repo, desc, data, err := s.client.Resolve(ctx, r, opts.Auth)
+	if err != nil {
+		return Image{}, err
+	}
+	docs := []doc{{desc, data}}
+	for depth := 0; ; depth++ {
+		kind, err := classifyDoc(desc.MediaType, data)
+		if err != nil {
+			return Image{}, fmt.Errorf("pull %s: %w", r, err)
+		}
+		if kind == docManifest {
+			break
+		}
+		if depth == maxIndexDepth {
+			return Image{}, errdefs.InvalidArgument("pull %s: image indexes nested too deeply", r)
+		}
+		child, err := pickManifest(data, s.opts.Platform)
+		if err != nil {
+			return Image{}, fmt.Errorf("pull %s: %w", r, err)
+		}
+		if child.Size > maxManifestSize {
+			return Image{}, errdefs.InvalidArgument("pull %s: manifest %s too large", r, child.Digest)
+		}
+		desc, data, err = repo.Manifest(ctx, child.Digest)
+		if err != nil {
+			return Image{}, fmt.Errorf("pull %s: %w", r, err)
+		}
+		docs = append(docs, doc{desc, data})
+	}
+	for _, d := range docs {
+		if err := s.storeBytes(d.desc.Digest, d.data); err != nil {
+			return Image{}, err
+		}
+	}
+	f, err := s.pulls.do(ctx, desc.Digest.String(), func(ctx context.Context) (*fetched, error) {
+		return s.fetch(ctx, repo, desc, data)
+	})
+	if err != nil {
+		return Image{}, fmt.Errorf("pull %s from %s: %w", r, repo.Endpoint(), err)
+	}
+	rec := f.img // shared with other callers of the flight: copy what is changed
+	rec.Blobs = slices.Clone(rec.Blobs)
+	for _, d := range docs {
+		rec.Blobs = append(rec.Blobs, d.desc.Digest.String())
+	}
+	slices.Sort(rec.Blobs)
+	rec.Blobs = slices.Compact(rec.Blobs)
+	rec.Pulled = time.Now()
+	names := []string{r.WithDigest(docs[0].desc.Digest)}
+	if t := r.Tagged(); t != "" {
+		names = append(names, t)
+	}
+	out, err := s.meta.commit(&rec, names)
+	if err != nil {
+		return Image{}, err
+	}
+	log.V(2).Info("pulled image", "id", out.ID, "from", repo.Endpoint(), "size", out.Size, "duration", time.Since(start))
+	return out, nil
+}
+
+// storeBytes writes a small document to the content store (if absent), verifying its digest.
+func (s *Service) storeBytes(d digest.Digest, data []byte) error {
+	if s.content.Exists(d, int64(len(data))) {
+		return nil
+	}
+	w, err := s.content.NewWriter(d, int64(len(data)))
+	if err != nil {
+		return err
+	}
+	if _, err := w.Write(data); err != nil {
+		w.Abort()
+		return fmt.Errorf("store blob %s: %w", d, err)
+	}
+	return w.Commit()
+}
+
+// fetch downloads the config and layers of manifest mdesc and unpacks the layers. Layers download in parallel
+// (up to the configured limit); each is unpacked as soon as its parent is committed, reading the blob as it
+// arrives in the content store, so decompression and unpacking overlap the download.
+func (s *Service) fetch(ctx context.Context, repo *registry.Repository, mdesc registry.Descriptor, mdata []byte) (*fetched, error) {
+	m, err := parseManifest(mdata)
+	if err != nil {
+		return nil, err
+	}
+	cdesc := registry.Descriptor{MediaType: m.Config.MediaType, Digest: m.Config.Digest, Size: m.Config.Size}
+	cdata, err := s.content.ReadAll(cdesc.Digest)
+	if err != nil {
+		if cdata, err = repo.ReadBlob(ctx, cdesc, maxConfigSize); err != nil {
+			return nil, fmt.Errorf("image config %s: %w", cdesc.Digest, err)
+		}
+		if err := s.storeBytes(cdesc.Digest, cdata); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := parseConfig(cdata)
+	if err != nil {
+		return nil, err
+	}
+	if len(cfg.RootFS.DiffIDs) != len(m.Layers) {
+		return nil, errdefs.InvalidArgument("image config lists %d layers but the manifest %d", len(cfg.RootFS.DiffIDs), len(m.Layers))
+	}
+	chain := ChainIDs(cfg.RootFS.DiffIDs)
+	img := Image{
+		ID:       cdesc.Digest.String(),
+		Size:     cdesc.Size,
+		Config:   runtimeConfig(cfg.Config),
+		Manifest: Descriptor{MediaType: mdesc.MediaType, Digest: mdesc.Digest, Size: mdesc.Size},
+		Blobs:    []string{cdesc.Digest.String(), mdesc.Digest.String()},
+		Platform: Platform{cfg.OS, cfg.Architecture, cfg.Variant}.String(),
+	}
+	if cfg.Created != nil {
+		img.Created = *cfg.Created
+	}
+	for i, l := range m.Layers {
+		img.Layers = append(img.Layers, Layer{
+			Descriptor: Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size},
+			DiffID:     cfg.RootFS.DiffIDs[i],
+			ChainID:    chain[i],
+		})
+		img.Size += l.Size
+		img.Blobs = append(img.Blobs, l.Digest.String())
+	}
+	if err := s.unpackAll(ctx, repo, img.Layers); err != nil {
+		return nil, err
+	}
+	return &fetched{img: img}, nil
+}
+
+func runtimeConfig(c ocispec.ImageConfig) Config {
+	out := Config{
+		User: c.User, Env: c.Env, Entrypoint: c.Entrypoint, Cmd: c.Cmd, WorkingDir: c.WorkingDir,
+		StopSignal: c.StopSignal, Labels: c.Labels,
+	}
+	for v := range c.Volumes {
+		out.Volumes = append(out.Volumes, v)
+	}
+	slices.Sort(out.Volumes)
+	for p := range c.ExposedPorts {
+		out.ExposedPorts = append(out.ExposedPorts, p)
+	}
+	slices.Sort(out.ExposedPorts)
+	return out
+}
+
+// unpackAll makes sure every layer is a committed snapshot and its blob is in the content store.
+func (s *Service) unpackAll(ctx context.Context, repo *registry.Repository, layers []Layer) error {
+	lctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ready := make([]chan struct{}, len(layers))
+	errs := make([]error, len(layers))
+	for i := range layers {
+		ready[i] = make(chan struct{})
+	}
+	for i := range layers {
+		go func() {
+			defer close(ready[i])
+			var parent chan struct{}
+			if i > 0 {
+				parent = ready[i-1]
+			}
+			if errs[i] = s.ensureLayer(lctx, repo, layers, i, parent); errs[i] != nil {
+				cancel()
+			}
+		}()
+	}
+	for i := range ready {
+		<-ready[i]
+	}
+	// Report the first real failure, not the cancellations it caused.
+	for _, err := range errs {
+		if err != nil && !errors.Is(err, errParentFailed) && !errors.Is(err, context.Canceled) {
+			return err
+		}
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+var errParentFailed = errors.New("parent layer failed")
+
+// ensureLayer gets layer i into the snapshotter once its parent (signalled by parent) is committed.
+func (s *Service) ensureLayer(ctx context.Context, repo *registry.Repository, layers []Layer, i int, parent <-chan struct{}) error {
+	l := layers[i]
+	desc := registry.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}
+	// Start the download now, while the layers below are still unpacking.
+	dl := s.downloads.acquire(desc, repo)
+	defer s.downloads.release(dl)
+	if parent != nil {
+		select {
+		case <-parent:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if ctx.Err() != nil {
+			return errParentFailed
+		}
+	}
+	parentKey := ""
+	if i > 0 {
+		parentKey = layers[i-1].ChainID.String()
+	}
+	_, err := s.layers.do(ctx, l.ChainID.String(), func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, s.unpackLayer(ctx, repo, l, parentKey)
+	})
+	if err != nil {
+		return fmt.Errorf("layer %d (%s): %w", i, l.Digest, err)
+	}
+	// The snapshot may have existed already: the blob is still kept in the content store.
+	if err := dl.wait(ctx); err != nil {
+		return fmt.Errorf("layer %d (%s): %w", i, l.Digest, err)
+	}
+	return nil
+}
+
+// committed reports whether the committed snapshot key exists.
+func (s *Service) committed(ctx context.Context, key string) (bool, error) {
+	info, err := s.sn.Stat(ctx, key)
+	if errdefs.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return info.Kind == snapshotter.KindCommitted, nil
+}
+
+// unpackLayer applies layer l on parentKey and commits it as l.ChainID, unless that snapshot exists. The
+// compressed stream is read from the content store as it is written there; the digest of the uncompressed
+// stream must equal l.DiffID and the download must verify, else the snapshot is discarded.
+func (s *Service) unpackLayer(ctx context.Context, repo *registry.Repository, l Layer, parentKey string) (retErr error) {
+	if ok, err := s.committed(ctx, l.ChainID.String()); err != nil || ok {
+		return err
+	}
+	dl := s.downloads.acquire(registry.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}, repo)
+	defer s.downloads.release(dl)
+	rc, err := dl.open(ctx, s.content)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+
+	key := unpackKeyPrefix + randomHex()
+	mounts, err := s.sn.Prepare(ctx, key, parentKey, snapshotter.WithLabels(map[string]string{labelUnpack: l.ChainID.String()}))
+	if err != nil {
+		return fmt.Errorf("prepare snapshot: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			if err := s.sn.Remove(context.WithoutCancel(ctx), key); err != nil && !errdefs.IsNotFound(err) {
+				klog.FromContext(ctx).Error(err, "removing unpack snapshot", "key", key)
+			}
+		}
+	}()
+
+	dec, err := decompress(l.MediaType, rc)
+	if err != nil {
+		return firstErr(dl.failed(), err)
+	}
+	defer dec.Close()
+	diff := digest.SHA256.Digester()
+	tee := io.TeeReader(dec, diff.Hash())
+	if _, err := s.apply(ctx, key, mounts, tee); err != nil {
+		return firstErr(dl.failed(), fmt.Errorf("apply: %w", err))
+	}
+	// The tar may end before the stream does (padding): hash the rest too.
+	if _, err := io.Copy(io.Discard, tee); err != nil {
+		return firstErr(dl.failed(), fmt.Errorf("decompress: %w", err))
+	}
+	if err := dl.wait(ctx); err != nil {
+		return err
+	}
+	if got := diff.Digest(); got != l.DiffID {
+		return errdefs.InvalidArgument("layer diff ID mismatch: got %s, the image config says %s", got, l.DiffID)
+	}
+	err = s.sn.Commit(ctx, l.ChainID.String(), key, snapshotter.WithLabels(map[string]string{LabelLayer: l.DiffID.String()}))
+	if errdefs.IsAlreadyExists(err) {
+		// Committed meanwhile by someone else: that snapshot serves, ours goes.
+		if rerr := s.sn.Remove(ctx, key); rerr != nil && !errdefs.IsNotFound(rerr) {
+			klog.FromContext(ctx).Error(rerr, "removing unpack snapshot", "key", key)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("commit snapshot %s: %w", l.ChainID, err)
+	}
+	return nil
+}
+
+func (s *Service) apply(ctx context.Context, key string, mounts []snapshotter.Mount, r io.Reader) (int64, error) {
+	if da, ok := s.sn.(snapshotter.DirectApplier); ok {
+		return da.ApplyLayer(ctx, key, r)
+	}
+	if s.opts.Apply != nil {
+		return s.opts.Apply(ctx, key, mounts, r)
+	}
+	return 0, errdefs.NotImplemented("the snapshotter cannot apply layers and no Apply function is configured")
+}
+
+// firstErr prefers the download's error (the cause) over the error it produced downstream.
+func firstErr(cause, err error) error {
+	if cause != nil {
+		return cause
+	}
+	return err
+}
+
+func randomHex() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+func digestOf(id string) digest.Digest { return digest.Digest(id) }

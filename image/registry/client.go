@@ -1,0 +1,349 @@
+// Package registry pulls manifests and blobs from OCI/Docker registries, built on go-containerregistry's
+// transport (ping, basic and bearer-token authentication) with noded's own endpoint selection: per-host mirrors
+// tried in order, then the host itself unless mirrors-only; plain http only where an endpoint says http://.
+// Blob transfers retry transient failures, resume with Range requests and abort a transfer that stalls.
+package registry
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
+	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/image/reference"
+	digest "github.com/opencontainers/go-digest"
+)
+
+// Descriptor identifies a manifest or blob.
+type Descriptor struct {
+	MediaType string
+	Digest    digest.Digest
+	Size      int64
+}
+
+// Client pulls from registries. It is safe for concurrent use and reuses connections across pulls.
+type Client struct {
+	cfg  Config
+	opts Options
+
+	mu         sync.Mutex
+	transports map[bool]*http.Transport // by skipVerify
+}
+
+// New returns a client for the configuration cfg.
+func New(cfg Config, opts Options) (*Client, error) {
+	ncfg, err := cfg.Normalize()
+	if err != nil {
+		return nil, err
+	}
+	return &Client{cfg: ncfg, opts: opts.withDefaults(), transports: map[bool]*http.Transport{}}, nil
+}
+
+// Close releases idle connections.
+func (c *Client) Close() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, t := range c.transports {
+		t.CloseIdleConnections()
+	}
+}
+
+func (c *Client) baseTransport(skipVerify bool) *http.Transport {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.transports[skipVerify]; ok {
+		return t
+	}
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.ResponseHeaderTimeout = c.opts.StallTimeout
+	if skipVerify {
+		t.TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // configured per host by the admin
+	}
+	c.transports[skipVerify] = t
+	return t
+}
+
+// endpoints lists where ref's repository can be pulled from, in order.
+func (c *Client) endpoints(ref reference.Reference) []endpoint {
+	hc := c.cfg.Hosts[ref.Domain]
+	var eps []endpoint
+	for _, m := range hc.Mirrors {
+		ep, err := parseEndpoint(m) // validated by Normalize
+		if err == nil {
+			eps = append(eps, ep)
+		}
+	}
+	if !hc.MirrorsOnly {
+		eps = append(eps, endpoint{host: upstreamHost(ref.Domain), plainHTTP: hc.PlainHTTP, skipVerify: hc.SkipVerify})
+	}
+	return eps
+}
+
+// authFor picks the credentials for an endpoint: the request's when they are for this registry (their server
+// address is empty and the endpoint is the registry itself, or the address names the endpoint's host), else the
+// configured ones of the endpoint's host (or, for the registry itself, of the reference's domain).
+// Credentials given for a registry are never sent to a mirror unless addressed to it.
+func (c *Client) authFor(ref reference.Reference, ep endpoint, creds *Credentials) authn.Authenticator {
+	if !creds.Empty() {
+		sa := serverAddressHost(creds.ServerAddress)
+		if (sa == "" && !ep.mirror) || sa == canonicalHost(ep.host) || (!ep.mirror && sa == ref.Domain) {
+			return toAuthn(creds)
+		}
+	}
+	if hc, ok := c.cfg.Hosts[canonicalHost(ep.host)]; ok && !hc.Auth.Empty() {
+		return toAuthn(hc.Auth)
+	}
+	if !ep.mirror {
+		if hc, ok := c.cfg.Hosts[ref.Domain]; ok && !hc.Auth.Empty() {
+			return toAuthn(hc.Auth)
+		}
+	}
+	return authn.Anonymous
+}
+
+func toAuthn(c *Credentials) authn.Authenticator {
+	return authn.FromConfig(authn.AuthConfig{
+		Username: c.Username, Password: c.Password, Auth: c.Auth,
+		IdentityToken: c.IdentityToken, RegistryToken: c.RegistryToken,
+	})
+}
+
+// Repository is an authenticated connection to one repository on one endpoint.
+type Repository struct {
+	client *Client
+	ep     endpoint
+	repo   name.Repository
+	rt     http.RoundTripper
+	ref    reference.Reference
+}
+
+// Endpoint describes where the repository is served from, e.g. "http://127.0.0.1:5000/prefix".
+func (r *Repository) Endpoint() string { return r.ep.String() }
+
+// Name is the repository as the endpoint knows it, e.g. "127.0.0.1:5000/library/busybox".
+func (r *Repository) Name() string { return r.repo.Name() }
+
+// Resolve finds the manifest (or index) ref names, trying each endpoint of its host in order, and returns the
+// repository that served it with the manifest's descriptor and bytes. Errors carry errdefs kinds: NotFound
+// for an unknown image, Unauthenticated/PermissionDenied for refused credentials, Unavailable for an
+// unreachable registry; with several endpoints the kind is that of the last one tried.
+func (c *Client) Resolve(ctx context.Context, ref reference.Reference, creds *Credentials) (*Repository, Descriptor, []byte, error) {
+	var errs []string
+	var last error
+	for _, ep := range c.endpoints(ref) {
+		repo, err := c.connect(ctx, ref, ep, creds)
+		if err == nil {
+			var desc Descriptor
+			var data []byte
+			desc, data, err = repo.manifest(ctx, ref.Object())
+			if err == nil {
+				if ref.Digest != "" && desc.Digest != ref.Digest {
+					err = errdefs.InvalidArgument("manifest digest mismatch: got %s, want %s", desc.Digest, ref.Digest)
+				} else {
+					return repo, desc, data, nil
+				}
+			}
+		}
+		if ctx.Err() != nil {
+			return nil, Descriptor{}, nil, ctx.Err()
+		}
+		last = err
+		errs = append(errs, fmt.Sprintf("%s: %v", ep, err))
+	}
+	if last == nil {
+		return nil, Descriptor{}, nil, errdefs.Unavailable("no endpoint configured for %s", ref.Domain)
+	}
+	if len(errs) == 1 {
+		return nil, Descriptor{}, nil, fmt.Errorf("pull %s: %w", ref, last)
+	}
+	return nil, Descriptor{}, nil, fmt.Errorf("pull %s: every endpoint failed (%s): %w", ref, strings.Join(errs[:len(errs)-1], "; "), last)
+}
+
+// connect pings the endpoint and sets up authentication for pulling the repository.
+func (c *Client) connect(ctx context.Context, ref reference.Reference, ep endpoint, creds *Credentials) (*Repository, error) {
+	path := ref.Path
+	if ep.prefix != "" {
+		path = ep.prefix + "/" + path
+	}
+	var opts []name.Option
+	if ep.plainHTTP {
+		opts = append(opts, name.Insecure)
+	}
+	repo, err := name.NewRepository(ep.host+"/"+path, opts...)
+	if err != nil {
+		return nil, errdefs.InvalidArgument("repository %s on %s: %v", path, ep, err)
+	}
+	var rt http.RoundTripper = &schemeEnforcer{host: ep.host, plainHTTP: ep.plainHTTP, inner: c.baseTransport(ep.skipVerify)}
+	rt = transport.NewUserAgent(rt, c.opts.UserAgent)
+	rt = transport.NewRetry(rt,
+		transport.WithRetryBackoff(transport.Backoff{Duration: c.opts.Backoff, Factor: 2, Jitter: 0.1, Steps: c.opts.Attempts}),
+		transport.WithRetryPredicate(transient),
+		transport.WithRetryStatusCodes(http.StatusRequestTimeout, http.StatusTooManyRequests, http.StatusInternalServerError,
+			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout))
+	authed, err := transport.NewWithContext(ctx, repo.Registry, c.authFor(ref, ep, creds), rt, []string{repo.Scope(transport.PullScope)})
+	if err != nil {
+		return nil, classify(err)
+	}
+	return &Repository{client: c, ep: ep, repo: repo, rt: authed, ref: ref}, nil
+}
+
+// Manifest fetches the manifest with digest d (a child of an index) and verifies it.
+func (r *Repository) Manifest(ctx context.Context, d digest.Digest) (Descriptor, []byte, error) {
+	desc, data, err := r.manifest(ctx, d.String())
+	if err != nil {
+		return Descriptor{}, nil, fmt.Errorf("manifest %s from %s: %w", d, r.ep, err)
+	}
+	if desc.Digest != d {
+		return Descriptor{}, nil, errdefs.InvalidArgument("manifest digest mismatch from %s: got %s, want %s", r.ep, desc.Digest, d)
+	}
+	return desc, data, nil
+}
+
+func (r *Repository) manifest(ctx context.Context, object string) (Descriptor, []byte, error) {
+	var ref name.Reference
+	if strings.Contains(object, ":") {
+		ref = r.repo.Digest(object)
+	} else {
+		ref = r.repo.Tag(object)
+	}
+	d, err := remote.Get(ref, remote.WithTransport(r.rt), remote.WithContext(ctx))
+	if err != nil {
+		return Descriptor{}, nil, classify(err)
+	}
+	// The digest is computed locally from the bytes, never taken from the registry's headers.
+	return Descriptor{MediaType: string(d.MediaType), Digest: digest.FromBytes(d.Manifest), Size: int64(len(d.Manifest))}, d.Manifest, nil
+}
+
+// ReadBlob fetches a small blob (at most limit bytes) and verifies its digest and size.
+func (r *Repository) ReadBlob(ctx context.Context, desc Descriptor, limit int64) ([]byte, error) {
+	if desc.Size > limit {
+		return nil, errdefs.InvalidArgument("blob %s too large: %d bytes (limit %d)", desc.Digest, desc.Size, limit)
+	}
+	rc, err := r.OpenBlob(ctx, desc)
+	if err != nil {
+		return nil, err
+	}
+	defer rc.Close()
+	data, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) != desc.Size {
+		return nil, errdefs.InvalidArgument("blob %s: size mismatch: got %d bytes, expected %d", desc.Digest, len(data), desc.Size)
+	}
+	if got := desc.Digest.Algorithm().FromBytes(data); got != desc.Digest {
+		return nil, errdefs.InvalidArgument("blob digest mismatch: got %s, expected %s", got, desc.Digest)
+	}
+	return data, nil
+}
+
+// schemeEnforcer sends every request to the endpoint's host with the configured scheme. go-containerregistry
+// uses plain http for loopback and private addresses on its own; noded only does where the config says so.
+type schemeEnforcer struct {
+	host      string
+	plainHTTP bool
+	inner     http.RoundTripper
+}
+
+func (s *schemeEnforcer) RoundTrip(req *http.Request) (*http.Response, error) {
+	want := "https"
+	if s.plainHTTP {
+		want = "http"
+	}
+	if sameHost(req.URL.Host, s.host) && req.URL.Scheme != want {
+		r2 := req.Clone(req.Context())
+		r2.URL.Scheme = want
+		return s.inner.RoundTrip(r2)
+	}
+	return s.inner.RoundTrip(req)
+}
+
+func sameHost(a, b string) bool {
+	strip := func(h string) string {
+		h = strings.TrimSuffix(h, ":443")
+		return strings.TrimSuffix(h, ":80")
+	}
+	return strings.EqualFold(strip(a), strip(b))
+}
+
+var errStalled = errors.New("transfer stalled")
+
+// transient reports whether a failed request or transfer is worth retrying.
+func transient(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		return te.Temporary()
+	}
+	if errors.Is(err, errStalled) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) ||
+		errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// classify gives registry errors their errdefs kind.
+func classify(err error) error {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	var te *transport.Error
+	if errors.As(err, &te) {
+		has := func(codes ...transport.ErrorCode) bool {
+			for _, d := range te.Errors {
+				for _, c := range codes {
+					if d.Code == c {
+						return true
+					}
+				}
+			}
+			return false
+		}
+		switch {
+		case te.StatusCode == http.StatusUnauthorized || has(transport.UnauthorizedErrorCode):
+			return errdefs.Unauthenticated("registry refused the credentials or requires authentication: %v", err)
+		case te.StatusCode == http.StatusForbidden || has(transport.DeniedErrorCode):
+			return errdefs.PermissionDenied("registry denied access: %v", err)
+		case te.StatusCode == http.StatusNotFound || has(transport.ManifestUnknownErrorCode, transport.NameUnknownErrorCode, transport.BlobUnknownErrorCode):
+			return errdefs.NotFound("not found in registry: %v", err)
+		case te.StatusCode == http.StatusTooManyRequests || has(transport.TooManyRequestsErrorCode):
+			return errdefs.ResourceExhausted("registry rate limit: %v", err)
+		case te.StatusCode >= 500:
+			return errdefs.Unavailable("registry error: %v", err)
+		}
+		return fmt.Errorf("registry: %w", err)
+	}
+	var ne net.Error
+	var oe *net.OpError
+	if errors.As(err, &oe) || errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) {
+		return errdefs.Unavailable("registry unreachable: %v", err)
+	}
+	return err
+}
+
+// sleepCtx waits d or until ctx is done.
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,152 @@
+package framework
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// Network is a CNI config of the test's own: a bridge and subnet no other test or the host uses, IPAM state in
+// the test's dir. Its cleanup deletes the bridge, the iptables rules and chains that appeared while it existed,
+// and restores net.ipv4.ip_forward.
+type Network struct {
+	ConfDir string
+	Bridge  string
+	Subnet  string
+}
+
+// NewNetwork writes a bridge + host-local + portmap conflist for bridge and subnet (e.g. "nodedit0",
+// "10.251.0.0/24") and registers cleanup on t.
+func NewNetwork(t testing.TB, bridge, subnet string) *Network {
+	t.Helper()
+	RequireRoot(t)
+	dir := t.TempDir()
+	n := &Network{ConfDir: filepath.Join(dir, "net.d"), Bridge: bridge, Subnet: subnet}
+	if err := os.MkdirAll(n.ConfDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`{
+  "cniVersion": "1.0.0",
+  "name": "noded-it-%[1]s",
+  "plugins": [
+    {"type": "bridge", "bridge": %[1]q, "isGateway": true, "ipMasq": true, "hairpinMode": true,
+     "ipam": {"type": "host-local", "ranges": [[{"subnet": %[2]q}]], "routes": [{"dst": "0.0.0.0/0"}],
+              "dataDir": %[3]q}},
+    {"type": "portmap", "capabilities": {"portMappings": true}, "snat": true},
+    {"type": "loopback"}
+  ]
+}`, bridge, subnet, filepath.Join(dir, "ipam"))
+	if err := os.WriteFile(filepath.Join(n.ConfDir, "10-test.conflist"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	before := iptablesSnapshot()
+	forward, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
+	t.Cleanup(func() {
+		_ = exec.Command("ip", "link", "del", bridge).Run()
+		restoreIptables(t, before)
+		if len(forward) > 0 {
+			_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", forward, 0o644)
+		}
+	})
+	return n
+}
+
+var iptTables = []string{"nat", "filter", "mangle"}
+
+// iptablesSnapshot returns, per table, the set of chains and rules (iptables-save lines).
+func iptablesSnapshot() map[string]map[string]bool {
+	out := map[string]map[string]bool{}
+	for _, tbl := range iptTables {
+		b, err := exec.Command("iptables-save", "-t", tbl).Output()
+		if err != nil {
+			continue
+		}
+		set := map[string]bool{}
+		for _, l := range strings.Split(string(b), "\n") {
+			switch {
+			case strings.HasPrefix(l, ":"):
+				set[strings.Fields(l)[0]] = true
+			case strings.HasPrefix(l, "-A "):
+				set[l] = true
+			}
+		}
+		out[tbl] = set
+	}
+	return out
+}
+
+// IptablesAdded lists the rules and chains present now that were not in before.
+func IptablesAdded(before map[string]map[string]bool) []string {
+	var added []string
+	now := iptablesSnapshot()
+	for tbl, set := range now {
+		for l := range set {
+			if !before[tbl][l] {
+				added = append(added, tbl+": "+l)
+			}
+		}
+	}
+	return added
+}
+
+// IptablesSnapshot is iptablesSnapshot for tests that compare before and after.
+func IptablesSnapshot() map[string]map[string]bool { return iptablesSnapshot() }
+
+func restoreIptables(t testing.TB, before map[string]map[string]bool) {
+	now := iptablesSnapshot()
+	for tbl, set := range now {
+		var chains []string
+		for l := range set {
+			if before[tbl][l] {
+				continue
+			}
+			if strings.HasPrefix(l, "-A ") {
+				args := append([]string{"-t", tbl, "-D"}, splitRule(strings.TrimPrefix(l, "-A "))...)
+				if out, err := exec.Command("iptables", args...).CombinedOutput(); err != nil {
+					t.Logf("cleanup: iptables %v: %v %s", args, err, out)
+				}
+			} else {
+				chains = append(chains, strings.TrimPrefix(l, ":"))
+			}
+		}
+		for _, c := range chains {
+			_ = exec.Command("iptables", "-t", tbl, "-F", c).Run()
+		}
+		for _, c := range chains {
+			if out, err := exec.Command("iptables", "-t", tbl, "-X", c).CombinedOutput(); err != nil {
+				t.Logf("cleanup: iptables -t %s -X %s: %v %s", tbl, c, err, out)
+			}
+		}
+	}
+}
+
+// splitRule splits an iptables-save rule into arguments, honouring double quotes.
+func splitRule(s string) []string {
+	var args []string
+	var cur strings.Builder
+	inQuote := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == '\\' && inQuote && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+		case c == '"':
+			inQuote = !inQuote
+		case c == ' ' && !inQuote:
+			if cur.Len() > 0 {
+				args = append(args, cur.String())
+				cur.Reset()
+			}
+		default:
+			cur.WriteByte(c)
+		}
+	}
+	if cur.Len() > 0 {
+		args = append(args, cur.String())
+	}
+	return args
+}

@@ -1,0 +1,113 @@
+package ociruntime
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// waitProcessExit waits until pid (not necessarily our child) has exited, using a pidfd so
+// that no polling is needed. It returns nil if the process does not exist.
+func waitProcessExit(ctx context.Context, pid int, timeout time.Duration) error {
+	fd, err := unix.PidfdOpen(pid, 0)
+	if errors.Is(err, unix.ESRCH) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("pidfd_open %d: %w", pid, err)
+	}
+	defer unix.Close(fd)
+	deadline := time.Now().Add(timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	for {
+		// Poll in short slices so that ctx cancellation is noticed.
+		wait := min(time.Until(deadline), 100*time.Millisecond)
+		if wait <= 0 {
+			return fmt.Errorf("process %d still running: %w", pid, context.DeadlineExceeded)
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, int(wait.Milliseconds())+1)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return fmt.Errorf("poll pidfd %d: %w", pid, err)
+		}
+		if n > 0 {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
+}
+
+// descendants lists the PIDs whose ancestry leads to root (excluding root), from /proc.
+func descendants(root int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if ppid := parentPID(pid); ppid > 0 {
+			children[ppid] = append(children[ppid], pid)
+		}
+	}
+	var out []int
+	queue := []int{root}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
+
+// parentPID reads the PPid of pid from /proc/<pid>/stat (0 if unknown).
+func parentPID(pid int) int {
+	data, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name is in parentheses and may contain spaces: parse after the last ')'.
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(s[i+1:])
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
+}
+
+// killTree sends SIGKILL to pid and all its descendants. The descendants are stopped first
+// so that none can fork away between listing and killing.
+func killTree(pid int) {
+	_ = unix.Kill(pid, unix.SIGSTOP)
+	kids := descendants(pid)
+	for _, c := range kids {
+		_ = unix.Kill(c, unix.SIGSTOP)
+	}
+	// Pick up anything forked before the stops landed.
+	kids = append(kids, descendants(pid)...)
+	_ = unix.Kill(pid, unix.SIGKILL)
+	for _, c := range kids {
+		_ = unix.Kill(c, unix.SIGKILL)
+	}
+}

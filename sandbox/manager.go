@@ -1,0 +1,512 @@
+// Package sandbox runs pod sandboxes: a set of namespaces (net, ipc, uts; pid when the pod asks) pinned by bind
+// mounts, the pod's /etc files and /dev/shm, and its network set up through CNI. There is no infra container.
+package sandbox
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/noded/noded/cni"
+	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/internal/keymutex"
+	"github.com/noded/noded/sandbox/nsutil"
+	"github.com/noded/noded/sandbox/podfiles"
+	"github.com/noded/noded/store"
+)
+
+// DefaultShmSize is the size of a pod's /dev/shm.
+const DefaultShmSize = 64 << 20
+
+// Network is the CNI side of a sandbox (implemented by *cni.Manager).
+type Network interface {
+	Setup(ctx context.Context, pn cni.PodNetwork) (*cni.Result, error)
+	Teardown(ctx context.Context, pn cni.PodNetwork, cachedResult []byte) error
+}
+
+// PodInit runs the init process of pods that share a PID namespace.
+type PodInit interface {
+	StartPodInit(ctx context.Context, sb *store.Sandbox) (pid int, err error)
+	StopPodInit(ctx context.Context, sb *store.Sandbox) error
+}
+
+// Config configures a Manager.
+type Config struct {
+	StateDir            string // pods live under <StateDir>/pods, pins under <StateDir>/ns
+	Store               *store.Store
+	Network             Network
+	DefaultCgroupParent string
+	// Init starts the init of pods with a pod-wide PID namespace.
+	Init PodInit
+	// ValidHandler reports whether a runtime handler name is configured ("" is the default handler).
+	ValidHandler func(string) bool
+}
+
+// Manager runs pod sandboxes.
+type Manager struct {
+	cfg     Config
+	podsDir string
+	nsDir   string
+	locks   keymutex.KeyMutex
+}
+
+// New prepares the state dirs and returns a Manager.
+func New(cfg Config) (*Manager, error) {
+	m := &Manager{cfg: cfg, podsDir: filepath.Join(cfg.StateDir, "pods"), nsDir: filepath.Join(cfg.StateDir, "ns")}
+	if err := os.MkdirAll(m.podsDir, 0o711); err != nil {
+		return nil, err
+	}
+	if err := nsutil.PrepareRoot(m.nsDir); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Lock serialises operations on one sandbox; callers that combine sandbox and container work hold it.
+func (m *Manager) Lock(id string) func() { return m.locks.Lock(id) }
+
+// UniqueName is the name a sandbox is reserved under: one per pod attempt.
+func UniqueName(md *runtimeapi.PodSandboxMetadata) string {
+	return fmt.Sprintf("%s_%s_%s_%d", md.GetName(), md.GetNamespace(), md.GetUid(), md.GetAttempt())
+}
+
+var hostnameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+
+func (m *Manager) validate(cfg *runtimeapi.PodSandboxConfig, handler string) error {
+	md := cfg.GetMetadata()
+	if md == nil || md.Name == "" || md.Namespace == "" || md.Uid == "" {
+		return errdefs.InvalidArgument("sandbox metadata name, namespace and uid are required")
+	}
+	for _, s := range []string{md.Name, md.Namespace, md.Uid} {
+		if strings.ContainsAny(s, "/\x00") || s == "." || s == ".." {
+			return errdefs.InvalidArgument("sandbox metadata %q contains an invalid character", s)
+		}
+	}
+	if h := cfg.GetHostname(); h != "" && (len(h) > 253 || !hostnameRE.MatchString(h)) {
+		return errdefs.InvalidArgument("hostname %q is not a valid DNS name", h)
+	}
+	if m.cfg.ValidHandler != nil && !m.cfg.ValidHandler(handler) {
+		return errdefs.InvalidArgument("runtime handler %q is not configured", handler)
+	}
+	if dns := cfg.GetDnsConfig(); dns != nil {
+		if err := podfiles.ValidateDNS(&podfiles.DNSConfig{Servers: dns.Servers, Searches: dns.Searches, Options: dns.Options}); err != nil {
+			return err
+		}
+	}
+	for k := range cfg.GetLinux().GetSysctls() {
+		if _, err := nsutil.SysctlNamespace(k); err != nil {
+			return err
+		}
+	}
+	if p := cfg.GetLinux().GetCgroupParent(); p != "" && strings.Contains(p, "..") {
+		return errdefs.InvalidArgument("cgroup parent %q must not contain ..", p)
+	}
+	if cfg.GetLogDirectory() != "" && !filepath.IsAbs(cfg.GetLogDirectory()) {
+		return errdefs.InvalidArgument("log directory %q must be absolute", cfg.GetLogDirectory())
+	}
+	return nil
+}
+
+// Run creates and starts a sandbox. A retry for a sandbox whose first creation finished after its caller gave
+// up gets that sandbox; any other reuse of a live name is AlreadyExists.
+func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
+	if err := m.validate(cfg, handler); err != nil {
+		return "", err
+	}
+	name := UniqueName(cfg.GetMetadata())
+	if old, ok := m.cfg.Store.SandboxByName(name); ok {
+		if old.Orphaned && old.State == store.SandboxReady {
+			if _, err := m.cfg.Store.UpdateSandbox(old.ID, func(s *store.Sandbox) error { s.Orphaned = false; return nil }); err != nil {
+				return "", err
+			}
+			klog.InfoS("handing a sandbox created for an abandoned request to its retry", "podSandboxID", old.ID, "name", name)
+			return old.ID, nil
+		}
+		return "", errdefs.AlreadyExists("pod sandbox name %q is reserved by %s", name, old.ID)
+	}
+
+	id := store.NewID()
+	unlock := m.locks.Lock(id)
+	defer unlock()
+	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
+	sb := &store.Sandbox{
+		ID:             id,
+		Name:           name,
+		Config:         cfg,
+		RuntimeHandler: handler,
+		State:          store.SandboxCreating,
+		CreatedAt:      time.Now().UnixNano(),
+		Dir:            filepath.Join(m.podsDir, id),
+		HostNetwork:    nsOpts.GetNetwork() == runtimeapi.NamespaceMode_NODE,
+		HostIPC:        nsOpts.GetIpc() == runtimeapi.NamespaceMode_NODE,
+		HostPID:        nsOpts.GetPid() == runtimeapi.NamespaceMode_NODE,
+		PodPID:         nsOpts.GetPid() == runtimeapi.NamespaceMode_POD,
+		CgroupParent:   cfg.GetLinux().GetCgroupParent(),
+		Namespaces:     map[string]string{},
+	}
+	if sb.CgroupParent == "" {
+		sb.CgroupParent = m.cfg.DefaultCgroupParent
+	}
+	// Intent first: a crash after this point leaves a record that recovery rolls back.
+	if err := m.cfg.Store.AddSandbox(sb); err != nil {
+		return "", err
+	}
+	if err := m.setup(ctx, sb); err != nil {
+		// Roll back with a context of our own: the caller's may be what failed.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		defer cancel()
+		if cerr := m.teardown(cctx, sb); cerr != nil {
+			klog.ErrorS(cerr, "rolling back a failed sandbox left resources; it stays listed as unknown", "podSandboxID", id)
+			_, _ = m.cfg.Store.UpdateSandbox(id, func(s *store.Sandbox) error {
+				*s = *sb
+				s.State, s.Error = store.SandboxUnknown, cerr.Error()
+				return nil
+			})
+			return "", err
+		}
+		_ = m.cfg.Store.DeleteSandbox(id)
+		return "", err
+	}
+	sb.State = store.SandboxReady
+	sb.Orphaned = ctx.Err() != nil
+	if _, err := m.cfg.Store.UpdateSandbox(id, func(s *store.Sandbox) error { *s = *sb; return nil }); err != nil {
+		return "", err
+	}
+	return id, nil
+}
+
+// setup makes the sandbox's side effects, persisting progress that teardown needs to know about.
+func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
+	cfg := sb.Config
+	if err := os.MkdirAll(sb.Dir, 0o711); err != nil {
+		return fmt.Errorf("create pod dir: %w", err)
+	}
+	var types []nsutil.Type
+	if !sb.HostNetwork {
+		types = append(types, nsutil.Net, nsutil.UTS)
+	}
+	if !sb.HostIPC {
+		types = append(types, nsutil.IPC)
+	}
+	pins, err := nsutil.Pin(ctx, filepath.Join(m.nsDir, sb.ID), types)
+	if err != nil {
+		return fmt.Errorf("pin namespaces: %w", err)
+	}
+	for t, p := range pins {
+		sb.Namespaces[string(t)] = p
+	}
+	if err := m.persist(sb); err != nil {
+		return err
+	}
+	if uts := pins[nsutil.UTS]; uts != "" && cfg.GetHostname() != "" {
+		if err := nsutil.SetHostname(uts, cfg.GetHostname()); err != nil {
+			return err
+		}
+	}
+	if sysctls := cfg.GetLinux().GetSysctls(); len(sysctls) > 0 {
+		if err := nsutil.ValidateSysctls(pins, sysctls); err != nil {
+			return err
+		}
+		if err := nsutil.ApplySysctls(pins, sysctls); err != nil {
+			return err
+		}
+	}
+	if !sb.HostIPC {
+		if err := podfiles.MountShm(filepath.Join(sb.Dir, "shm"), DefaultShmSize); err != nil {
+			return err
+		}
+	}
+	hostname := cfg.GetHostname()
+	if hostname == "" || sb.HostNetwork {
+		if h, err := os.Hostname(); err == nil && (sb.HostNetwork || hostname == "") {
+			hostname = h
+		}
+	}
+	if err := podfiles.WriteHostname(filepath.Join(sb.Dir, "hostname"), hostname); err != nil {
+		return err
+	}
+	resolv := filepath.Join(sb.Dir, "resolv.conf")
+	if dns := cfg.GetDnsConfig(); dns != nil {
+		err = podfiles.WriteResolvConf(resolv, &podfiles.DNSConfig{Servers: dns.Servers, Searches: dns.Searches, Options: dns.Options})
+	} else {
+		err = podfiles.CopyFile(resolv, "/etc/resolv.conf")
+	}
+	if err != nil {
+		return err
+	}
+
+	if sb.PodPID {
+		if m.cfg.Init == nil {
+			return errdefs.NotImplemented("pod-wide PID namespaces are not available")
+		}
+		pid, err := m.cfg.Init.StartPodInit(ctx, sb)
+		if err != nil {
+			return err
+		}
+		sb.InitPID = pid
+		if err := m.persist(sb); err != nil {
+			return err
+		}
+	}
+	if !sb.HostNetwork {
+		sb.NetworkSetUp = true // from here on, teardown must call CNI DEL
+		if err := m.persist(sb); err != nil {
+			return err
+		}
+		res, err := m.cfg.Network.Setup(ctx, podNetwork(sb))
+		if err != nil {
+			return fmt.Errorf("set up pod network: %w", err)
+		}
+		sb.IPs = res.IPs
+		sb.CNIResult = res.Raw
+	}
+	hosts := podfiles.Hosts{Hostname: hostname, PodIPs: sb.IPs}
+	if sb.HostNetwork {
+		if err := podfiles.CopyFile(filepath.Join(sb.Dir, "hosts"), "/etc/hosts"); err != nil {
+			return err
+		}
+	} else if err := podfiles.WriteHosts(filepath.Join(sb.Dir, "hosts"), hosts); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (m *Manager) persist(sb *store.Sandbox) error {
+	_, err := m.cfg.Store.UpdateSandbox(sb.ID, func(s *store.Sandbox) error { *s = *sb; return nil })
+	return err
+}
+
+func podNetwork(sb *store.Sandbox) cni.PodNetwork {
+	md := sb.Config.GetMetadata()
+	pn := cni.PodNetwork{
+		ID: sb.ID, Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(),
+		NetNS: sb.Namespaces[string(nsutil.Net)],
+	}
+	for _, pm := range sb.Config.GetPortMappings() {
+		if pm.HostPort <= 0 {
+			continue
+		}
+		pn.PortMappings = append(pn.PortMappings, cni.PortMapping{
+			HostPort: pm.HostPort, ContainerPort: pm.ContainerPort,
+			Protocol: strings.ToLower(pm.Protocol.String()), HostIP: pm.HostIp,
+		})
+	}
+	if bw, err := cni.ParseBandwidth(sb.Config.GetAnnotations()); err == nil && bw != nil {
+		pn.Bandwidth = bw
+	}
+	if dns := sb.Config.GetDnsConfig(); dns != nil {
+		pn.DNS = &cni.DNS{Servers: dns.Servers, Searches: dns.Searches, Options: dns.Options}
+	}
+	return pn
+}
+
+// teardownNetwork runs CNI DEL if setup got that far. It works when the netns is already gone.
+func (m *Manager) teardownNetwork(ctx context.Context, sb *store.Sandbox) error {
+	if !sb.NetworkSetUp {
+		return nil
+	}
+	pn := podNetwork(sb)
+	if _, err := os.Stat(pn.NetNS); err != nil {
+		pn.NetNS = ""
+	}
+	if err := m.cfg.Network.Teardown(ctx, pn, sb.CNIResult); err != nil {
+		return fmt.Errorf("tear down pod network: %w", err)
+	}
+	sb.NetworkSetUp = false
+	return nil
+}
+
+func (m *Manager) stopInit(ctx context.Context, sb *store.Sandbox) error {
+	if !sb.PodPID || sb.InitPID == 0 || m.cfg.Init == nil {
+		return nil
+	}
+	if err := m.cfg.Init.StopPodInit(ctx, sb); err != nil {
+		return err
+	}
+	sb.InitPID = 0
+	return nil
+}
+
+// teardown undoes every side effect of setup; it is safe to call on a partly set-up or torn-down sandbox.
+func (m *Manager) teardown(ctx context.Context, sb *store.Sandbox) error {
+	var errs []error
+	if err := m.stopInit(ctx, sb); err != nil {
+		errs = append(errs, err)
+	}
+	if err := m.teardownNetwork(ctx, sb); err != nil {
+		errs = append(errs, err)
+	}
+	if err := podfiles.UnmountShm(filepath.Join(sb.Dir, "shm")); err != nil {
+		errs = append(errs, err)
+	}
+	for t, p := range sb.Namespaces {
+		if t == "pid" {
+			continue
+		}
+		if err := nsutil.Unpin(p); err != nil {
+			errs = append(errs, err)
+		} else {
+			delete(sb.Namespaces, t)
+		}
+	}
+	_ = os.Remove(filepath.Join(m.nsDir, sb.ID))
+	if len(errs) == 0 {
+		if err := os.RemoveAll(sb.Dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Stop tears down the sandbox's network and marks it not ready. Its containers must be stopped by the caller
+// first. Unknown IDs succeed, and so does a second Stop. The caller holds the sandbox's lock.
+func (m *Manager) Stop(ctx context.Context, id string) error {
+	sb, err := m.cfg.Store.Sandbox(id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := m.stopInit(ctx, &sb); err != nil {
+		return err
+	}
+	if err := m.teardownNetwork(ctx, &sb); err != nil {
+		return err
+	}
+	if sb.State != store.SandboxUnknown || sb.Error == "" {
+		sb.State = store.SandboxNotReady
+	}
+	return m.persist(&sb)
+}
+
+// Remove deletes everything of a stopped sandbox. Unknown IDs succeed. The caller holds the sandbox's lock and
+// has removed its containers.
+func (m *Manager) Remove(ctx context.Context, id string) error {
+	sb, err := m.cfg.Store.Sandbox(id)
+	if errdefs.IsNotFound(err) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := m.teardown(ctx, &sb); err != nil {
+		sb.State, sb.Error = store.SandboxUnknown, err.Error()
+		_ = m.persist(&sb)
+		return err
+	}
+	return m.cfg.Store.DeleteSandbox(sb.ID)
+}
+
+// Status returns the CRI status of a sandbox and, when verbose, its info map.
+func (m *Manager) Status(id string, verbose bool) (*runtimeapi.PodSandboxStatus, map[string]string, error) {
+	sb, err := m.cfg.Store.Sandbox(id)
+	if err != nil {
+		return nil, nil, err
+	}
+	st := ToStatus(&sb)
+	var info map[string]string
+	if verbose {
+		b, _ := json.Marshal(verboseInfo(&sb))
+		info = map[string]string{"info": string(b)}
+	}
+	return st, info, nil
+}
+
+func verboseInfo(sb *store.Sandbox) map[string]any {
+	return map[string]any{
+		"id": sb.ID, "name": sb.Name, "state": sb.State, "dir": sb.Dir, "namespaces": sb.Namespaces,
+		"cgroupParent": sb.CgroupParent, "runtimeHandler": sb.RuntimeHandler, "cniResult": sb.CNIResult,
+		"initPid": sb.InitPID, "error": sb.Error, "config": sb.Config,
+	}
+}
+
+func criState(s store.SandboxState) runtimeapi.PodSandboxState {
+	if s == store.SandboxReady {
+		return runtimeapi.PodSandboxState_SANDBOX_READY
+	}
+	return runtimeapi.PodSandboxState_SANDBOX_NOTREADY
+}
+
+// ToStatus converts a stored sandbox to its CRI status.
+func ToStatus(sb *store.Sandbox) *runtimeapi.PodSandboxStatus {
+	cfg := sb.Config
+	st := &runtimeapi.PodSandboxStatus{
+		Id:             sb.ID,
+		Metadata:       cfg.GetMetadata(),
+		State:          criState(sb.State),
+		CreatedAt:      sb.CreatedAt,
+		Labels:         cfg.GetLabels(),
+		Annotations:    cfg.GetAnnotations(),
+		RuntimeHandler: sb.RuntimeHandler,
+		Linux: &runtimeapi.LinuxPodSandboxStatus{Namespaces: &runtimeapi.Namespace{
+			Options: cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(),
+		}},
+	}
+	if len(sb.IPs) > 0 {
+		st.Network = &runtimeapi.PodSandboxNetworkStatus{Ip: sb.IPs[0]}
+		for _, ip := range sb.IPs[1:] {
+			st.Network.AdditionalIps = append(st.Network.AdditionalIps, &runtimeapi.PodIP{Ip: ip})
+		}
+	} else {
+		st.Network = &runtimeapi.PodSandboxNetworkStatus{}
+	}
+	return st
+}
+
+// ToPodSandbox converts a stored sandbox to its CRI list entry.
+func ToPodSandbox(sb *store.Sandbox) *runtimeapi.PodSandbox {
+	return &runtimeapi.PodSandbox{
+		Id: sb.ID, Metadata: sb.Config.GetMetadata(), State: criState(sb.State), CreatedAt: sb.CreatedAt,
+		Labels: sb.Config.GetLabels(), Annotations: sb.Config.GetAnnotations(), RuntimeHandler: sb.RuntimeHandler,
+	}
+}
+
+// List returns the sandboxes that match filter.
+func (m *Manager) List(filter *runtimeapi.PodSandboxFilter) []*runtimeapi.PodSandbox {
+	var out []*runtimeapi.PodSandbox
+	for _, sb := range m.cfg.Store.Sandboxes() {
+		if sb.State == store.SandboxCreating {
+			continue
+		}
+		if filter != nil {
+			if filter.Id != "" && !strings.HasPrefix(sb.ID, filter.Id) {
+				continue
+			}
+			if filter.State != nil && criState(sb.State) != filter.State.State {
+				continue
+			}
+			if !LabelsMatch(sb.Config.GetLabels(), filter.LabelSelector) {
+				continue
+			}
+		}
+		out = append(out, ToPodSandbox(&sb))
+	}
+	return out
+}
+
+// LabelsMatch reports whether labels carry every key and value of selector.
+func LabelsMatch(labels, selector map[string]string) bool {
+	for k, v := range selector {
+		if labels[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// isPinned reports whether path is a pinned namespace (an nsfs bind mount).
+func isPinned(path string) bool {
+	var st unix.Statfs_t
+	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
+}
