@@ -4,6 +4,7 @@ import (
 	"github.com/noded/noded/container"
 	"github.com/noded/noded/events"
 	"github.com/noded/noded/sandbox"
+	"github.com/noded/noded/stats"
 	"github.com/noded/noded/store"
 )
 
@@ -14,6 +15,7 @@ type Backends struct {
 	Containers *container.Manager
 	State      *store.Store
 	Events     *events.Broker
+	Stats      *stats.Provider
 }
 
 // Store returns the state store shared by the backends.

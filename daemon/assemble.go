@@ -18,6 +18,7 @@ import (
 	"github.com/noded/noded/ociruntime"
 	"github.com/noded/noded/sandbox"
 	"github.com/noded/noded/snapshotter/overlay"
+	"github.com/noded/noded/stats"
 	"github.com/noded/noded/store"
 )
 
@@ -32,6 +33,7 @@ type services struct {
 	watcher    *ociruntime.Watcher
 	images     container.Images
 	imageSrv   *image.Service
+	stats      *stats.Provider
 }
 
 func (d *Daemon) defaultCgroupParent() string {
@@ -56,6 +58,12 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 	}
 	if s.snapshots, err = overlay.New(filepath.Join(d.opts.Root, "snapshots")); err != nil {
 		return nil, fmt.Errorf("snapshotter: %w", err)
+	}
+	if s.stats, err = stats.New(stats.Config{
+		Store: s.store, Snapshotter: s.snapshots,
+		SnapshotRoot: filepath.Join(d.opts.Root, "snapshots"), CgroupDriver: d.driver,
+	}); err != nil {
+		return nil, fmt.Errorf("stats: %w", err)
 	}
 	if err := d.assembleImages(ctx, s); err != nil {
 		return nil, err

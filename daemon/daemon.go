@@ -101,7 +101,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		RuntimeReady: d.runtimeReady,
 		NetworkReady: svc.cni.Status,
 		Handlers:     d.runtimeHandlers(svc),
-	}, &cri.Backends{Sandboxes: svc.sandboxes, Containers: svc.containers, State: svc.store, Events: &d.events})
+	}, &cri.Backends{Sandboxes: svc.sandboxes, Containers: svc.containers, State: svc.store, Events: &d.events, Stats: svc.stats})
 	img := newImageServer(svc)
 
 	d.grpc = grpc.NewServer(

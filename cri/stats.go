@@ -1,0 +1,133 @@
+package cri
+
+import (
+	"context"
+
+	"google.golang.org/grpc"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/noded/noded/errdefs"
+)
+
+func (s *RuntimeServer) stats() error {
+	if s.Stats == nil {
+		return errdefs.NotImplemented("stats are not available in this noded")
+	}
+	return nil
+}
+
+// ContainerStats returns the stats of one container; an unknown container is NotFound.
+func (s *RuntimeServer) ContainerStats(ctx context.Context, req *runtimeapi.ContainerStatsRequest) (*runtimeapi.ContainerStatsResponse, error) {
+	if err := s.stats(); err != nil {
+		return nil, err
+	}
+	if req.GetContainerId() == "" {
+		return nil, errdefs.InvalidArgument("container ID is required")
+	}
+	st, err := s.Stats.ContainerStats(ctx, req.GetContainerId())
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ContainerStatsResponse{Stats: st}, nil
+}
+
+// ListContainerStats returns the stats of the running and created containers matching the filter.
+func (s *RuntimeServer) ListContainerStats(ctx context.Context, req *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
+	if err := s.stats(); err != nil {
+		return nil, err
+	}
+	list, err := s.Stats.ListContainerStats(ctx, req.GetFilter())
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ListContainerStatsResponse{Stats: list}, nil
+}
+
+// StreamContainerStats is ListContainerStats in chunks.
+func (s *RuntimeServer) StreamContainerStats(req *runtimeapi.StreamContainerStatsRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamContainerStatsResponse]) error {
+	if err := s.stats(); err != nil {
+		return err
+	}
+	list, err := s.Stats.ListContainerStats(stream.Context(), req.GetFilter())
+	if err != nil {
+		return err
+	}
+	return chunks(list, func(items []*runtimeapi.ContainerStats) error {
+		return stream.Send(&runtimeapi.StreamContainerStatsResponse{ContainerStats: items})
+	})
+}
+
+// PodSandboxStats returns the stats of one pod sandbox; an unknown sandbox is NotFound.
+func (s *RuntimeServer) PodSandboxStats(ctx context.Context, req *runtimeapi.PodSandboxStatsRequest) (*runtimeapi.PodSandboxStatsResponse, error) {
+	if err := s.stats(); err != nil {
+		return nil, err
+	}
+	if req.GetPodSandboxId() == "" {
+		return nil, errdefs.InvalidArgument("pod sandbox ID is required")
+	}
+	st, err := s.Stats.PodSandboxStats(ctx, req.GetPodSandboxId())
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.PodSandboxStatsResponse{Stats: st}, nil
+}
+
+// ListPodSandboxStats returns the stats of the ready pod sandboxes matching the filter.
+func (s *RuntimeServer) ListPodSandboxStats(ctx context.Context, req *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
+	if err := s.stats(); err != nil {
+		return nil, err
+	}
+	list, err := s.Stats.ListPodSandboxStats(ctx, req.GetFilter())
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ListPodSandboxStatsResponse{Stats: list}, nil
+}
+
+// StreamPodSandboxStats is ListPodSandboxStats in chunks.
+func (s *RuntimeServer) StreamPodSandboxStats(req *runtimeapi.StreamPodSandboxStatsRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxStatsResponse]) error {
+	if err := s.stats(); err != nil {
+		return err
+	}
+	list, err := s.Stats.ListPodSandboxStats(stream.Context(), req.GetFilter())
+	if err != nil {
+		return err
+	}
+	return chunks(list, func(items []*runtimeapi.PodSandboxStats) error {
+		return stream.Send(&runtimeapi.StreamPodSandboxStatsResponse{PodSandboxStats: items})
+	})
+}
+
+// ListMetricDescriptors describes the metrics ListPodSandboxMetrics returns.
+func (s *RuntimeServer) ListMetricDescriptors(ctx context.Context, req *runtimeapi.ListMetricDescriptorsRequest) (*runtimeapi.ListMetricDescriptorsResponse, error) {
+	if err := s.stats(); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ListMetricDescriptorsResponse{Descriptors: s.Stats.ListMetricDescriptors()}, nil
+}
+
+// ListPodSandboxMetrics returns the metrics of every ready pod sandbox and its running containers.
+func (s *RuntimeServer) ListPodSandboxMetrics(ctx context.Context, req *runtimeapi.ListPodSandboxMetricsRequest) (*runtimeapi.ListPodSandboxMetricsResponse, error) {
+	if err := s.stats(); err != nil {
+		return nil, err
+	}
+	list, err := s.Stats.ListPodSandboxMetrics(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return &runtimeapi.ListPodSandboxMetricsResponse{PodMetrics: list}, nil
+}
+
+// StreamPodSandboxMetrics is ListPodSandboxMetrics in chunks.
+func (s *RuntimeServer) StreamPodSandboxMetrics(req *runtimeapi.StreamPodSandboxMetricsRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxMetricsResponse]) error {
+	if err := s.stats(); err != nil {
+		return err
+	}
+	list, err := s.Stats.ListPodSandboxMetrics(stream.Context())
+	if err != nil {
+		return err
+	}
+	return chunks(list, func(items []*runtimeapi.PodSandboxMetrics) error {
+		return stream.Send(&runtimeapi.StreamPodSandboxMetricsResponse{PodSandboxMetrics: items})
+	})
+}

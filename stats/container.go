@@ -1,0 +1,170 @@
+package stats
+
+import (
+	"context"
+	"strings"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	cgstats "github.com/noded/noded/cgroupsv2/stats"
+	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/snapshotter"
+	"github.com/noded/noded/store"
+)
+
+// reading is what was sampled of one container.
+type reading struct {
+	c     *store.Container
+	ts    time.Time
+	cg    *cgstats.Sample    // nil when the container is not running or its cgroup could not be read
+	layer *snapshotter.Usage // nil when unknown
+}
+
+// hasStats reports whether a container of this state is reported in lists: running ones, and created ones
+// (with zero CPU and memory).
+func hasStats(s store.ContainerState) bool {
+	return s == store.ContainerRunning || s == store.ContainerCreated
+}
+
+// read samples container c: its cgroup counters when it runs, and its writable layer.
+func (p *Provider) read(ctx context.Context, c *store.Container, want cgstats.Want) (reading, error) {
+	r := reading{c: c, ts: p.cfg.Now()}
+	var err error
+	if c.State == store.ContainerRunning {
+		r.cg, err = p.readCgroup(c, want)
+	}
+	if u, ok := p.layerUsage(ctx, c, r.ts); ok {
+		r.layer = &u
+	}
+	return r, err
+}
+
+func (p *Provider) readCgroup(c *store.Container, want cgstats.Want) (*cgstats.Sample, error) {
+	path, err := containerCgroup(c)
+	if err != nil {
+		return nil, err
+	}
+	s, err := p.cfg.Cgroups.Read(path, want)
+	if errdefs.IsNotFound(err) {
+		// The container exited between the state check and the read: it has no live counters.
+		return nil, nil
+	}
+	return s, err
+}
+
+// ContainerStats returns the stats of one container. An unknown container is NotFound; a container that is not
+// running has zero CPU and memory (created) or none (exited), and its writable layer.
+func (p *Provider) ContainerStats(ctx context.Context, id string) (*runtimeapi.ContainerStats, error) {
+	c, err := p.cfg.Store.Container(id)
+	if err != nil {
+		return nil, err
+	}
+	p.maybePrune(false)
+	r, err := p.read(ctx, &c, cgstats.WantCPU|cgstats.WantMemory)
+	if err != nil {
+		return nil, err
+	}
+	return p.toCRI(r), nil
+}
+
+// ListContainerStats returns the stats of the running and created containers matching filter (ID and pod
+// sandbox ID prefixes, labels). A container whose counters cannot be read is listed without CPU and memory.
+func (p *Provider) ListContainerStats(ctx context.Context, filter *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error) {
+	p.maybePrune(false)
+	var out []*runtimeapi.ContainerStats
+	for _, c := range p.cfg.Store.Containers("") {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if !hasStats(c.State) || !matchContainer(&c, filter) {
+			continue
+		}
+		r, err := p.read(ctx, &c, cgstats.WantCPU|cgstats.WantMemory)
+		if err != nil {
+			klog.V(2).InfoS("container stats unavailable", "container", c.ID, "err", err)
+		}
+		out = append(out, p.toCRI(r))
+	}
+	return out, nil
+}
+
+func matchContainer(c *store.Container, f *runtimeapi.ContainerStatsFilter) bool {
+	if f == nil {
+		return true
+	}
+	if f.Id != "" && !strings.HasPrefix(c.ID, f.Id) {
+		return false
+	}
+	if f.PodSandboxId != "" && !strings.HasPrefix(c.SandboxID, f.PodSandboxId) {
+		return false
+	}
+	return labelsMatch(c.Config.GetLabels(), f.LabelSelector)
+}
+
+func labelsMatch(labels, selector map[string]string) bool {
+	for k, v := range selector {
+		if got, ok := labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
+}
+
+func u64(v uint64) *runtimeapi.UInt64Value { return &runtimeapi.UInt64Value{Value: v} }
+
+// toCRI converts a reading. CPU and memory are present for running containers (when readable) and zero for
+// created ones.
+func (p *Provider) toCRI(r reading) *runtimeapi.ContainerStats {
+	c := r.c
+	ts := r.ts.UnixNano()
+	st := &runtimeapi.ContainerStats{Attributes: &runtimeapi.ContainerAttributes{
+		Id: c.ID, Metadata: c.Config.GetMetadata(), Labels: c.Config.GetLabels(), Annotations: c.Config.GetAnnotations(),
+	}}
+	switch {
+	case r.cg != nil:
+		st.Cpu = &runtimeapi.CpuUsage{
+			Timestamp:            ts,
+			UsageCoreNanoSeconds: u64(r.cg.CPU.UsageNanos),
+		}
+		if rate := p.rate("c/"+c.ID, r.ts, r.cg.CPU.UsageNanos); rate != nil {
+			st.Cpu.UsageNanoCores = u64(*rate)
+		}
+		st.Memory = memoryUsage(ts, &r.cg.Memory)
+		if r.cg.Memory.HasSwap {
+			st.Swap = &runtimeapi.SwapUsage{Timestamp: ts, SwapUsageBytes: u64(r.cg.Memory.SwapUsage)}
+			if l := r.cg.Memory.SwapLimit; l > 0 {
+				st.Swap.SwapAvailableBytes = u64(l - min(l, r.cg.Memory.SwapUsage))
+			}
+		}
+	case c.State == store.ContainerCreated || c.State == store.ContainerCreating:
+		st.Cpu = &runtimeapi.CpuUsage{Timestamp: ts, UsageCoreNanoSeconds: u64(0), UsageNanoCores: u64(0)}
+		st.Memory = &runtimeapi.MemoryUsage{Timestamp: ts, WorkingSetBytes: u64(0), UsageBytes: u64(0),
+			RssBytes: u64(0), PageFaults: u64(0), MajorPageFaults: u64(0)}
+	}
+	if r.layer != nil {
+		st.WritableLayer = &runtimeapi.FilesystemUsage{
+			Timestamp:  ts,
+			FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: p.cfg.SnapshotRoot},
+			UsedBytes:  u64(uint64(max(r.layer.Size, 0))),
+			InodesUsed: u64(uint64(max(r.layer.Inodes, 0))),
+		}
+	}
+	return st
+}
+
+func memoryUsage(ts int64, m *cgstats.Memory) *runtimeapi.MemoryUsage {
+	mu := &runtimeapi.MemoryUsage{
+		Timestamp:       ts,
+		WorkingSetBytes: u64(m.WorkingSet),
+		UsageBytes:      u64(m.Usage),
+		RssBytes:        u64(m.RSS),
+		PageFaults:      u64(m.PageFaults),
+		MajorPageFaults: u64(m.MajorFaults),
+	}
+	if m.Limit > 0 {
+		mu.AvailableBytes = u64(m.Limit - min(m.Limit, m.WorkingSet))
+	}
+	return mu
+}
