@@ -181,7 +181,7 @@ func (r *CLI) Create(ctx context.Context, o CreateOpts) (pid int, retErr error) 
 	defer startW.Close()
 
 	cmd := exec.Command(r.cfg.ConmonPath, r.conmonArgs(o, persist)...)
-	cmd.Dir = persist // conmon writes "oom" into its working directory too
+	cmd.Dir = persist                          // conmon writes "oom" into its working directory too
 	cmd.ExtraFiles = []*os.File{syncW, startR} // fds 3 and 4
 	cmd.Env = conmonEnv()
 	var stderr bytes.Buffer
