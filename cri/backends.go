@@ -16,6 +16,7 @@ type Backends struct {
 	State      *store.Store
 	Events     *events.Broker
 	Stats      *stats.Provider
+	Streams    StreamServer
 }
 
 // Store returns the state store shared by the backends.

@@ -20,6 +20,7 @@ import (
 	"github.com/noded/noded/config"
 	"github.com/noded/noded/cri"
 	"github.com/noded/noded/events"
+	"github.com/noded/noded/streaming"
 	"github.com/noded/noded/version"
 )
 
@@ -95,13 +96,30 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { svc.watchExits(); close(exitsDone) }()
 	defer func() { _ = svc.watcher.Close(); <-exitsDone }()
 
+	streams, err := streaming.New(streaming.Config{
+		Addr:        d.cfg.Streaming.Address,
+		TLSCertFile: d.cfg.Streaming.TLSCert,
+		TLSKeyFile:  d.cfg.Streaming.TLSKey,
+	}, streaming.NewRuntime(streaming.NodeBackend{Containers: svc.containers, Store: svc.store}))
+	if err != nil {
+		return fmt.Errorf("streaming server: %w", err)
+	}
+	if err := streams.Start(); err != nil {
+		return fmt.Errorf("streaming server: %w", err)
+	}
+	defer func() {
+		if err := streams.Stop(); err != nil {
+			klog.ErrorS(err, "stop streaming server")
+		}
+	}()
+
 	rt := cri.NewRuntimeServer(cri.Info{
 		Version:      version.Version,
 		CgroupDriver: d.driver,
 		RuntimeReady: d.runtimeReady,
 		NetworkReady: svc.cni.Status,
 		Handlers:     d.runtimeHandlers(svc),
-	}, &cri.Backends{Sandboxes: svc.sandboxes, Containers: svc.containers, State: svc.store, Events: &d.events, Stats: svc.stats})
+	}, &cri.Backends{Sandboxes: svc.sandboxes, Containers: svc.containers, State: svc.store, Events: &d.events, Stats: svc.stats, Streams: streams})
 	img := newImageServer(svc)
 
 	d.grpc = grpc.NewServer(

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -532,7 +533,7 @@ func TestMeasureStartLatency(t *testing.T) {
 	r := newTestCLI(t)
 	ctx := context.Background()
 	const n = 20
-	var viaConmon, direct []time.Duration
+	var viaConmon, conmonCreate, direct, directCreateStart []time.Duration
 	var rss []string
 	for i := range n {
 		id := fmt.Sprintf("lat-conmon-%d", i)
@@ -541,6 +542,7 @@ func TestMeasureStartLatency(t *testing.T) {
 		if _, err := r.Create(ctx, CreateOpts{ID: id, Bundle: bundle, LogPath: filepath.Join(t.TempDir(), "l")}); err != nil {
 			t.Fatal(err)
 		}
+		conmonCreate = append(conmonCreate, time.Since(t0))
 		if err := r.Start(ctx, id); err != nil {
 			t.Fatal(err)
 		}
@@ -555,18 +557,112 @@ func TestMeasureStartLatency(t *testing.T) {
 		id = fmt.Sprintf("lat-direct-%d", i)
 		bundle = writeBundle(t, id, "sleep 1000")
 		t0 = time.Now()
+		// The detached container inherits runc's stdio: give it a file, not a pipe we would wait on.
+		errFile, err := os.CreateTemp(t.TempDir(), "stderr")
+		if err != nil {
+			t.Fatal(err)
+		}
 		cmd := exec.Command(testRunc, "--root", r.cfg.Root, "run", "-d", "--bundle", bundle, id)
-		if out, err := cmd.CombinedOutput(); err != nil {
+		cmd.Stderr = errFile
+		err = cmd.Run()
+		errFile.Close()
+		if err != nil {
+			out, _ := os.ReadFile(errFile.Name())
 			t.Fatalf("runc run: %v: %s", err, out)
 		}
 		direct = append(direct, time.Since(t0))
+		dcid := id
+		t.Cleanup(func() { exec.Command(testRunc, "--root", r.cfg.Root, "delete", "-f", dcid).Run() })
+
+		// The same two steps as through conmon, without conmon.
+		id = fmt.Sprintf("lat-direct2-%d", i)
+		bundle = writeBundle(t, id, "sleep 1000")
+		t0 = time.Now()
+		for _, args := range [][]string{{"create", "--bundle", bundle, id}, {"start", id}} {
+			cmd := exec.Command(testRunc, append([]string{"--root", r.cfg.Root}, args...)...)
+			if err := cmd.Run(); err != nil { // stdio is /dev/null: nothing to wait for
+				t.Fatalf("runc %s: %v", args[0], err)
+			}
+		}
+		directCreateStart = append(directCreateStart, time.Since(t0))
+		cid := id
+		t.Cleanup(func() { exec.Command(testRunc, "--root", r.cfg.Root, "delete", "-f", cid).Run() })
 		if out, err := exec.Command(testRunc, "--root", r.cfg.Root, "delete", "-f", id).CombinedOutput(); err != nil {
 			t.Fatalf("runc delete: %v: %s", err, out)
 		}
 	}
-	slices.Sort(viaConmon)
-	slices.Sort(direct)
+	for _, d := range [][]time.Duration{viaConmon, conmonCreate, direct, directCreateStart} {
+		slices.Sort(d)
+	}
+	t.Logf("p50: conmon Create alone %v; runc create + runc start without conmon %v", conmonCreate[n/2], directCreateStart[n/2])
 	t.Logf("create+start p50 over %d: conmon %v (min %v max %v), runc run -d %v (min %v max %v)",
 		n, viaConmon[n/2], viaConmon[0], viaConmon[n-1], direct[n/2], direct[0], direct[n-1])
 	t.Logf("conmon VmRSS samples: %v", rss)
+}
+
+func TestTerminalContainerLogsThroughPTY(t *testing.T) {
+	r := newTestCLI(t)
+	w := newWatcher(t, r)
+	id := "tty"
+	logPath := filepath.Join(t.TempDir(), "c.log")
+	bundle := writeBundle(t, id, "[ -t 1 ] && echo is-a-tty", func(s *specs.Spec) {
+		s.Process.Terminal = true
+		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/dev/pts", Type: "devpts", Source: "devpts",
+			Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}})
+	})
+	createContainer(t, r, CreateOpts{ID: id, Bundle: bundle, LogPath: logPath, Terminal: true})
+	if err := r.Start(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if ev := waitExit(t, w, id, 10*time.Second); ev.ExitCode != 0 {
+		t.Errorf("exit %d", ev.ExitCode)
+	}
+	var got []string
+	for _, l := range readCRILog(t, logPath) {
+		got = append(got, strings.TrimRight(l.content, "\r"))
+	}
+	if !slices.Contains(got, "is-a-tty") {
+		t.Errorf("log %q lacks the tty check's output", got)
+	}
+}
+
+func TestStdinThroughAttachSocket(t *testing.T) {
+	r := newTestCLI(t)
+	w := newWatcher(t, r)
+	ctx := context.Background()
+	id := "stdin"
+	logPath := filepath.Join(t.TempDir(), "c.log")
+	bundle := writeBundle(t, id, "read line; echo got-$line")
+	createContainer(t, r, CreateOpts{ID: id, Bundle: bundle, LogPath: logPath, Stdin: true, StdinOnce: true})
+	if err := r.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	sock, err := r.AttachSocketPath(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialUnix("unixpacket", nil, &net.UnixAddr{Name: sock, Net: "unixpacket"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write([]byte("ping\n")); err != nil {
+		t.Fatal(err)
+	}
+	conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 8192)
+	n, err := conn.Read(buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// conmon prefixes attach output with the stream: 2 = stdout (1 stdin, 3 stderr).
+	if n < 1 || buf[0] != 2 || string(buf[1:n]) != "got-ping\n" {
+		t.Errorf("attach output %q", buf[:n])
+	}
+	if ev := waitExit(t, w, id, 10*time.Second); ev.ExitCode != 0 {
+		t.Errorf("exit %d", ev.ExitCode)
+	}
+	if b, _ := os.ReadFile(logPath); !strings.Contains(string(b), "stdout F got-ping\n") {
+		t.Errorf("log %q", b)
+	}
 }
