@@ -103,8 +103,7 @@ func (r *CLI) ExecSync(ctx context.Context, id string, proc *specs.Process, time
 		stopErr = fmt.Errorf("exec in %s: %w", id, ctx.Err())
 	}
 	if stopErr != nil {
-		killExec(cmd.Process.Pid, pidFile)
-		<-waitErr
+		killExec(cmd.Process.Pid, pidFile, waitErr)
 		return &ExecResult{
 			Stdout: stdout.buf.Bytes(), Stderr: stderr.buf.Bytes(), ExitCode: -1,
 			StdoutTruncated: stdout.truncated, StderrTruncated: stderr.truncated,
@@ -128,10 +127,23 @@ func (r *CLI) ExecSync(ctx context.Context, id string, proc *specs.Process, time
 	}, nil
 }
 
-// killExec kills the exec'd process with everything it spawned, then runc's process group.
-func killExec(runtimePID int, pidFile string) {
+// execReapGrace is how long the runtime gets to reap a killed exec process and exit by itself.
+const execReapGrace = 2 * time.Second
+
+// killExec kills the exec'd process with everything it spawned, lets the runtime (its parent) reap it and exit,
+// and kills the runtime's process group only if it does not. Killing the runtime first would orphan the
+// process: orphans of a process in the host PID namespace go to the host's init, not the container's. It
+// returns once the runtime has been waited for (waited receives its exit).
+func killExec(runtimePID int, pidFile string, waited <-chan error) {
 	if pid, err := readPidFile(pidFile); err == nil {
 		killTree(pid)
+		select {
+		case <-waited:
+			_ = unix.Kill(-runtimePID, unix.SIGKILL) // stragglers of the runtime's group, if any
+			return
+		case <-time.After(execReapGrace):
+		}
 	}
 	_ = unix.Kill(-runtimePID, unix.SIGKILL)
+	<-waited
 }

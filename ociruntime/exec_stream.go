@@ -107,8 +107,7 @@ func (r *CLI) ExecStream(ctx context.Context, id string, proc *specs.Process, st
 	select {
 	case werr = <-waitErr:
 	case <-ctx.Done():
-		killExec(cmd.Process.Pid, pidFile)
-		<-waitErr
+		killExec(cmd.Process.Pid, pidFile, waitErr)
 		s.finish()
 		return -1, fmt.Errorf("exec in %s: %w", id, ctx.Err())
 	}

@@ -46,12 +46,21 @@ func NewNetwork(t testing.TB, bridge, subnet string) *Network {
 	forward, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
 	t.Cleanup(func() {
 		_ = exec.Command("ip", "link", "del", bridge).Run()
-		restoreIptables(t, before)
+		restoreIptables(t, before, n.owns)
 		if len(forward) > 0 {
 			_ = os.WriteFile("/proc/sys/net/ipv4/ip_forward", forward, 0o644)
 		}
 	})
 	return n
+}
+
+// owns reports whether an iptables rule belongs to this network: it names the network or an address of its subnet.
+func (n *Network) owns(rule string) bool {
+	prefix := n.Subnet
+	if i := strings.LastIndex(prefix, "."); i > 0 {
+		prefix = prefix[:i+1]
+	}
+	return strings.Contains(rule, "noded-it-"+n.Bridge+`\"`) || strings.Contains(rule, " "+prefix)
 }
 
 var iptTables = []string{"nat", "filter", "mangle"}
@@ -95,15 +104,27 @@ func IptablesAdded(before map[string]map[string]bool) []string {
 // IptablesSnapshot is iptablesSnapshot for tests that compare before and after.
 func IptablesSnapshot() map[string]map[string]bool { return iptablesSnapshot() }
 
-func restoreIptables(t testing.TB, before map[string]map[string]bool) {
+// restoreIptables removes the rules added since before that owns claims, then the other added rules (CNI's
+// shared hostport scaffolding) only when no other CNI network's rules remain, then added chains left empty.
+// Rules of other tools or test runs working at the same time are left alone.
+func restoreIptables(t testing.TB, before map[string]map[string]bool, owns func(string) bool) {
 	now := iptablesSnapshot()
 	for tbl, set := range now {
+		othersLeft := false
+		for l := range set {
+			if strings.HasPrefix(l, "-A ") && strings.Contains(l, `name: \"`) && !owns(l) {
+				othersLeft = true
+			}
+		}
 		var chains []string
 		for l := range set {
 			if before[tbl][l] {
 				continue
 			}
 			if strings.HasPrefix(l, "-A ") {
+				if !owns(l) && othersLeft {
+					continue
+				}
 				args := append([]string{"-t", tbl, "-D"}, splitRule(strings.TrimPrefix(l, "-A "))...)
 				if out, err := exec.Command("iptables", args...).CombinedOutput(); err != nil {
 					t.Logf("cleanup: iptables %v: %v %s", args, err, out)
@@ -112,13 +133,9 @@ func restoreIptables(t testing.TB, before map[string]map[string]bool) {
 				chains = append(chains, strings.TrimPrefix(l, ":"))
 			}
 		}
+		// Chains are removed only once empty and unreferenced; a chain still in use by others stays.
 		for _, c := range chains {
-			_ = exec.Command("iptables", "-t", tbl, "-F", c).Run()
-		}
-		for _, c := range chains {
-			if out, err := exec.Command("iptables", "-t", tbl, "-X", c).CombinedOutput(); err != nil {
-				t.Logf("cleanup: iptables -t %s -X %s: %v %s", tbl, c, err, out)
-			}
+			_ = exec.Command("iptables", "-t", tbl, "-X", c).Run()
 		}
 	}
 }
