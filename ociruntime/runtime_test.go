@@ -526,9 +526,11 @@ func TestFeaturesWithoutCommand(t *testing.T) {
 
 // TestMeasureStartLatency compares create+start through conmon with `runc run -d`, and
 // reports conmon's resident memory.
+// TestMeasureStartLatency prints create+start latencies through conmon and straight through runc. It is a
+// measurement, not a check: run it with NODED_MEASURE=1 (hack/bench measures whole pod starts).
 func TestMeasureStartLatency(t *testing.T) {
-	if testing.Short() {
-		t.Skip("measurement")
+	if os.Getenv("NODED_MEASURE") == "" {
+		t.Skip("measurement; set NODED_MEASURE=1 to run")
 	}
 	r := newTestCLI(t)
 	ctx := context.Background()
