@@ -108,11 +108,44 @@ func (m *Manager) validate(cfg *runtimeapi.PodSandboxConfig, handler string) err
 			return err
 		}
 	}
+	if err := validateUserns(cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()); err != nil {
+		return err
+	}
 	if p := cfg.GetLinux().GetCgroupParent(); p != "" && strings.Contains(p, "..") {
 		return errdefs.InvalidArgument("cgroup parent %q must not contain ..", p)
 	}
 	if cfg.GetLogDirectory() != "" && !filepath.IsAbs(cfg.GetLogDirectory()) {
 		return errdefs.InvalidArgument("log directory %q must be absolute", cfg.GetLogDirectory())
+	}
+	return nil
+}
+
+// validateUserns checks a pod's user namespace request the way kubelet builds one: NODE (the host's), or POD
+// with exactly one uid and one gid mapping that maps container ID 0. CONTAINER and TARGET are not supported.
+func validateUserns(u *runtimeapi.UserNamespace) error {
+	if u == nil {
+		return nil
+	}
+	switch u.GetMode() {
+	case runtimeapi.NamespaceMode_NODE:
+		if len(u.GetUids()) > 0 || len(u.GetGids()) > 0 {
+			return errdefs.InvalidArgument("user namespace mode NODE takes no id mappings")
+		}
+		return nil
+	case runtimeapi.NamespaceMode_POD:
+	default:
+		return errdefs.InvalidArgument("user namespace mode %v is not supported (only NODE and POD)", u.GetMode())
+	}
+	for what, m := range map[string][]*runtimeapi.IDMapping{"uid": u.GetUids(), "gid": u.GetGids()} {
+		if len(m) != 1 {
+			return errdefs.InvalidArgument("user namespace mode POD needs exactly one %s mapping, got %d", what, len(m))
+		}
+		if m[0].GetContainerId() != 0 {
+			return errdefs.InvalidArgument("user namespace %s mapping must map container ID 0, it starts at %d", what, m[0].GetContainerId())
+		}
+		if m[0].GetLength() == 0 {
+			return errdefs.InvalidArgument("user namespace %s mapping has length 0", what)
+		}
 	}
 	return nil
 }
