@@ -145,6 +145,10 @@ func (b *Builder) buildBusyboxFS(ctx context.Context) (*FS, error) {
 	}
 	fsys.Mkdir("/root", 0o700)
 	fsys.Mkdir("/tmp", 0o777|fs.ModeSticky)
+	// As in Debian's base-files: programs that write /var/run/*.pid (nginx) find it in /run.
+	fsys.Mkdir("/run", 0o755)
+	fsys.Mkdir("/var", 0o755)
+	fsys.Symlink("/run", "/var/run")
 	fsys.WriteFile("/bin/busybox", data, 0o755)
 	applets := strings.Fields(string(out))
 	sort.Strings(applets)
