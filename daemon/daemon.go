@@ -96,6 +96,18 @@ func (d *Daemon) Run(ctx context.Context) error {
 	go func() { svc.watchExits(); close(exitsDone) }()
 	defer func() { _ = svc.watcher.Close(); <-exitsDone }()
 
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	gcDone := make(chan struct{})
+	go func() { svc.gcNetworks(bgCtx); close(gcDone) }()
+	defer func() { stopBackground(); <-gcDone }()
+	if addr := d.cfg.Debug.PprofAddress; addr != "" {
+		stopPprof, err := servePprof(bgCtx, addr)
+		if err != nil {
+			return fmt.Errorf("pprof endpoint: %w", err)
+		}
+		defer stopPprof()
+	}
+
 	streams, err := streaming.New(streaming.Config{
 		Addr:        d.cfg.Streaming.Address,
 		TLSCertFile: d.cfg.Streaming.TLSCert,

@@ -24,6 +24,15 @@ type podEnv struct {
 }
 
 func newPodEnv(t *testing.T, bridge, subnet string, extra map[string]v1.Image) *podEnv {
+	return newPodEnvWithImages(t, bridge, subnet, "", extra)
+}
+
+// newPodEnvWith is newPodEnv with extra TOML for noded's config.
+func newPodEnvWith(t *testing.T, bridge, subnet, config string) *podEnv {
+	return newPodEnvWithImages(t, bridge, subnet, config, nil)
+}
+
+func newPodEnvWithImages(t *testing.T, bridge, subnet, config string, extra map[string]v1.Image) *podEnv {
 	t.Helper()
 	framework.RequireRoot(t)
 	images := map[string]v1.Image{"library/busybox:latest": framework.Busybox(t)}
@@ -35,6 +44,7 @@ func newPodEnv(t *testing.T, bridge, subnet string, extra map[string]v1.Image) *
 	n := framework.Start(t, framework.Options{
 		CNIConfDir: network.ConfDir,
 		Mirrors:    map[string]string{"docker.io": "http://" + host},
+		Config:     config,
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	t.Cleanup(cancel)

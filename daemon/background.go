@@ -1,0 +1,70 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"k8s.io/klog/v2"
+
+	"github.com/noded/noded/cni"
+	"github.com/noded/noded/store"
+)
+
+// cniGCInterval is how often live attachments are reported to CNI GC.
+const cniGCInterval = 10 * time.Minute
+
+// gcNetworks runs CNI GC with the sandboxes that still hold a network until ctx ends, so IPs left by failed
+// teardowns are released (for CNI ≥ 1.1 networks; older plugins have no GC).
+func (s *services) gcNetworks(ctx context.Context) {
+	t := time.NewTicker(cniGCInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var live []cni.Attachment
+		for _, sb := range s.store.Sandboxes() {
+			if sb.NetworkSetUp || sb.State == store.SandboxCreating {
+				live = append(live, cni.Attachment{ContainerID: sb.ID})
+			}
+		}
+		if err := s.cni.GC(ctx, live); err != nil && ctx.Err() == nil {
+			klog.ErrorS(err, "CNI garbage collection failed", "liveAttachments", len(live))
+		}
+	}
+}
+
+// servePprof serves the pprof endpoints on addr until ctx ends. It returns once the listener is up.
+func servePprof(ctx context.Context, addr string) (stop func(), err error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := srv.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			klog.ErrorS(err, "pprof server failed")
+		}
+	}()
+	klog.InfoS("pprof endpoint serving", "address", l.Addr().String())
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+		<-done
+	}, nil
+}
