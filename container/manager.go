@@ -224,7 +224,8 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 
 func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Container, img Image, rt ociruntime.Runtime) error {
 	cfg := c.Config
-	if err := os.MkdirAll(c.Rootfs, 0o700); err != nil {
+	// 0711: a container whose root is mapped to an unprivileged host ID must traverse its bundle.
+	if err := os.MkdirAll(c.Rootfs, 0o711); err != nil {
 		return err
 	}
 	mounts, err := m.cfg.Snapshotter.Prepare(ctx, c.SnapshotKey, img.ChainID)
