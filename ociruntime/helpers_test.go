@@ -21,10 +21,10 @@ import (
 // Test-only fixtures: a busybox rootfs and a minimal config.json. The real spec generator
 // lives elsewhere; this one only covers what these tests need.
 
-const (
-	testRunc       = "/usr/local/sbin/runc"
-	testCgroupBase = "noded-test-rt"
-)
+const testRunc = "/usr/local/sbin/runc"
+
+// testCgroupBase is this test process's own cgroup parent, so a leftover of another run cannot fail this one.
+var testCgroupBase = fmt.Sprintf("noded-test-rt-%d", os.Getpid())
 
 var (
 	rootfsOnce sync.Once
