@@ -12,33 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/noded/noded/internal/spdytest"
+
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/streaming/pkg/httpstream"
-	"k8s.io/streaming/pkg/httpstream/spdy"
 )
-
-// spdyDial upgrades a streaming URL to SPDY with the given sub-protocol, as kubelet's client does.
-func spdyDial(t *testing.T, url, protocol string) httpstream.Connection {
-	t.Helper()
-	rt, err := spdy.NewRoundTripper(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest(http.MethodPost, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set(httpstream.HeaderProtocolVersion, protocol)
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := rt.NewConnection(resp)
-	if err != nil {
-		t.Fatalf("upgrade %s: %v", url, err)
-	}
-	return conn
-}
 
 func newStream(t *testing.T, conn httpstream.Connection, headers map[string]string) httpstream.Stream {
 	t.Helper()
@@ -56,7 +34,7 @@ func newStream(t *testing.T, conn httpstream.Connection, headers map[string]stri
 // remoteExec runs an exec session (protocol v4) and returns stdout and the exit code from the status.
 func remoteExec(t *testing.T, url string, tty bool, resize string) (string, int) {
 	t.Helper()
-	conn := spdyDial(t, url, "v4.channel.k8s.io")
+	conn := spdytest.Dial(t, url, "v4.channel.k8s.io")
 	defer conn.Close()
 	errStream := newStream(t, conn, map[string]string{"streamType": "error"})
 	var out bytes.Buffer
@@ -132,7 +110,7 @@ func TestStreaming(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Attach: %v", err)
 	}
-	conn := spdyDial(t, resp.Url, "v4.channel.k8s.io")
+	conn := spdytest.Dial(t, resp.Url, "v4.channel.k8s.io")
 	newStream(t, conn, map[string]string{"streamType": "error"})
 	stdout := newStream(t, conn, map[string]string{"streamType": "stdout"})
 	newStream(t, conn, map[string]string{"streamType": "stderr"})
@@ -155,7 +133,7 @@ func TestStreaming(t *testing.T) {
 	if err != nil {
 		t.Fatalf("PortForward: %v", err)
 	}
-	pconn := spdyDial(t, pf.Url, "portforward.k8s.io")
+	pconn := spdytest.Dial(t, pf.Url, "portforward.k8s.io")
 	defer pconn.Close()
 	hdr := func(typ string) map[string]string {
 		return map[string]string{"streamType": typ, "port": "8080", "requestID": "0"}

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/noded/noded/internal/spdytest"
+
 	"github.com/vishvananda/netlink"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/streaming/pkg/httpstream"
@@ -85,7 +87,7 @@ func forward(t *testing.T, s *Server, pod string, port int, data string) (reply,
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := spdyConnect(t, resp.Url, "portforward.k8s.io")
+	conn := spdytest.Dial(t, resp.Url, "portforward.k8s.io")
 	defer conn.Close()
 	stream := func(typ string) httpstream.Stream {
 		h := http.Header{}

@@ -15,10 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/noded/noded/internal/spdytest"
+
 	"golang.org/x/net/websocket"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/streaming/pkg/httpstream"
-	"k8s.io/streaming/pkg/httpstream/spdy"
 
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/ociruntime"
@@ -131,29 +132,6 @@ func startServer(t *testing.T, b Backend) *Server {
 	return s
 }
 
-// spdyConnect upgrades url to a SPDY connection speaking protocol.
-func spdyConnect(t *testing.T, url, protocol string) httpstream.Connection {
-	t.Helper()
-	rt, err := spdy.NewRoundTripper(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest(http.MethodPost, url, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set(httpstream.HeaderProtocolVersion, protocol)
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := rt.NewConnection(resp)
-	if err != nil {
-		t.Fatalf("upgrade %s: %v", url, err)
-	}
-	return conn
-}
-
 type execResult struct {
 	stdout, stderr string
 	status         map[string]any // the v4 status; nil on success
@@ -169,7 +147,7 @@ type execOpts struct {
 // spdyRemoteCommand runs a remote command session (v4 protocol) at url, the way kubectl does.
 func spdyRemoteCommand(t *testing.T, url string, o execOpts) execResult {
 	t.Helper()
-	conn := spdyConnect(t, url, "v4.channel.k8s.io")
+	conn := spdytest.Dial(t, url, "v4.channel.k8s.io")
 	defer conn.Close()
 	stream := func(typ string) httpstream.Stream {
 		h := http.Header{}
@@ -317,7 +295,7 @@ func TestAttachOverSPDY(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := spdyConnect(t, resp.Url, "v4.channel.k8s.io")
+	conn := spdytest.Dial(t, resp.Url, "v4.channel.k8s.io")
 	defer conn.Close()
 	var streams []httpstream.Stream
 	for _, typ := range []string{"error", "stdout", "stderr"} {
@@ -349,7 +327,7 @@ func TestClientGoneCancelsExec(t *testing.T) {
 	b := newFakeBackend()
 	s := startServer(t, b)
 	u := s.execURL(t, &runtimeapi.ExecRequest{ContainerId: "ctr", Cmd: []string{"block"}, Stdout: true})
-	conn := spdyConnect(t, u, "v4.channel.k8s.io")
+	conn := spdytest.Dial(t, u, "v4.channel.k8s.io")
 	for _, typ := range []string{"error", "stdout"} {
 		h := http.Header{}
 		h.Set("streamType", typ)
@@ -377,7 +355,7 @@ func TestStopEndsSessions(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := s.execURL(t, &runtimeapi.ExecRequest{ContainerId: "ctr", Cmd: []string{"block"}, Stdout: true})
-	conn := spdyConnect(t, u, "v4.channel.k8s.io")
+	conn := spdytest.Dial(t, u, "v4.channel.k8s.io")
 	defer conn.Close()
 	for _, typ := range []string{"error", "stdout"} {
 		h := http.Header{}
