@@ -268,13 +268,9 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	} else {
 		files.ShmDir = filepath.Join(sb.Dir, "shm")
 	}
-	hostname := sb.Config.GetHostname()
-	if sb.HostNetwork || hostname == "" {
-		hostname, _ = os.Hostname()
-	}
 	spec, err := oci.Build(oci.Params{
 		ContainerID: c.ID, SandboxID: sb.ID, Config: cfg, SandboxConfig: sb.Config, Image: img.Config,
-		RootfsPath: c.Rootfs, Namespaces: ns, SandboxFiles: files, Hostname: hostname,
+		RootfsPath: c.Rootfs, Namespaces: ns, SandboxFiles: files, Hostname: sb.Hostname,
 		CgroupsPath: c.CgroupsPath, Runtime: feats, Host: m.cfg.Host,
 	})
 	if err != nil {

@@ -259,13 +259,15 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 			return err
 		}
 	}
-	hostname := cfg.GetHostname()
-	if hostname == "" || sb.HostNetwork {
-		if h, err := os.Hostname(); err == nil && (sb.HostNetwork || hostname == "") {
-			hostname = h
+	sb.Hostname = cfg.GetHostname()
+	if sb.HostNetwork || sb.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil {
+			return fmt.Errorf("read the node's hostname: %w", err)
 		}
+		sb.Hostname = h
 	}
-	if err := podfiles.WriteHostname(filepath.Join(sb.Dir, "hostname"), hostname); err != nil {
+	if err := podfiles.WriteHostname(filepath.Join(sb.Dir, "hostname"), sb.Hostname); err != nil {
 		return err
 	}
 	resolv := filepath.Join(sb.Dir, "resolv.conf")
@@ -303,7 +305,7 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 		sb.IPs = res.IPs
 		sb.CNIResult = res.Raw
 	}
-	hosts := podfiles.Hosts{Hostname: hostname, PodIPs: sb.IPs}
+	hosts := podfiles.Hosts{Hostname: sb.Hostname, PodIPs: sb.IPs}
 	if sb.HostNetwork {
 		if err := podfiles.CopyFile(filepath.Join(sb.Dir, "hosts"), "/etc/hosts"); err != nil {
 			return err

@@ -36,6 +36,8 @@ type Sandbox struct {
 	PodPID       bool              `json:"podPID"`  // containers share one PID namespace held by InitPID
 	InitPID      int               `json:"initPID"` // the pod's reaper when PodPID
 	CgroupParent string            `json:"cgroupParent"`
+	// Hostname is the pod's hostname: the config's, or the node's for host-network pods and pods naming none.
+	Hostname string `json:"hostname"`
 	IPs          []string          `json:"ips,omitempty"` // primary first
 	CNIResult    json.RawMessage   `json:"cniResult,omitempty"`
 	NetworkSetUp bool              `json:"networkSetUp"` // CNI ADD was attempted: teardown must DEL
