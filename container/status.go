@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -208,7 +209,7 @@ func (m *Manager) ExecSync(ctx context.Context, id string, cmd []string, timeout
 
 // processFor returns the container's process spec with args replaced: same user, env, cwd, capabilities.
 func (m *Manager) processFor(c *store.Container, cmd []string, tty bool) (*specs.Process, error) {
-	data, err := readFile(c.Bundle + "/config.json")
+	data, err := os.ReadFile(filepath.Join(c.Bundle, "config.json"))
 	if err != nil {
 		return nil, fmt.Errorf("read container spec: %w", err)
 	}
@@ -225,5 +226,3 @@ func (m *Manager) processFor(c *store.Container, cmd []string, tty bool) (*specs
 	p.ConsoleSize = nil
 	return &p, nil
 }
-
-var readFile = os.ReadFile

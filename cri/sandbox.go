@@ -7,6 +7,7 @@ import (
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/noded/noded/container"
 	"github.com/noded/noded/errdefs"
 )
 
@@ -94,9 +95,7 @@ func (s *RuntimeServer) PodSandboxStatus(ctx context.Context, req *runtimeapi.Po
 	}
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: st, Info: info, Timestamp: time.Now().UnixNano()}
 	for _, c := range s.Store().Containers(st.Id) {
-		if st, _, err := s.Containers.Status(c.ID, false); err == nil {
-			resp.ContainersStatuses = append(resp.ContainersStatuses, st)
-		}
+		resp.ContainersStatuses = append(resp.ContainersStatuses, container.ToStatus(&c))
 	}
 	return resp, nil
 }

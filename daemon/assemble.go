@@ -151,9 +151,9 @@ func (s *services) watchExits() {
 	}
 }
 
-// recover reconciles the stored state with what exists after a (re)start: containers that exited while noded was
+// reconcile reconciles the stored state with what exists after a (re)start: containers that exited while noded was
 // down get their exit recorded, and objects whose creation was cut short are rolled back.
-func (s *services) recover(ctx context.Context) {
+func (s *services) reconcile(ctx context.Context) {
 	s.containers.Recover(ctx)
 	s.sandboxes.Recover(ctx)
 }

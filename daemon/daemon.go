@@ -43,6 +43,8 @@ type Daemon struct {
 	grpc   *grpc.Server
 	driver string
 	events events.Broker
+	// runtimeOK records runtime binaries (path@mtime) that ran once, so Status does not exec them every call.
+	runtimeOK sync.Map
 }
 
 // New loads the configuration, takes the state dir's lock and opens the state database. Nothing is served yet.
@@ -91,7 +93,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer svc.close()
-	svc.recover(ctx)
+	svc.reconcile(ctx)
 	exitsDone := make(chan struct{})
 	go func() { svc.watchExits(); close(exitsDone) }()
 	defer func() { _ = svc.watcher.Close(); <-exitsDone }()
@@ -186,12 +188,12 @@ func (d *Daemon) close() {
 // runtimeReady checks that the default runtime's binary resolves and runs.
 func (d *Daemon) runtimeReady(ctx context.Context) error {
 	rt := d.cfg.Runtimes[d.cfg.DefaultRuntime]
-	return binaryRuns(ctx, rt.Path)
+	return binaryRuns(ctx, &d.runtimeOK, rt.Path)
 }
 
-var versionCache sync.Map // path+mtime → nil error; a runtime that ran once is not re-run until it changes
-
-func binaryRuns(ctx context.Context, name string) error {
+// binaryRuns checks that name resolves to a binary that answers --version; ok remembers binaries (by path and
+// mtime) that did, so a binary is run again only after it changes.
+func binaryRuns(ctx context.Context, ok *sync.Map, name string) error {
 	path, err := exec.LookPath(name)
 	if err != nil {
 		return fmt.Errorf("OCI runtime %q not found: %w", name, err)
@@ -201,7 +203,7 @@ func binaryRuns(ctx context.Context, name string) error {
 		return err
 	}
 	key := fmt.Sprintf("%s@%d", path, fi.ModTime().UnixNano())
-	if _, ok := versionCache.Load(key); ok {
+	if _, seen := ok.Load(key); seen {
 		return nil
 	}
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -210,6 +212,6 @@ func binaryRuns(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("OCI runtime %s does not run: %v: %s", path, err, strings.TrimSpace(string(out)))
 	}
-	versionCache.Store(key, struct{}{})
+	ok.Store(key, struct{}{})
 	return nil
 }

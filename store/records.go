@@ -37,10 +37,10 @@ type Sandbox struct {
 	InitPID      int               `json:"initPID"` // the pod's reaper when PodPID
 	CgroupParent string            `json:"cgroupParent"`
 	// Hostname is the pod's hostname: the config's, or the node's for host-network pods and pods naming none.
-	Hostname string `json:"hostname"`
-	IPs          []string          `json:"ips,omitempty"` // primary first
-	CNIResult    json.RawMessage   `json:"cniResult,omitempty"`
-	NetworkSetUp bool              `json:"networkSetUp"` // CNI ADD was attempted: teardown must DEL
+	Hostname     string          `json:"hostname"`
+	IPs          []string        `json:"ips,omitempty"` // primary first
+	CNIResult    json.RawMessage `json:"cniResult,omitempty"`
+	NetworkSetUp bool            `json:"networkSetUp"` // CNI ADD was attempted: teardown must DEL
 	// Orphaned is set when the RPC that created it had given up by the time it finished: a retry with the same
 	// name is handed this sandbox instead of AlreadyExists.
 	Orphaned bool   `json:"orphaned,omitempty"`
@@ -107,13 +107,12 @@ type Container struct {
 	CgroupsPath string                      `json:"cgroupsPath"`
 	StopSignal  string                      `json:"stopSignal,omitempty"`
 	// User is the resolved user the process runs as.
-	UID          int64   `json:"uid"`
-	GID          int64   `json:"gid"`
-	SupplGroups  []int64 `json:"supplGroups,omitempty"`
-	ResourcesPB  []byte  `json:"resources,omitempty"` // current LinuxContainerResources (proto)
-	Orphaned     bool    `json:"orphaned,omitempty"`
-	Error        string  `json:"error,omitempty"`
-	StopRequired bool    `json:"stopRequested,omitempty"`
+	UID         int64   `json:"uid"`
+	GID         int64   `json:"gid"`
+	SupplGroups []int64 `json:"supplGroups,omitempty"`
+	ResourcesPB []byte  `json:"resources,omitempty"` // current LinuxContainerResources (proto)
+	Orphaned    bool    `json:"orphaned,omitempty"`
+	Error       string  `json:"error,omitempty"`
 }
 
 func (c *Container) encode() ([]byte, error) {

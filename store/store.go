@@ -297,7 +297,7 @@ func resolve[T any](id string, m map[string]T, what string) (string, error) {
 	return match, nil
 }
 
-// protoJSON wraps a proto message as bytes inside a JSON record.
+// marshalProto encodes a proto message for embedding in a JSON record; nil gives nil.
 func marshalProto(m proto.Message) ([]byte, error) {
 	if m == nil {
 		return nil, nil
