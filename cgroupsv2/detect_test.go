@@ -25,15 +25,3 @@ func TestChooseDriver(t *testing.T) {
 		}
 	}
 }
-
-func TestDetectHostOnThisMachine(t *testing.T) {
-	h := DetectHost()
-	// The driver chosen for "auto" must follow from the detected facts.
-	got, err := ChooseDriver("auto", h)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if (got == DriverSystemd) != (h.SystemdPID1 && h.Unified) {
-		t.Fatalf("auto chose %s for %+v", got, h)
-	}
-}

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -243,7 +242,7 @@ func assertNoLeaks(t *testing.T, n *framework.Noded) {
 			for i, e := range entries {
 				names[i] = e.Name()
 			}
-			t.Errorf("%s left in %s: %v", fmt.Sprint(len(entries)), dir, names)
+			t.Errorf("%d left in %s: %v", len(entries), dir, names)
 		}
 	}
 }

@@ -70,6 +70,8 @@ type Options struct {
 	Mirrors map[string]string
 	// CNIConfDir is the CNI config dir; empty means a fresh empty dir.
 	CNIConfDir string
+	// CgroupDriver is the configured driver; empty means "cgroupfs".
+	CgroupDriver string
 	// ExtraArgs are appended to noded's command line.
 	ExtraArgs []string
 }
@@ -129,7 +131,11 @@ func Start(t testing.TB, o Options) *Noded {
 
 func (n *Noded) config(o Options, cniDir string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "cgroup_driver = \"cgroupfs\"\ncgroup_parent = %q\n", n.CgroupParent)
+	driver := o.CgroupDriver
+	if driver == "" {
+		driver = "cgroupfs"
+	}
+	fmt.Fprintf(&b, "cgroup_driver = %q\ncgroup_parent = %q\n", driver, n.CgroupParent)
 	fmt.Fprintf(&b, "[cni]\nconf_dir = %q\nbin_dirs = [\"/usr/lib/cni\", \"/opt/cni/bin\"]\n", cniDir)
 	hosts := make([]string, 0, len(o.Mirrors))
 	for h := range o.Mirrors {
@@ -303,7 +309,7 @@ func CleanupDirs(dir, cgroupParent string) []error {
 	for _, pid := range processesMentioning(dir) {
 		_ = syscall.Kill(pid, syscall.SIGKILL)
 	}
-	for _, m := range mountsBelow(dir) {
+	for _, m := range MountsBelow(dir) {
 		if err := syscall.Unmount(m, syscall.MNT_DETACH); err != nil {
 			errs = append(errs, fmt.Errorf("unmount %s: %w", m, err))
 		}
@@ -335,7 +341,7 @@ func processesMentioning(s string) []int {
 }
 
 // MountsBelow lists mount points at or below dir, deepest first.
-func mountsBelow(dir string) []string {
+func MountsBelow(dir string) []string {
 	f, err := os.Open("/proc/self/mountinfo")
 	if err != nil {
 		return nil
@@ -356,9 +362,6 @@ func mountsBelow(dir string) []string {
 	sort.Slice(out, func(i, j int) bool { return len(out[i]) > len(out[j]) })
 	return out
 }
-
-// MountsBelow lists mount points at or below dir, deepest first.
-func MountsBelow(dir string) []string { return mountsBelow(dir) }
 
 func unescapeMount(s string) string {
 	r := strings.NewReplacer(`\040`, " ", `\011`, "\t", `\012`, "\n", `\134`, `\`)

@@ -42,7 +42,7 @@ func NewNetwork(t testing.TB, bridge, subnet string) *Network {
 	if err := os.WriteFile(filepath.Join(n.ConfDir, "10-test.conflist"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	before := iptablesSnapshot()
+	before := IptablesSnapshot()
 	forward, _ := os.ReadFile("/proc/sys/net/ipv4/ip_forward")
 	t.Cleanup(func() {
 		_ = exec.Command("ip", "link", "del", bridge).Run()
@@ -66,7 +66,7 @@ func (n *Network) owns(rule string) bool {
 var iptTables = []string{"nat", "filter", "mangle"}
 
 // iptablesSnapshot returns, per table, the set of chains and rules (iptables-save lines).
-func iptablesSnapshot() map[string]map[string]bool {
+func IptablesSnapshot() map[string]map[string]bool {
 	out := map[string]map[string]bool{}
 	for _, tbl := range iptTables {
 		b, err := exec.Command("iptables-save", "-t", tbl).Output()
@@ -90,7 +90,7 @@ func iptablesSnapshot() map[string]map[string]bool {
 // IptablesAdded lists the rules and chains present now that were not in before.
 func IptablesAdded(before map[string]map[string]bool) []string {
 	var added []string
-	now := iptablesSnapshot()
+	now := IptablesSnapshot()
 	for tbl, set := range now {
 		for l := range set {
 			if !before[tbl][l] {
@@ -101,14 +101,11 @@ func IptablesAdded(before map[string]map[string]bool) []string {
 	return added
 }
 
-// IptablesSnapshot is iptablesSnapshot for tests that compare before and after.
-func IptablesSnapshot() map[string]map[string]bool { return iptablesSnapshot() }
-
 // restoreIptables removes the rules added since before that owns claims, then the other added rules (CNI's
 // shared hostport scaffolding) only when no other CNI network's rules remain, then added chains left empty.
 // Rules of other tools or test runs working at the same time are left alone.
 func restoreIptables(t testing.TB, before map[string]map[string]bool, owns func(string) bool) {
-	now := iptablesSnapshot()
+	now := IptablesSnapshot()
 	for tbl, set := range now {
 		othersLeft := false
 		for l := range set {
