@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -48,66 +47,18 @@ func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() boo
 	}
 }
 
-// streamCgroupBase is the cgroup parent of these tests' containers, apart from the other tests'.
-const streamCgroupBase = "noded-test-xs"
-
-// newStreamCLI is newTestCLI with containers under streamCgroupBase.
-func newStreamCLI(t *testing.T) *CLI {
-	t.Helper()
-	requireRuntime(t)
-	base := t.TempDir()
-	r, err := New(Config{
-		Name: "runc", Path: testRunc,
-		Root:        filepath.Join(base, "runc"),
-		ExitDir:     filepath.Join(base, "exits"),
-		PersistRoot: filepath.Join(base, "persist"),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		dirs, _ := filepath.Glob(filepath.Join("/sys/fs/cgroup", "*", streamCgroupBase))
-		for _, d := range dirs {
-			// cgroup v1 may answer EBUSY for a moment after the last child went away.
-			var err error
-			for range 50 {
-				if err = os.Remove(d); err == nil || errors.Is(err, os.ErrNotExist) {
-					err = nil
-					break
-				}
-				time.Sleep(100 * time.Millisecond)
-			}
-			if err != nil {
-				t.Errorf("remove cgroup parent %s: %v", d, err)
-			}
-		}
-	})
-	return r
-}
-
-// withStreamSetup puts the container under streamCgroupBase and gives it a devpts for terminals.
-func withStreamSetup(id string) specOpt {
+// withDevpts gives the container a devpts for terminals.
+func withDevpts() specOpt {
 	return func(s *specs.Spec) {
-		s.Linux.CgroupsPath = "/" + streamCgroupBase + "/" + id
 		s.Mounts = append(s.Mounts, specs.Mount{Destination: "/dev/pts", Type: "devpts", Source: "devpts",
 			Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"}})
 	}
 }
 
-// streamProcs lists the PIDs in the container's pids cgroup.
-func streamProcs(t *testing.T, id string) []string {
-	t.Helper()
-	data, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids", streamCgroupBase, id, "cgroup.procs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return strings.Fields(string(data))
-}
-
 // startStreamContainer runs a long-lived container for exec tests.
 func startStreamContainer(t *testing.T, r *CLI, id, script string, o CreateOpts, opts ...specOpt) {
 	t.Helper()
-	o.ID, o.Bundle = id, writeBundle(t, id, script, append([]specOpt{withStreamSetup(id)}, opts...)...)
+	o.ID, o.Bundle = id, writeBundle(t, id, script, append([]specOpt{withDevpts()}, opts...)...)
 	if _, err := r.Create(context.Background(), o); err != nil {
 		t.Fatalf("create %s: %v", id, err)
 	}
@@ -135,7 +86,7 @@ func countOpenFDs(t *testing.T) int {
 }
 
 func TestExecStreamPipes(t *testing.T) {
-	r := newStreamCLI(t)
+	r := newTestCLI(t)
 	id := "xs-pipes"
 	startStreamContainer(t, r, id, "sleep 1000", CreateOpts{})
 	ctx := context.Background()
@@ -171,7 +122,7 @@ func TestExecStreamPipes(t *testing.T) {
 }
 
 func TestExecStreamTerminalResize(t *testing.T) {
-	r := newStreamCLI(t)
+	r := newTestCLI(t)
 	id := "xs-tty"
 	startStreamContainer(t, r, id, "sleep 1000", CreateOpts{})
 
@@ -213,7 +164,7 @@ func TestExecStreamTerminalResize(t *testing.T) {
 }
 
 func TestExecStreamCancelKills(t *testing.T) {
-	r := newStreamCLI(t)
+	r := newTestCLI(t)
 	id := "xs-cancel"
 	startStreamContainer(t, r, id, "sleep 1000", CreateOpts{}, withHostPID)
 	for _, tty := range []bool{false, true} {
@@ -235,12 +186,12 @@ func TestExecStreamCancelKills(t *testing.T) {
 			t.Fatalf("tty=%v: cancelled exec did not return", tty)
 		}
 		// Only the container's own sleep is left in its cgroup.
-		waitUntil(t, 5*time.Second, "exec'd sleep to die", func() bool { return len(streamProcs(t, id)) == 1 })
+		waitUntil(t, 5*time.Second, "exec'd sleep to die", func() bool { return len(cgroupProcs(t, id)) == 1 })
 	}
 }
 
 func TestExecStreamNoLeaks(t *testing.T) {
-	r := newStreamCLI(t)
+	r := newTestCLI(t)
 	id := "xs-leak"
 	startStreamContainer(t, r, id, "sleep 1000", CreateOpts{})
 	run := func(tty bool) {
@@ -263,7 +214,7 @@ func TestExecStreamNoLeaks(t *testing.T) {
 }
 
 func TestAttachStream(t *testing.T) {
-	r := newStreamCLI(t)
+	r := newTestCLI(t)
 	id := "xs-attach"
 	// Prints a line every 100ms to stdout and stderr, and echoes its stdin in upper case.
 	startStreamContainer(t, r, id,
@@ -305,7 +256,7 @@ func TestAttachStream(t *testing.T) {
 }
 
 func TestAttachStreamEndsWithContainer(t *testing.T) {
-	r := newStreamCLI(t)
+	r := newTestCLI(t)
 	id := "xs-attach-exit"
 	startStreamContainer(t, r, id, `read x; echo bye-$x; exit 0`, CreateOpts{Stdin: true, StdinOnce: true})
 	var out syncBuffer
@@ -327,7 +278,7 @@ func TestAttachStreamEndsWithContainer(t *testing.T) {
 }
 
 func TestAttachStreamTerminal(t *testing.T) {
-	r := newStreamCLI(t)
+	r := newTestCLI(t)
 	id := "xs-attach-tty"
 	startStreamContainer(t, r, id, `while true; do busybox stty size; sleep 0.1; done`,
 		CreateOpts{Terminal: true}, func(s *specs.Spec) { s.Process.Terminal = true })
