@@ -18,13 +18,16 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/noded/noded/internal/testnet"
 	"github.com/noded/noded/sandbox/nsutil"
 )
 
-const (
-	testBridge  = "nodedtest0"
-	testNetwork = "nodedtest"
-	pluginDir   = "/usr/lib/cni"
+const pluginDir = "/usr/lib/cni"
+
+// The test's own bridge and network name, distinct per test slot (see internal/testnet).
+var (
+	testBridge  = testnet.Bridge("nodedtst", 0)
+	testNetwork = fmt.Sprintf("nodedtest%d", testnet.Slot())
 )
 
 type testEnv struct {
@@ -41,7 +44,7 @@ func pickSubnet(t *testing.T) *net.IPNet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []string{"10.250.0.0/24", "10.251.7.0/24", "10.249.3.0/24"} {
+	for _, c := range []string{testnet.Subnet(250), testnet.Subnet(251), testnet.Subnet(249)} {
 		_, cand, _ := net.ParseCIDR(c)
 		clash := false
 		for _, r := range routes {
@@ -329,7 +332,7 @@ func TestPodNetworking(t *testing.T) {
 	// Without the netns the bridge plugin (v1.1.1) cannot learn the pod IP and leaves its ipMasq rules behind
 	// (the test cleanup removes them); every other rule of the pod must be gone. Hence: Teardown before Unpin.
 	for _, r := range saveIptables(t, "iptables").linesMatching(b.ID) {
-		if strings.Contains(r, `"name: \"nodedtest\"`) {
+		if strings.Contains(r, `"name: \"`+testNetwork+`\"`) {
 			t.Logf("known bridge-plugin leak without netns: %s", r)
 			continue
 		}

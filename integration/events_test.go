@@ -18,7 +18,7 @@ import (
 )
 
 func TestContainerEventsInOrder(t *testing.T) {
-	e := newPodEnv(t, "nodedit8", "10.251.8.0/24", nil)
+	e := newPodEnv(t, 8, nil)
 	ctx, cancel := context.WithCancel(e.ctx)
 	defer cancel()
 	events := make(chan *runtimeapi.ContainerEventResponse, 100)
@@ -75,7 +75,7 @@ func TestContainerEventsInOrder(t *testing.T) {
 func TestExecSyncLeaksNothing(t *testing.T) {
 	framework.RequireRoot(t)
 	port := freePort(t)
-	e := newPodEnvWith(t, "nodedit9", "10.251.9.0/24", fmt.Sprintf("[debug]\npprof_address = \"127.0.0.1:%d\"\n", port))
+	e := newPodEnvWith(t, 9, fmt.Sprintf("[debug]\npprof_address = \"127.0.0.1:%d\"\n", port))
 	cfg := e.podConfig(t, "execleak")
 	pod := e.runPod(t, cfg)
 	c := e.createContainer(t, pod, cfg, "sleeper", "sleep", "100000")

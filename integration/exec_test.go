@@ -15,7 +15,7 @@ import (
 // TestExecSyncTimeoutKillsProcess: the exec'd process is gone after its deadline, in a pod with its own PID
 // namespace per container and in one sharing the pod's.
 func TestExecSyncTimeoutKillsProcess(t *testing.T) {
-	e := newPodEnv(t, "nodedit7", "10.251.7.0/24", nil)
+	e := newPodEnv(t, 7, nil)
 	for _, mode := range []runtimeapi.NamespaceMode{runtimeapi.NamespaceMode_CONTAINER, runtimeapi.NamespaceMode_POD} {
 		t.Run(mode.String(), func(t *testing.T) {
 			cfg := e.podConfig(t, "exectimeout-"+strings.ToLower(mode.String()))

@@ -39,7 +39,7 @@ func (e *podEnv) podIP(t *testing.T, podID string) string {
 }
 
 func TestPodNetworking(t *testing.T) {
-	e := newPodEnv(t, "nodedit2", "10.251.2.0/24", nil)
+	e := newPodEnv(t, 2, nil)
 
 	// Pod A serves HTTP on 8080 with a hostPort mapping; pod B reaches it by pod IP.
 	aCfg := e.podConfig(t, "server")
@@ -100,7 +100,7 @@ func TestPodNetworking(t *testing.T) {
 }
 
 func TestHostNetworkPod(t *testing.T) {
-	e := newPodEnv(t, "nodedit3", "10.251.3.0/24", nil)
+	e := newPodEnv(t, 3, nil)
 	cfg := e.podConfig(t, "hostnet")
 	cfg.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
 	cfg.DnsConfig = nil
@@ -129,7 +129,7 @@ func TestHostNetworkPod(t *testing.T) {
 }
 
 func TestSandboxSysctls(t *testing.T) {
-	e := newPodEnv(t, "nodedit4", "10.251.4.0/24", nil)
+	e := newPodEnv(t, 4, nil)
 	bad := e.podConfig(t, "badsysctl")
 	bad.Linux.Sysctls = map[string]string{"kernel.panic": "1"}
 	_, err := e.n.Runtime.RunPodSandbox(e.ctx, bad, "")
@@ -158,14 +158,14 @@ func TestSandboxSysctls(t *testing.T) {
 // TestSandboxChurnLeaksNothing runs 200 run/stop/remove cycles and checks for leftover netns pins, veths, IP
 // allocations, iptables rules and mounts.
 func TestSandboxChurnLeaksNothing(t *testing.T) {
-	e := newPodEnv(t, "nodedit5", "10.251.5.0/24", nil)
+	e := newPodEnv(t, 5, nil)
 	// Warm up once so the bridge and the plugins' base chains exist before the baseline is taken.
 	warm := e.runPod(t, e.podConfig(t, "warm"))
 	if err := e.n.Runtime.RemovePodSandbox(e.ctx, warm); err != nil {
 		t.Fatal(err)
 	}
 	ipt := framework.IptablesSnapshot()
-	links := bridgePorts(t, "nodedit5")
+	links := bridgePorts(t, e.net.Bridge)
 	cycles := 200
 	if testing.Short() {
 		cycles = 20
@@ -186,14 +186,14 @@ func TestSandboxChurnLeaksNothing(t *testing.T) {
 	// subnet counts.
 	var ours []string
 	for _, r := range framework.IptablesAdded(ipt) {
-		if strings.Contains(r, "noded-it-nodedit5") || strings.Contains(r, "10.251.5.") {
+		if strings.Contains(r, "noded-it-"+e.net.Bridge) || strings.Contains(r, e.net.Prefix()) {
 			ours = append(ours, r)
 		}
 	}
 	if len(ours) > 0 {
 		t.Errorf("iptables rules left after %d cycles: %v", cycles, ours)
 	}
-	if now := bridgePorts(t, "nodedit5"); len(now) != len(links) {
+	if now := bridgePorts(t, e.net.Bridge); len(now) != len(links) {
 		t.Errorf("veths on the test bridge before %v, after %v", links, now)
 	}
 	ipam, _ := filepath.Glob(filepath.Join(filepath.Dir(e.net.ConfDir), "ipam", "*", "10.*"))

@@ -22,16 +22,16 @@ type podEnv struct {
 	ctx context.Context
 }
 
-func newPodEnv(t *testing.T, bridge, subnet string, extra map[string]v1.Image) *podEnv {
-	return newPodEnvWithImages(t, bridge, subnet, "", extra)
+func newPodEnv(t *testing.T, netIdx int, extra map[string]v1.Image) *podEnv {
+	return newPodEnvWithImages(t, netIdx, "", extra)
 }
 
 // newPodEnvWith is newPodEnv with extra TOML for noded's config.
-func newPodEnvWith(t *testing.T, bridge, subnet, config string) *podEnv {
-	return newPodEnvWithImages(t, bridge, subnet, config, nil)
+func newPodEnvWith(t *testing.T, netIdx int, config string) *podEnv {
+	return newPodEnvWithImages(t, netIdx, config, nil)
 }
 
-func newPodEnvWithImages(t *testing.T, bridge, subnet, config string, extra map[string]v1.Image) *podEnv {
+func newPodEnvWithImages(t *testing.T, netIdx int, config string, extra map[string]v1.Image) *podEnv {
 	t.Helper()
 	framework.RequireRoot(t)
 	images := map[string]v1.Image{"library/busybox:latest": framework.Busybox(t)}
@@ -39,7 +39,7 @@ func newPodEnvWithImages(t *testing.T, bridge, subnet, config string, extra map[
 		images[k] = v
 	}
 	host := framework.Registry(t, images)
-	network := framework.NewNetwork(t, bridge, subnet)
+	network := framework.NewNetwork(t, netIdx)
 	n := framework.Start(t, framework.Options{
 		CNIConfDir: network.ConfDir,
 		Mirrors:    map[string]string{"docker.io": "http://" + host},
@@ -113,7 +113,7 @@ func (e *podEnv) waitExited(t *testing.T, id string) *runtimeapi.ContainerStatus
 }
 
 func TestPodLifecycle(t *testing.T) {
-	e := newPodEnv(t, "nodedit0", "10.251.0.0/24", nil)
+	e := newPodEnv(t, 0, nil)
 	podCfg := e.podConfig(t, "lifecycle")
 	podID := e.runPod(t, podCfg)
 
@@ -125,7 +125,7 @@ func TestPodLifecycle(t *testing.T) {
 	if st.Status.State != runtimeapi.PodSandboxState_SANDBOX_READY {
 		t.Fatalf("sandbox state %v", st.Status.State)
 	}
-	if ip := st.Status.GetNetwork().GetIp(); !strings.HasPrefix(ip, "10.251.0.") {
+	if ip := st.Status.GetNetwork().GetIp(); !strings.HasPrefix(ip, e.net.Prefix()) {
 		t.Fatalf("pod IP %q not on the test subnet", ip)
 	}
 	if st.Info["info"] == "" {
@@ -248,7 +248,7 @@ func assertNoLeaks(t *testing.T, n *framework.Noded) {
 }
 
 func TestPodSharedPIDNamespace(t *testing.T) {
-	e := newPodEnv(t, "nodedit1", "10.251.1.0/24", nil)
+	e := newPodEnv(t, 1, nil)
 	podCfg := e.podConfig(t, "sharedpid")
 	podCfg.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_POD
 	podID := e.runPod(t, podCfg)

@@ -8,7 +8,7 @@ import (
 )
 
 func TestContainerAndPodStats(t *testing.T) {
-	e := newPodEnv(t, "nodedit6", "10.251.6.0/24", nil)
+	e := newPodEnv(t, 6, nil)
 	cfg := e.podConfig(t, "stats")
 	pod := e.runPod(t, cfg)
 	// 32 MiB in the pod's /dev/shm (charged to the writer's memory cgroup), then a busy loop.

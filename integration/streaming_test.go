@@ -78,7 +78,7 @@ func remoteExec(t *testing.T, url string, tty bool, resize string) (string, int)
 }
 
 func TestStreaming(t *testing.T) {
-	e := newPodEnv(t, "nodedst0", "10.252.0.0/24", nil)
+	e := newPodEnv(t, 20, nil)
 	podCfg := e.podConfig(t, "streaming")
 	podID := e.runPod(t, podCfg)
 	ctrID := e.createContainer(t, podID, podCfg, "ticker", "sh", "-c",

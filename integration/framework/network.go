@@ -7,6 +7,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/noded/noded/internal/testnet"
 )
 
 // Network is a CNI config of the test's own: a bridge and subnet no other test or the host uses, IPAM state in
@@ -18,10 +20,11 @@ type Network struct {
 	Subnet  string
 }
 
-// NewNetwork writes a bridge + host-local + portmap conflist for bridge and subnet (e.g. "nodedit0",
-// "10.251.0.0/24") and registers cleanup on t.
-func NewNetwork(t testing.TB, bridge, subnet string) *Network {
+// NewNetwork writes a bridge + host-local + portmap conflist for network idx (0-99; bridge "nodedit<idx>" and
+// subnet 10.251.<idx>.0/24 in test slot 0, see internal/testnet) and registers cleanup on t.
+func NewNetwork(t testing.TB, idx int) *Network {
 	t.Helper()
+	bridge, subnet := testnet.Bridge("nodedit", idx), testnet.Subnet(idx)
 	RequireRoot(t)
 	dir := t.TempDir()
 	n := &Network{ConfDir: filepath.Join(dir, "net.d"), Bridge: bridge, Subnet: subnet}
@@ -54,13 +57,14 @@ func NewNetwork(t testing.TB, bridge, subnet string) *Network {
 	return n
 }
 
+// Prefix is the subnet's first three octets with the trailing dot ("10.251.3."): every address handed out starts so.
+func (n *Network) Prefix() string {
+	return n.Subnet[:strings.LastIndex(n.Subnet, ".")+1]
+}
+
 // owns reports whether an iptables rule belongs to this network: it names the network or an address of its subnet.
 func (n *Network) owns(rule string) bool {
-	prefix := n.Subnet
-	if i := strings.LastIndex(prefix, "."); i > 0 {
-		prefix = prefix[:i+1]
-	}
-	return strings.Contains(rule, "noded-it-"+n.Bridge+`\"`) || strings.Contains(rule, " "+prefix)
+	return strings.Contains(rule, "noded-it-"+n.Bridge+`\"`) || strings.Contains(rule, " "+n.Prefix())
 }
 
 var iptTables = []string{"nat", "filter", "mangle"}
