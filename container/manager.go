@@ -21,6 +21,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/noded/noded/cgroupsv2"
+	cgstats "github.com/noded/noded/cgroupsv2/stats"
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/internal/keymutex"
 	"github.com/noded/noded/oci"
@@ -51,8 +52,11 @@ type Config struct {
 	Snapshotter    snapshotter.Snapshotter
 	Runtimes       map[string]ociruntime.Runtime // by handler name
 	DefaultRuntime string
-	CgroupDriver   string
-	Host           oci.HostInfo
+	// Cgroups names the containers' cgroups and finds them (OOM detection, leftover removal).
+	Cgroups cgroupsv2.Driver
+	// CgroupReader reads cgroup counters; nil detects the host's layout.
+	CgroupReader *cgstats.Reader
+	Host         oci.HostInfo
 	// OnEvent is called (without locks held) for container lifecycle events.
 	OnEvent func(ev *runtimeapi.ContainerEventResponse)
 }
@@ -72,6 +76,12 @@ type Manager struct {
 
 // New returns a Manager; Watch must run to record exits.
 func New(cfg Config) (*Manager, error) {
+	if cfg.Cgroups == nil {
+		return nil, errors.New("container manager: a cgroup driver is required")
+	}
+	if cfg.CgroupReader == nil {
+		cfg.CgroupReader = cgstats.Detect()
+	}
 	m := &Manager{cfg: cfg, bundlesDir: filepath.Join(cfg.StateDir, "containers"), exits: map[string]chan struct{}{},
 		feats: map[string]oci.Features{}}
 	if err := os.MkdirAll(m.bundlesDir, 0o711); err != nil {
@@ -117,19 +127,8 @@ func UniqueName(sb *store.Sandbox, md *runtimeapi.ContainerMetadata) string {
 	return fmt.Sprintf("%s_%s_%d", md.GetName(), sb.ID, md.GetAttempt())
 }
 
-func (m *Manager) cgroupsPath(sb *store.Sandbox, id string) string {
-	if m.cfg.CgroupDriver == cgroupsv2.DriverSystemd {
-		parent := sb.CgroupParent
-		if parent == "" {
-			parent = "noded.slice"
-		}
-		return filepath.Base(parent) + ":noded:" + id
-	}
-	parent := sb.CgroupParent
-	if parent == "" || !filepath.IsAbs(parent) {
-		parent = filepath.Join("/noded", parent)
-	}
-	return filepath.Join(parent, id)
+func (m *Manager) cgroupsPath(sb *store.Sandbox, name string) (string, error) {
+	return m.cfg.Cgroups.CgroupsPath(sb.CgroupParent, name)
 }
 
 func validateContainerConfig(cfg *runtimeapi.ContainerConfig) error {
@@ -181,6 +180,10 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		return "", err
 	}
 	id := store.NewID()
+	cgroupsPath, err := m.cgroupsPath(&sb, id)
+	if err != nil {
+		return "", err
+	}
 	unlock := m.locks.Lock(id)
 	defer unlock()
 	bundle := filepath.Join(m.bundlesDir, id)
@@ -188,7 +191,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		ID: id, SandboxID: sb.ID, Name: name, Config: cfg, State: store.ContainerCreating,
 		CreatedAt: time.Now().UnixNano(), ImageName: cfg.GetImage().GetImage(), ImageID: img.ID, ImageRef: img.Ref,
 		Runtime: rt.Name(), Bundle: bundle, Rootfs: filepath.Join(bundle, "rootfs"), SnapshotKey: "ctr-" + id,
-		CgroupsPath: m.cgroupsPath(&sb, id),
+		CgroupsPath: cgroupsPath,
 	}
 	if cfg.GetLogPath() != "" && sb.Config.GetLogDirectory() != "" {
 		c.LogPath = filepath.Join(sb.Config.GetLogDirectory(), cfg.GetLogPath())
@@ -314,6 +317,11 @@ func (m *Manager) cleanup(ctx context.Context, c *store.Container) error {
 	if rt, err := m.runtime(c.Runtime); err == nil {
 		if err := rt.Delete(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, err)
+		} else if c.CgroupsPath != "" {
+			// The runtime removes the cgroup it made; one it left (it never got that far, or crashed) goes here.
+			if err := m.cfg.Cgroups.Remove(ctx, c.CgroupsPath); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
 	if err := snapshotter.UnmountAll(c.Rootfs); err != nil {
@@ -395,10 +403,7 @@ func (m *Manager) HandleExit(ev ociruntime.ExitEvent) {
 		m.closeExit(c.ID)
 		return
 	}
-	oom := false
-	if rt, err := m.runtime(c.Runtime); err == nil {
-		oom = rt.OOMKilled(c.ID)
-	}
+	oom := m.oomKilled(&c)
 	updated, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
 		x.State = store.ContainerExited
 		x.ExitCode = int32(ev.ExitCode)
@@ -422,6 +427,28 @@ func (m *Manager) HandleExit(ev ociruntime.ExitEvent) {
 	}
 	m.closeExit(c.ID)
 	m.emit(&updated, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
+}
+
+// oomKilled reports whether the kernel's OOM killer killed a process of the container: conmon's marker (it
+// watches the memory cgroup while the container runs), or the container's own cgroup counter when the cgroup is
+// still there (the cgroupfs driver keeps it until the runtime deletes the container; systemd removes a scope as
+// soon as it is empty).
+func (m *Manager) oomKilled(c *store.Container) bool {
+	if rt, err := m.runtime(c.Runtime); err == nil && rt.OOMKilled(c.ID) {
+		return true
+	}
+	if c.CgroupsPath == "" {
+		return false
+	}
+	dir, err := m.cfg.Cgroups.Dir(c.CgroupsPath)
+	if err != nil {
+		return false
+	}
+	n, err := m.cfg.CgroupReader.OOMKills(dir)
+	if err != nil && !errdefs.IsNotFound(err) {
+		klog.V(2).InfoS("reading the container's OOM kill counter", "containerID", c.ID, "err", err)
+	}
+	return err == nil && n > 0
 }
 
 func (m *Manager) closeExit(id string) {

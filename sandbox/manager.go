@@ -46,6 +46,8 @@ type Config struct {
 	Store               *store.Store
 	Network             Network
 	DefaultCgroupParent string
+	// ValidCgroupParent, if set, checks a pod's cgroup parent against the cgroup driver.
+	ValidCgroupParent func(string) error
 	// Init starts the init of pods with a pod-wide PID namespace.
 	Init PodInit
 	// ValidHandler reports whether a runtime handler name is configured ("" is the default handler).
@@ -113,6 +115,11 @@ func (m *Manager) validate(cfg *runtimeapi.PodSandboxConfig, handler string) err
 	}
 	if p := cfg.GetLinux().GetCgroupParent(); p != "" && strings.Contains(p, "..") {
 		return errdefs.InvalidArgument("cgroup parent %q must not contain ..", p)
+	}
+	if m.cfg.ValidCgroupParent != nil {
+		if err := m.cfg.ValidCgroupParent(cfg.GetLinux().GetCgroupParent()); err != nil {
+			return err
+		}
 	}
 	if cfg.GetLogDirectory() != "" && !filepath.IsAbs(cfg.GetLogDirectory()) {
 		return errdefs.InvalidArgument("log directory %q must be absolute", cfg.GetLogDirectory())
