@@ -72,6 +72,8 @@ type Manager struct {
 
 	featMu sync.Mutex
 	feats  map[string]oci.Features
+
+	oom oomTracker
 }
 
 // New returns a Manager; Watch must run to record exits.
@@ -372,6 +374,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		return err
 	}
 	m.exitChan(c.ID)
+	m.oom.starting(m, &c)
 	if err := rt.Start(ctx, c.ID); err != nil {
 		_, _ = m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
 			x.State, x.FinishedAt, x.ExitCode, x.Reason, x.Message = store.ContainerExited, time.Now().UnixNano(), 128, "StartError", err.Error()
@@ -403,7 +406,7 @@ func (m *Manager) HandleExit(ev ociruntime.ExitEvent) {
 		m.closeExit(c.ID)
 		return
 	}
-	oom := m.oomKilled(&c)
+	oom := m.oomKilled(&c, ev.ExitCode)
 	updated, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
 		x.State = store.ContainerExited
 		x.ExitCode = int32(ev.ExitCode)
@@ -427,28 +430,6 @@ func (m *Manager) HandleExit(ev ociruntime.ExitEvent) {
 	}
 	m.closeExit(c.ID)
 	m.emit(&updated, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
-}
-
-// oomKilled reports whether the kernel's OOM killer killed a process of the container: conmon's marker (it
-// watches the memory cgroup while the container runs), or the container's own cgroup counter when the cgroup is
-// still there (the cgroupfs driver keeps it until the runtime deletes the container; systemd removes a scope as
-// soon as it is empty).
-func (m *Manager) oomKilled(c *store.Container) bool {
-	if rt, err := m.runtime(c.Runtime); err == nil && rt.OOMKilled(c.ID) {
-		return true
-	}
-	if c.CgroupsPath == "" {
-		return false
-	}
-	dir, err := m.cfg.Cgroups.Dir(c.CgroupsPath)
-	if err != nil {
-		return false
-	}
-	n, err := m.cfg.CgroupReader.OOMKills(dir)
-	if err != nil && !errdefs.IsNotFound(err) {
-		klog.V(2).InfoS("reading the container's OOM kill counter", "containerID", c.ID, "err", err)
-	}
-	return err == nil && n > 0
 }
 
 func (m *Manager) closeExit(id string) {
@@ -490,6 +471,7 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		return err
 	}
 	exited := m.exitChan(c.ID)
+	m.oom.stopping(c.ID)
 	if timeout > 0 {
 		sig := syscall.SIGTERM
 		if c.StopSignal != "" {
@@ -550,6 +532,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	m.mu.Lock()
 	delete(m.exits, c.ID)
 	m.mu.Unlock()
+	m.oom.forget(c.ID)
 	m.emit(&c, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
 	return nil
 }

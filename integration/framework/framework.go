@@ -19,6 +19,8 @@ import (
 
 	internalapi "k8s.io/cri-api/pkg/apis"
 	remote "k8s.io/cri-client/pkg"
+
+	cgstats "github.com/noded/noded/cgroupsv2/stats"
 )
 
 var (
@@ -72,6 +74,9 @@ type Options struct {
 	CNIConfDir string
 	// CgroupDriver is the configured driver; empty means "cgroupfs".
 	CgroupDriver string
+	// CgroupParent is noded's default cgroup parent; empty means one of the instance's own ("/noded-it-<dir>"
+	// with cgroupfs, "nodedit<dir>.slice" with systemd), removed at cleanup.
+	CgroupParent string
 	// ExtraArgs are appended to noded's command line.
 	ExtraArgs []string
 }
@@ -83,7 +88,7 @@ type Noded struct {
 	Root, State  string
 	Socket       string
 	ConfigPath   string
-	CgroupParent string // absolute cgroup parent of this instance, removed at cleanup
+	CgroupParent string // default cgroup parent of this instance, removed at cleanup
 	LogPath      string
 	args         []string
 
@@ -111,6 +116,13 @@ func Start(t testing.TB, o Options) *Noded {
 		ConfigPath:   filepath.Join(dir, "config.toml"),
 		CgroupParent: "/noded-it-" + filepath.Base(dir),
 		LogPath:      filepath.Join(dir, "noded.log"),
+	}
+	switch {
+	case o.CgroupParent != "":
+		n.CgroupParent = o.CgroupParent
+	case o.CgroupDriver == "systemd":
+		// A dash would nest the slice: noded-it-x.slice lives in noded.slice/noded-it.slice.
+		n.CgroupParent = strings.ReplaceAll("nodedit"+strings.TrimPrefix(filepath.Base(dir), "noded-it-"), "-", "_") + ".slice"
 	}
 	t.Cleanup(n.cleanup)
 	cni := o.CNIConfDir
@@ -279,7 +291,15 @@ func (n *Noded) cleanup() {
 		}
 		n.cmd = nil
 	}
-	for _, err := range CleanupDirs(n.Dir, n.CgroupParent) {
+	parent := n.CgroupParent
+	if strings.HasSuffix(parent, ".slice") {
+		// Stopping the slice stops every scope in it; what is left is then removed like any cgroup.
+		_ = exec.Command("systemctl", "stop", filepath.Base(parent)).Run()
+		if dir, err := cgstats.ExpandSlice(filepath.Base(parent)); err == nil {
+			parent = dir
+		}
+	}
+	for _, err := range CleanupDirs(n.Dir, parent) {
 		n.t.Errorf("cleanup: %v", err)
 	}
 }
