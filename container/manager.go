@@ -383,10 +383,11 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	updated, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
-		if x.State == store.ContainerCreated { // an exit may already have been recorded
+		// An exit may already have been recorded, with a start time no later than its finish time.
+		if x.State == store.ContainerCreated {
 			x.State = store.ContainerRunning
+			x.StartedAt = time.Now().UnixNano()
 		}
-		x.StartedAt = time.Now().UnixNano()
 		return nil
 	})
 	if err != nil {

@@ -392,6 +392,15 @@ func (e *env) testResources(t *testing.T) {
 		t.Errorf("memory usage %d, want the cgroup's memory.current (%d..%d) and at least 16 MiB", mem, memBefore, memAfter)
 	}
 
+	// The pod's stats are its parent cgroup's (the pod slice under systemd), which holds the container's usage.
+	ps, err := e.n.Runtime.PodSandboxStats(e.ctx, pod)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if podCPU := ps.GetLinux().GetCpu().GetUsageCoreNanoSeconds().GetValue(); podCPU < cpu {
+		t.Errorf("pod CPU usage %d < its container's %d", podCPU, cpu)
+	}
+
 	// Updates reach the live cgroup and are kept.
 	upd := &runtimeapi.LinuxContainerResources{CpuShares: 512, CpuQuota: 20000, CpuPeriod: 100000, MemoryLimitInBytes: 96 << 20}
 	if err := e.n.Runtime.UpdateContainerResources(e.ctx, id, &runtimeapi.ContainerResources{Linux: upd}); err != nil {
@@ -478,4 +487,18 @@ func (e *env) testPodInit(t *testing.T) {
 	e.removePod(t, pod)
 	e.assertGone(t, dir)
 	e.assertGone(t, e.cgroupDir(e.parent(uid), id))
+}
+
+// TestAutoDriverIsSystemd: with the default configuration ("auto") noded picks the systemd driver here and says
+// so to kubelet.
+func TestAutoDriverIsSystemd(t *testing.T) {
+	requireSystemdV2(t)
+	n := framework.Start(t, framework.Options{CgroupDriver: "auto", CgroupParent: "nodeditauto.slice"})
+	rc, err := n.Runtime.RuntimeConfig(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := rc.GetLinux().GetCgroupDriver(); got != runtimeapi.CgroupDriver_SYSTEMD {
+		t.Errorf("RuntimeConfig cgroup driver with \"auto\" = %v, want SYSTEMD", got)
+	}
 }
