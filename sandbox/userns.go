@@ -15,7 +15,7 @@ import (
 // pod in the host's user namespace. The config must have passed validation.
 func PodUserns(cfg *runtimeapi.PodSandboxConfig) (uids, gids []nsutil.IDMap, ok bool) {
 	u := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()
-	if u.GetMode() != runtimeapi.NamespaceMode_POD {
+	if u == nil || u.GetMode() != runtimeapi.NamespaceMode_POD { // POD is the enum's zero value
 		return nil, nil, false
 	}
 	conv := func(in []*runtimeapi.IDMapping) []nsutil.IDMap {
@@ -33,7 +33,7 @@ func PodUserns(cfg *runtimeapi.PodSandboxConfig) (uids, gids []nsutil.IDMap, ok 
 // user namespaces.
 func (m *Manager) checkUserns(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) error {
 	u := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions().GetUsernsOptions()
-	if u.GetMode() != runtimeapi.NamespaceMode_POD {
+	if u == nil || u.GetMode() != runtimeapi.NamespaceMode_POD {
 		return nil
 	}
 	ns := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
