@@ -92,6 +92,21 @@ func TestUserNamespacePod(t *testing.T) {
 			if err != nil || !strings.Contains(string(out), fmt.Sprint(usernsHostID)) {
 				t.Errorf("exec uid_map = %q, %v", out, err)
 			}
+			if pid == runtimeapi.NamespaceMode_CONTAINER {
+				// After a restart of noded the pod is still ready and new containers still join its namespaces.
+				e.n.Restart()
+				if st, err := e.n.Runtime.PodSandboxStatus(e.ctx, podID, false); err != nil || st.Status.State != runtimeapi.PodSandboxState_SANDBOX_READY {
+					t.Fatalf("after restart: %v, %v", st, err)
+				}
+				second := e.createContainer(t, podID, podCfg, "second", "sleep", "1000")
+				if err := e.n.Runtime.StartContainer(e.ctx, second); err != nil {
+					t.Fatal(err)
+				}
+				a := e.exec(t, ctr, "sh", "-c", "readlink /proc/self/ns/user; readlink /proc/self/ns/net")
+				if b := e.exec(t, second, "sh", "-c", "readlink /proc/self/ns/user; readlink /proc/self/ns/net"); a != b {
+					t.Errorf("containers in different namespaces:\n%s\n%s", a, b)
+				}
+			}
 			// A container that asks for other mappings than its pod's is refused.
 			bad := &runtimeapi.ContainerConfig{
 				Metadata: &runtimeapi.ContainerMetadata{Name: "bad"}, Image: &runtimeapi.ImageSpec{Image: "busybox"},
