@@ -140,7 +140,7 @@ func TestContainerSecurityAndLogs(t *testing.T) {
 	podID, podCfg := e.newPod(t, "security")
 
 	t.Run("log format and exit codes", func(t *testing.T) {
-		long := strings.Repeat("x", 40000) // longer than max_log_line_bytes (16 KiB by default)
+		long := strings.Repeat("x", 40000) // longer than conmon's line buffer (8 KiB): split into P records
 		code, out := e.output(t, podID, podCfg, "logs", nil, "sh", "-c",
 			"echo out; echo err >&2; printf 'no newline'; echo; echo "+long+"; exit 0")
 		if code != 0 {
