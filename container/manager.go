@@ -384,6 +384,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	}
 	m.exitChan(c.ID)
 	m.oom.starting(m, &c)
+	startedAt := time.Now().UnixNano() // before the process can run, so never after its exit
 	if err := rt.Start(ctx, c.ID); err != nil {
 		_, _ = m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
 			x.State, x.FinishedAt, x.ExitCode, x.Reason, x.Message = store.ContainerExited, time.Now().UnixNano(), 128, "StartError", err.Error()
@@ -392,10 +393,8 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	updated, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
-		// An exit may already have been recorded, with a start time no later than its finish time.
 		if x.State == store.ContainerCreated {
-			x.State = store.ContainerRunning
-			x.StartedAt = time.Now().UnixNano()
+			x.State, x.StartedAt = store.ContainerRunning, startedAt
 		}
 		return nil
 	})
@@ -410,6 +409,12 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 func (m *Manager) HandleExit(ev ociruntime.ExitEvent) {
 	c, err := m.cfg.Store.Container(ev.ID)
 	if err != nil || c.ID != ev.ID {
+		return
+	}
+	// A Start in progress records the start (and sends its event) first.
+	unlock := m.locks.Lock(c.ID)
+	defer unlock()
+	if c, err = m.cfg.Store.Container(c.ID); err != nil {
 		return
 	}
 	if c.State == store.ContainerExited {
