@@ -46,6 +46,8 @@ type Config struct {
 	MaxLogLineBytes int `toml:"max_log_line_bytes"`
 	// MaxConcurrentPodStarts bounds RunPodSandbox+CreateContainer work in flight; more wait, then ResourceExhausted.
 	MaxConcurrentPodStarts int `toml:"max_concurrent_pod_starts"`
+	// LogLevel is the klog verbosity (like -v, which overrides it at start); SIGHUP applies a change.
+	LogLevel int `toml:"log_level"`
 
 	CNI       CNI       `toml:"cni"`
 	Registry  Registry  `toml:"registry"`
@@ -269,6 +271,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxLogLineBytes < 256 {
 		return fmt.Errorf("max_log_line_bytes: %d is below the minimum of 256", c.MaxLogLineBytes)
+	}
+	if c.LogLevel < 0 || c.LogLevel > 10 {
+		return fmt.Errorf("log_level: %d is not between 0 and 10", c.LogLevel)
 	}
 	if c.MaxConcurrentPodStarts < 1 {
 		return fmt.Errorf("max_concurrent_pod_starts: %d must be at least 1", c.MaxConcurrentPodStarts)

@@ -29,6 +29,10 @@ max_log_line_bytes = {{.MaxLogLineBytes}}
 # Pod and container creations in flight at once; further ones wait briefly, then fail with ResourceExhausted.
 max_concurrent_pod_starts = {{.MaxConcurrentPodStarts}}
 
+# Log verbosity (klog -v): 0 logs starts, stops and errors; 2 adds pod and container lifecycle; 4 every CRI
+# call. The -v flag overrides it at start; SIGHUP applies a changed value.
+log_level = {{.LogLevel}}
+
 # OCI runtimes by RuntimeClass handler name. path: absolute or looked up in PATH;
 # root: the runtime's state dir (default <state>/runtimes/<handler>).
 {{- range $name, $rt := .Runtimes}}

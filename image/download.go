@@ -19,6 +19,8 @@ type downloads struct {
 	wg    *sync.WaitGroup
 	store *content.Store
 	sem   *semaphore.Weighted
+	// onBytes, if set, receives the bytes of each blob download.
+	onBytes func(n int64)
 
 	mu     sync.Mutex
 	active map[digest.Digest]*download
@@ -112,8 +114,12 @@ func (m *downloads) fetch(ctx context.Context, d *download, repo *registry.Repos
 	readyClosed = true
 	rc, err := repo.OpenBlob(ctx, d.desc)
 	if err == nil {
-		_, err = io.Copy(w, rc)
+		var n int64
+		n, err = io.Copy(w, rc)
 		rc.Close()
+		if m.onBytes != nil {
+			m.onBytes(n)
+		}
 	}
 	if err != nil {
 		w.CloseWrite(err)

@@ -52,9 +52,11 @@ func (s *Service) Pull(ctx context.Context, ref string, opts PullOptions) (Image
 	if err != nil {
 		return Image{}, err
 	}
+	start := time.Now()
 	s.gcMu.RLock()
 	img, err := s.pull(ctx, r, opts)
 	s.gcMu.RUnlock()
+	s.opts.Observer.pulled(start, err)
 	s.tryGC(context.WithoutCancel(ctx))
 	return img, err
 }

@@ -52,6 +52,8 @@ type Options struct {
 	MaxConcurrentDownloads int
 	// Apply is the fallback layer applier for snapshotters that are not a snapshotter.DirectApplier.
 	Apply ApplyFunc
+	// Observer receives pull durations and downloaded bytes.
+	Observer Observer
 }
 
 // Service pulls, records and removes images. It is safe for concurrent use.
@@ -115,6 +117,7 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	s.pulls = newFlight[*fetched](base, &s.wg)
 	s.layers = newFlight[struct{}](base, &s.wg)
 	s.downloads = newDownloads(base, &s.wg, cs, opts.MaxConcurrentDownloads)
+	s.downloads.onBytes = opts.Observer.downloaded
 	if err := s.Prune(ctx); err != nil {
 		cancel()
 		return nil, err
