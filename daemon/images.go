@@ -38,6 +38,7 @@ func (d *Daemon) assembleImages(ctx context.Context, s *services) error {
 		Root: filepath.Join(d.opts.Root, "images"), DB: d.db, Snapshotter: s.snapshots,
 		Registry: registryConfig(d.cfg.Registry), RegistryOptions: opts,
 		MaxConcurrentDownloads: d.cfg.Registry.MaxConcurrentDownloads,
+		Observer:               image.Observer{Pulled: d.metrics.ObservePull, Downloaded: d.metrics.AddPullBytes},
 	})
 	if err != nil {
 		return fmt.Errorf("images: %w", err)
