@@ -50,6 +50,8 @@ type Daemon struct {
 	runtimeOK sync.Map
 	metrics   *metrics.Metrics
 	live      liveConfig // for Reload (SIGHUP)
+	// notifySocket is systemd's $NOTIFY_SOCKET (Type=notify), taken out of the environment at New.
+	notifySocket string
 }
 
 // New loads the configuration, takes the state dir's lock and opens the state database. Nothing is served yet.
@@ -70,7 +72,7 @@ func New(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: opts, cfg: cfg, lock: lock, metrics: metrics.New()}
+	d := &Daemon{opts: opts, cfg: cfg, lock: lock, metrics: metrics.New(), notifySocket: takeNotifySocket()}
 	d.live.applied = cfg
 	if !opts.VerbositySet {
 		if err := SetVerbosity(cfg.LogLevel); err != nil {
@@ -177,13 +179,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- d.grpc.Serve(l) }()
 	// The socket accepts connections from here on (they queue until Serve picks them up).
-	notifyServiceManager("READY=1\nSTATUS=serving " + d.opts.Listen)
+	d.notifyServiceManager("READY=1\nSTATUS=serving " + d.opts.Listen)
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
-	notifyServiceManager("STOPPING=1")
+	d.notifyServiceManager("STOPPING=1")
 	klog.InfoS("noded shutting down: no new calls, finishing in-flight ones", "timeout", d.opts.ShutdownTimeout)
 	stopped := make(chan struct{})
 	go func() { d.grpc.GracefulStop(); close(stopped) }()

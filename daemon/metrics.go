@@ -40,8 +40,8 @@ func (d *Daemon) serveMetrics(svc *services) (stop func(), err error) {
 }
 
 // notifyServiceManager tells systemd (Type=notify) about a state change; outside systemd it does nothing.
-func notifyServiceManager(state string) {
-	if _, err := sdNotify(state); err != nil {
+func (d *Daemon) notifyServiceManager(state string) {
+	if _, err := sdNotify(d.notifySocket, state); err != nil {
 		klog.ErrorS(err, "Could not notify the service manager", "state", state)
 	}
 }

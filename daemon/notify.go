@@ -6,10 +6,18 @@ import (
 	"os"
 )
 
-// sdNotify sends state (e.g. "READY=1") to the service manager over $NOTIFY_SOCKET, as sd_notify(3) does. Without
-// $NOTIFY_SOCKET (not started by systemd, or not Type=notify) it does nothing and returns false.
-func sdNotify(state string) (bool, error) {
+// takeNotifySocket returns $NOTIFY_SOCKET and removes it from the environment, as sd_notify(3)'s
+// unset_environment does: runc, conmon and CNI plugins inherit noded's environment, and a runc that sees
+// NOTIFY_SOCKET proxies the container's readiness to it (and fails on long paths).
+func takeNotifySocket() string {
 	path := os.Getenv("NOTIFY_SOCKET")
+	os.Unsetenv("NOTIFY_SOCKET")
+	return path
+}
+
+// sdNotify sends state (e.g. "READY=1") to the service manager's notify socket path, as sd_notify(3) does.
+// With an empty path (not started by systemd, or not Type=notify) it does nothing and returns false.
+func sdNotify(path, state string) (bool, error) {
 	if path == "" {
 		return false, nil
 	}

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"net"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -14,7 +15,14 @@ func TestSdNotifySendsStateToNotifySocket(t *testing.T) {
 	}
 	defer l.Close()
 	t.Setenv("NOTIFY_SOCKET", path)
-	sent, err := sdNotify("READY=1\nSTATUS=serving")
+	sock := takeNotifySocket()
+	if sock != path {
+		t.Fatalf("takeNotifySocket = %q", sock)
+	}
+	if v, ok := os.LookupEnv("NOTIFY_SOCKET"); ok {
+		t.Fatalf("NOTIFY_SOCKET still set (%q): runc would inherit it", v)
+	}
+	sent, err := sdNotify(sock, "READY=1\nSTATUS=serving")
 	if err != nil || !sent {
 		t.Fatalf("sdNotify = %v, %v", sent, err)
 	}
@@ -26,13 +34,10 @@ func TestSdNotifySendsStateToNotifySocket(t *testing.T) {
 	if got := string(buf[:n]); got != "READY=1\nSTATUS=serving" {
 		t.Fatalf("received %q", got)
 	}
-
-	t.Setenv("NOTIFY_SOCKET", "")
-	if sent, err := sdNotify("READY=1"); sent || err != nil {
-		t.Fatalf("without NOTIFY_SOCKET: %v, %v", sent, err)
+	if sent, err := sdNotify("", "READY=1"); sent || err != nil {
+		t.Fatalf("without a socket: %v, %v", sent, err)
 	}
-	t.Setenv("NOTIFY_SOCKET", "relative/path")
-	if _, err := sdNotify("READY=1"); err == nil {
+	if _, err := sdNotify("relative/path", "READY=1"); err == nil {
 		t.Fatal("relative NOTIFY_SOCKET accepted")
 	}
 }
