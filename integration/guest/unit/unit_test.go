@@ -13,11 +13,10 @@
 //	go test -c -o bin/guest-unit.test ./integration/guest/unit
 //	/work/shared/vm/run -e NODED_GUEST_IMAGES=$PWD/bin/guest-images -- bin/guest-unit.test -test.v
 //
-// Cgroup driver: in the guest noded's "auto" picks systemd (systemd is PID 1 on a pure cgroup v2 host). Until the
-// systemd driver runs pods there (with Debian's runc 1.1.5 the pod init fails: "error reopening /dev/null inside
-// container: permission denied"), this test configures the cgroupfs driver with the absolute parent /noded-guest
-// by default; NODED_UNIT_CGROUP_DRIVER=systemd (or auto) tests the systemd driver instead. Either way the
-// containers live outside noded.service's cgroup, which is what lets them survive a restart.
+// Cgroup driver: the config is left at "auto", which picks systemd in the guest (systemd is PID 1 on a pure cgroup
+// v2 host), as on a real node: containers then live in scopes below noded.slice, outside noded.service's cgroup,
+// which is what lets them survive a restart. NODED_UNIT_CGROUP_DRIVER=cgroupfs tests the cgroupfs driver (with
+// the absolute parent /noded-guest) instead.
 package unit
 
 import (
@@ -173,7 +172,7 @@ func TestSystemdUnit(t *testing.T) {
 	}
 	driver := os.Getenv("NODED_UNIT_CGROUP_DRIVER")
 	if driver == "" {
-		driver = "cgroupfs"
+		driver = "auto"
 	}
 	dropIn := fmt.Sprintf("cgroup_driver = %q\n", driver)
 	if driver == "cgroupfs" {
