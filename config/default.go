@@ -53,7 +53,8 @@ max_concurrent_downloads = {{.Registry.MaxConcurrentDownloads}}
 stall_timeout = {{q .Registry.StallTimeout.String}}
 
 # Mirrors and credentials per registry host. Mirrors are tried in order, then the host itself unless
-# mirrors_only is true. Plain HTTP is used only for a mirror whose url starts with http://.
+# mirrors_only is true. Plain HTTP is used only for a mirror whose url starts with http://; skip_verify = true
+# accepts any TLS certificate of that mirror. SIGHUP applies changes here to pulls that start afterwards.
 # [registry.hosts."docker.io"]
 # mirrors = [{ url = "https://mirror.example.com" }, { url = "http://127.0.0.1:5000" }]
 # mirrors_only = false
@@ -69,7 +70,8 @@ tls_cert = {{q .Streaming.TLSCert}}
 tls_key = {{q .Streaming.TLSKey}}
 
 [metrics]
-# Prometheus endpoint (host:port); empty disables it.
+# Prometheus endpoint (host:port, path /metrics); empty disables it. Keep it on loopback or a node-internal
+# address, e.g. "127.0.0.1:9153".
 address = {{q .Metrics.Address}}
 
 [debug]
