@@ -71,15 +71,28 @@ func ObservedStreamInterceptor(obs CallObserver) grpc.StreamServerInterceptor {
 func logCall(method string, req, resp any, err error, d time.Duration) {
 	if err != nil {
 		code := status.Code(err)
+		kv := append([]any{"method", method, "code", code.String(), "latency", d}, idKeys(req)...)
 		// Expected answers (NotFound on a status poll, Unimplemented) are not errors of noded.
 		if code == codes.NotFound || code == codes.Unimplemented || code == codes.AlreadyExists || code == codes.Canceled {
-			klog.V(4).InfoS("RPC failed", "method", method, "code", code.String(), "err", err, "latency", d)
+			klog.V(4).InfoS("RPC failed", append(kv, "err", err)...)
 		} else {
-			klog.ErrorS(err, "RPC failed", "method", method, "code", code.String(), "latency", d)
+			klog.ErrorS(err, "RPC failed", kv...)
 		}
 		return
 	}
 	if klogV := klog.V(4); klogV.Enabled() {
 		klogV.InfoS("RPC", "method", method, "latency", d, "request", req, "response", resp)
 	}
+}
+
+// idKeys returns the pod sandbox and container IDs a request names, as log keys, so failures can be found by ID.
+func idKeys(req any) []any {
+	var kv []any
+	if r, ok := req.(interface{ GetPodSandboxId() string }); ok && r.GetPodSandboxId() != "" {
+		kv = append(kv, "podSandboxID", r.GetPodSandboxId())
+	}
+	if r, ok := req.(interface{ GetContainerId() string }); ok && r.GetContainerId() != "" {
+		kv = append(kv, "containerID", r.GetContainerId())
+	}
+	return kv
 }

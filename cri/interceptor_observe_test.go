@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/errdefs"
 )
@@ -44,5 +45,23 @@ func TestObservedInterceptorsReportMappedCodes(t *testing.T) {
 		if got[i] != want[i] {
 			t.Errorf("call %d: observed %v, want %v", i, got[i], want[i])
 		}
+	}
+}
+
+func TestIDKeysNameThePodAndContainer(t *testing.T) {
+	got := idKeys(&runtimeapi.StartContainerRequest{ContainerId: "c1"})
+	if len(got) != 2 || got[0] != "containerID" || got[1] != "c1" {
+		t.Errorf("StartContainer: %v", got)
+	}
+	got = idKeys(&runtimeapi.StopPodSandboxRequest{PodSandboxId: "p1"})
+	if len(got) != 2 || got[0] != "podSandboxID" || got[1] != "p1" {
+		t.Errorf("StopPodSandbox: %v", got)
+	}
+	got = idKeys(&runtimeapi.CreateContainerRequest{PodSandboxId: "p1"})
+	if len(got) != 2 || got[0] != "podSandboxID" {
+		t.Errorf("CreateContainer: %v", got)
+	}
+	if got := idKeys(&runtimeapi.VersionRequest{}); len(got) != 0 {
+		t.Errorf("Version: %v", got)
 	}
 }
