@@ -12,7 +12,7 @@ func TestDiffNamesChangedKeys(t *testing.T) {
 		t.Fatalf("Diff of equal configs = %v, %v", same, err)
 	}
 	b, err := Parse([]byte(`
-max_log_line_bytes = 4096
+max_concurrent_pod_starts = 8
 log_level = 3
 [runtimes.runc]
 path = "/usr/local/sbin/runc"
@@ -33,7 +33,7 @@ address = "127.0.0.1:9100"
 		t.Fatal(err)
 	}
 	want := []string{
-		"log_level", "max_log_line_bytes", "metrics.address",
+		"log_level", "max_concurrent_pod_starts", "metrics.address",
 		`registry.hosts."docker.io".auth.identity_token`, `registry.hosts."docker.io".auth.password`,
 		`registry.hosts."docker.io".auth.registry_token`, `registry.hosts."docker.io".auth.username`,
 		`registry.hosts."docker.io".mirrors`,

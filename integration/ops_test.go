@@ -25,8 +25,8 @@ const opsNetMetrics = 70
 
 var metricsAddrRE = regexp.MustCompile(`"Metrics endpoint serving" address="([^"]+)"`)
 
-// waitLog waits until noded's log contains s at least count times and returns the log.
-func waitLog(t *testing.T, n *framework.Noded, s string, count int) string {
+// waitDaemonLog waits until noded's log contains s at least count times and returns the log.
+func waitDaemonLog(t *testing.T, n *framework.Noded, s string, count int) string {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
@@ -74,7 +74,7 @@ func scrape(t *testing.T, addr string) map[string]float64 {
 
 func TestMetricsAfterPodLifecycle(t *testing.T) {
 	e := newPodEnvWith(t, opsNetMetrics, "[metrics]\naddress = \"127.0.0.1:0\"\n")
-	m := metricsAddrRE.FindStringSubmatch(waitLog(t, e.n, "Metrics endpoint serving", 1))
+	m := metricsAddrRE.FindStringSubmatch(waitDaemonLog(t, e.n, "Metrics endpoint serving", 1))
 	if m == nil {
 		t.Fatalf("no metrics address in the log")
 	}
@@ -194,7 +194,7 @@ func TestSIGHUPReload(t *testing.T) {
 		if err := syscall.Kill(n.PID(), syscall.SIGHUP); err != nil {
 			t.Fatal(err)
 		}
-		return waitLog(t, n, marker, reloads)
+		return waitDaemonLog(t, n, marker, reloads)
 	}
 	pull := func(ref string) error {
 		_, err := n.Image.PullImage(ctx, &runtimeapi.ImageSpec{Image: ref}, nil, nil)
@@ -222,16 +222,16 @@ func TestSIGHUPReload(t *testing.T) {
 	}
 
 	// 2. A key that needs a restart: named in the log, not applied; log_level: applied.
-	withRestartKey := "max_log_line_bytes = 4096\nlog_level = 4\n" + strings.Replace(string(base), hostA, hostB, 1)
+	withRestartKey := "max_concurrent_pod_starts = 8\nlog_level = 4\n" + strings.Replace(string(base), hostA, hostB, 1)
 	rewrite(withRestartKey)
 	log = hup(2, `"Configuration reloaded"`)
-	if !strings.Contains(log, "need a restart") || !strings.Contains(log, "max_log_line_bytes") {
-		t.Errorf("the changed max_log_line_bytes is not reported as not applied:\n%s", log)
+	if !strings.Contains(log, "need a restart") || !strings.Contains(log, "max_concurrent_pod_starts") {
+		t.Errorf("the changed max_concurrent_pod_starts is not reported as not applied:\n%s", log)
 	}
 	if _, err := n.Runtime.Version(ctx, ""); err != nil {
 		t.Fatal(err)
 	}
-	waitLog(t, n, `"RPC" method="/runtime.v1.RuntimeService/Version"`, 1) // logged at -v=4 only
+	waitDaemonLog(t, n, `"RPC" method="/runtime.v1.RuntimeService/Version"`, 1) // logged at -v=4 only
 
 	// 3. A broken config: reported, the current one kept (pulls still go to B).
 	rewrite("bogus_key = 1\n" + withRestartKey)
