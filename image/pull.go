@@ -293,6 +293,18 @@ func (u *unpacking) waitParent(ctx context.Context, i int) error {
 	return nil
 }
 
+// waitParentCommitted is waitParent for an unpack that may be shared with other pulls: a parent this pull
+// failed to get (it was cancelled, say) may still have been committed by another.
+func (s *Service) waitParentCommitted(ctx context.Context, u *unpacking, i int, parentKey string) error {
+	err := u.waitParent(ctx, i)
+	if errors.Is(err, errParentFailed) && ctx.Err() == nil {
+		if ok, cerr := s.committed(ctx, parentKey); cerr == nil && ok {
+			return nil
+		}
+	}
+	return err
+}
+
 // ensureLayer gets layer i into the snapshotter and makes sure its blob is stored.
 func (s *Service) ensureLayer(ctx context.Context, u *unpacking, i int) error {
 	l := u.layers[i]
@@ -326,8 +338,8 @@ func (s *Service) ensureLayer(ctx context.Context, u *unpacking, i int) error {
 			return err
 		}
 		defer s.unpackSlots.Release(1)
-		wait := func() error { return u.waitParent(ctx, i) }
 		unpack = func(fctx context.Context) (struct{}, error) {
+			wait := func() error { return s.waitParentCommitted(fctx, u, i, parentKey) }
 			return struct{}{}, s.unpackLayerOnto(fctx, u.la, u.repo, l, parentKey, wait)
 		}
 	}
