@@ -200,7 +200,7 @@ func TestPullRefusesMaliciousLayers(t *testing.T) {
 		t.Fatal(err)
 	}
 	cases := map[string][]*tar.Header{
-		"dotdot":                    {file("../../../../../../../" + outside + "/pwned", "x")},
+		"dotdot":                    {file("../../../../../../../"+outside+"/pwned", "x")},
 		"symlink then write":        {{Name: "evil", Typeflag: tar.TypeSymlink, Linkname: outside}, file("evil/pwned", "x")},
 		"relative symlink escaping": {{Name: "evil", Typeflag: tar.TypeSymlink, Linkname: "../../../../../../../../" + outside}, file("evil/pwned", "x")},
 		"hard link escaping":        {{Name: "l", Typeflag: tar.TypeLink, Linkname: "../../../../../../../../" + secret}},
