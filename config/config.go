@@ -42,8 +42,6 @@ type Config struct {
 	CgroupDriver string `toml:"cgroup_driver"`
 	// CgroupParent is the absolute cgroup (cgroupfs) or slice (systemd) used when kubelet gives none.
 	CgroupParent string `toml:"cgroup_parent"`
-	// MaxLogLineBytes is the longest log line written as one record; longer lines are split (P/F tags).
-	MaxLogLineBytes int `toml:"max_log_line_bytes"`
 	// MaxConcurrentPodStarts bounds RunPodSandbox+CreateContainer work in flight; more wait, then ResourceExhausted.
 	MaxConcurrentPodStarts int `toml:"max_concurrent_pod_starts"`
 
@@ -153,7 +151,6 @@ func Default() Config {
 		Conmon:                 "/usr/bin/conmon",
 		CgroupDriver:           CgroupDriverAuto,
 		CgroupParent:           "",
-		MaxLogLineBytes:        16 * 1024,
 		MaxConcurrentPodStarts: 64,
 		CNI: CNI{
 			ConfDir: "/etc/cni/net.d",
@@ -270,9 +267,6 @@ func (c *Config) Validate() error {
 	}
 	if c.Conmon == "" {
 		return errors.New("conmon: must be set")
-	}
-	if c.MaxLogLineBytes < 256 {
-		return fmt.Errorf("max_log_line_bytes: %d is below the minimum of 256", c.MaxLogLineBytes)
 	}
 	if c.MaxConcurrentPodStarts < 1 {
 		return fmt.Errorf("max_concurrent_pod_starts: %d must be at least 1", c.MaxConcurrentPodStarts)

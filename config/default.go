@@ -23,9 +23,6 @@ cgroup_driver = {{q .CgroupDriver}}
 # Empty means "/noded" (cgroupfs) or "noded.slice" (systemd).
 cgroup_parent = {{q .CgroupParent}}
 
-# Longest container log line written as one CRI log record; longer lines are split into partial (P) records.
-max_log_line_bytes = {{.MaxLogLineBytes}}
-
 # Pod and container creations in flight at once; further ones wait briefly, then fail with ResourceExhausted.
 max_concurrent_pod_starts = {{.MaxConcurrentPodStarts}}
 
