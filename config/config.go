@@ -86,6 +86,10 @@ type RegistryHost struct {
 	MirrorsOnly bool `toml:"mirrors_only"`
 	// Auth holds credentials for the host and its mirrors.
 	Auth *Auth `toml:"auth"`
+	// PlainHTTP reaches the host itself (not its mirrors) over plain HTTP: an insecure registry.
+	PlainHTTP bool `toml:"plain_http"`
+	// SkipVerify does not verify the TLS certificate of the host itself.
+	SkipVerify bool `toml:"skip_verify"`
 }
 
 // Mirror is one registry endpoint.

@@ -50,11 +50,14 @@ max_concurrent_downloads = {{.Registry.MaxConcurrentDownloads}}
 stall_timeout = {{q .Registry.StallTimeout.String}}
 
 # Mirrors and credentials per registry host. Mirrors are tried in order, then the host itself unless
-# mirrors_only is true. Plain HTTP is used only for a mirror whose url starts with http://; skip_verify = true
-# accepts any TLS certificate of that mirror. SIGHUP applies changes here to pulls that start afterwards.
+# mirrors_only is true. Plain HTTP is used only for a mirror whose url starts with http://, and for the host
+# itself only with plain_http = true; skip_verify = true accepts any TLS certificate (of a mirror when set on
+# it, of the host itself when set here). SIGHUP applies changes here to pulls that start afterwards.
 # [registry.hosts."docker.io"]
-# mirrors = [{ url = "https://mirror.example.com" }, { url = "http://127.0.0.1:5000" }]
+# mirrors = [{ url = "https://mirror.example.com" }, { url = "http://127.0.0.1:5000", skip_verify = false }]
 # mirrors_only = false
+# plain_http = false
+# skip_verify = false
 # [registry.hosts."docker.io".auth]
 # username = "user"
 # password = "secret"

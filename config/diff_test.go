@@ -37,7 +37,8 @@ address = "127.0.0.1:9100"
 		`registry.hosts."docker.io".auth.identity_token`, `registry.hosts."docker.io".auth.password`,
 		`registry.hosts."docker.io".auth.registry_token`, `registry.hosts."docker.io".auth.username`,
 		`registry.hosts."docker.io".mirrors`,
-		`registry.hosts."docker.io".mirrors_only`, "registry.stall_timeout", "runtimes.runc.path",
+		`registry.hosts."docker.io".mirrors_only`, `registry.hosts."docker.io".plain_http`,
+		`registry.hosts."docker.io".skip_verify`, "registry.stall_timeout", "runtimes.runc.path",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("Diff =\n %q\nwant\n %q", got, want)
