@@ -44,6 +44,8 @@ type Config struct {
 	CgroupParent string `toml:"cgroup_parent"`
 	// MaxConcurrentPodStarts bounds RunPodSandbox+CreateContainer work in flight; more wait, then ResourceExhausted.
 	MaxConcurrentPodStarts int `toml:"max_concurrent_pod_starts"`
+	// LogLevel is the klog verbosity (like -v, which overrides it at start); SIGHUP applies a change.
+	LogLevel int `toml:"log_level"`
 
 	CNI       CNI       `toml:"cni"`
 	Registry  Registry  `toml:"registry"`
@@ -84,6 +86,10 @@ type RegistryHost struct {
 	MirrorsOnly bool `toml:"mirrors_only"`
 	// Auth holds credentials for the host and its mirrors.
 	Auth *Auth `toml:"auth"`
+	// PlainHTTP reaches the host itself (not its mirrors) over plain HTTP: an insecure registry.
+	PlainHTTP bool `toml:"plain_http"`
+	// SkipVerify does not verify the TLS certificate of the host itself.
+	SkipVerify bool `toml:"skip_verify"`
 }
 
 // Mirror is one registry endpoint.
@@ -263,6 +269,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Conmon == "" {
 		return errors.New("conmon: must be set")
+	}
+	if c.LogLevel < 0 || c.LogLevel > 10 {
+		return fmt.Errorf("log_level: %d is not between 0 and 10", c.LogLevel)
 	}
 	if c.MaxConcurrentPodStarts < 1 {
 		return fmt.Errorf("max_concurrent_pod_starts: %d must be at least 1", c.MaxConcurrentPodStarts)

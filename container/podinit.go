@@ -63,6 +63,9 @@ func (m *Manager) StartPodInit(ctx context.Context, sb *store.Sandbox) (int, err
 		Mounts: []specs.Mount{
 			{Destination: "/init", Type: "bind", Source: self, Options: []string{"bind", "ro", "nosuid", "nodev"}},
 			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+			// runc reopens the init's /dev/null stdio inside the root: the bundle dir may be on a nodev mount
+			// (/run on systemd hosts), so the device nodes runc creates need a /dev of their own.
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "noexec", "mode=755", "size=64k"}},
 		},
 		Linux: &specs.Linux{
 			CgroupsPath: cgroupsPath,

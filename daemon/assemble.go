@@ -46,7 +46,8 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 	if s.store, err = store.Open(d.db); err != nil {
 		return nil, err
 	}
-	if s.cni, err = cni.New(d.cfg.CNI.ConfDir, d.cfg.CNI.BinDirs, cni.WithCacheDir(filepath.Join(d.opts.Root, "cni"))); err != nil {
+	if s.cni, err = cni.New(d.cfg.CNI.ConfDir, d.cfg.CNI.BinDirs, cni.WithCacheDir(filepath.Join(d.opts.Root, "cni")),
+		cni.WithObserver(d.metrics.ObserveCNI)); err != nil {
 		return nil, fmt.Errorf("cni: %w", err)
 	}
 	if s.snapshots, err = overlay.New(filepath.Join(d.opts.Root, "snapshots")); err != nil {
@@ -84,6 +85,7 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 			Name: name, Path: path, Root: root, SystemdCgroup: cgroups.SystemdCgroup(),
 			ConmonPath: d.cfg.Conmon, ExitDir: filepath.Join(d.opts.State, "exits"),
 			PersistRoot: filepath.Join(d.opts.State, "persist"), SocketDir: filepath.Join(d.opts.State, "s"),
+			Observe: d.metrics.RuntimeObserver(name),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("runtime handler %s: %w", name, err)
