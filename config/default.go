@@ -26,8 +26,14 @@ cgroup_parent = {{q .CgroupParent}}
 # Longest container log line written as one CRI log record; longer lines are split into partial (P) records.
 max_log_line_bytes = {{.MaxLogLineBytes}}
 
-# Pod and container creations in flight at once; further ones wait briefly, then fail with ResourceExhausted.
+# Pod and container creations in flight at once. Up to as many more queue for pod_start_queue_wait, then fail
+# with ResourceExhausted (as do calls finding the queue full); kubelet retries them.
 max_concurrent_pod_starts = {{.MaxConcurrentPodStarts}}
+pod_start_queue_wait = {{q .PodStartQueueWait.String}}
+
+# A pod or container whose creation finished after its caller (kubelet) gave up is kept for the caller's retry
+# with the same name; one no retry claims within this time of its creation is removed.
+unclaimed_create_timeout = {{q .UnclaimedCreateTimeout.String}}
 
 # OCI runtimes by RuntimeClass handler name. path: absolute or looked up in PATH;
 # root: the runtime's state dir (default <state>/runtimes/<handler>).

@@ -7,6 +7,7 @@ import (
 
 	"github.com/noded/noded/image/content"
 	"github.com/noded/noded/image/registry"
+	"github.com/noded/noded/internal/faultinject"
 	digest "github.com/opencontainers/go-digest"
 	"golang.org/x/sync/semaphore"
 )
@@ -112,7 +113,7 @@ func (m *downloads) fetch(ctx context.Context, d *download, repo *registry.Repos
 	readyClosed = true
 	rc, err := repo.OpenBlob(ctx, d.desc)
 	if err == nil {
-		_, err = io.Copy(w, rc)
+		_, err = io.Copy(w, faultinject.Reader(faultinject.ImageDownload, rc))
 		rc.Close()
 	}
 	if err != nil {

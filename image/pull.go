@@ -13,6 +13,7 @@ import (
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/image/reference"
 	"github.com/noded/noded/image/registry"
+	"github.com/noded/noded/internal/faultinject"
 	"github.com/noded/noded/snapshotter"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -114,6 +115,7 @@ func (s *Service) pull(ctx context.Context, r reference.Reference, opts PullOpti
 	if t := r.Tagged(); t != "" {
 		names = append(names, t)
 	}
+	faultinject.Point(faultinject.ImageRecord)
 	out, err := s.meta.commit(&rec, names)
 	if err != nil {
 		return Image{}, err
@@ -329,7 +331,7 @@ func (s *Service) unpackLayer(ctx context.Context, repo *registry.Repository, l 
 	}
 	defer dec.Close()
 	diff := digest.SHA256.Digester()
-	tee := io.TeeReader(dec, diff.Hash())
+	tee := io.TeeReader(faultinject.Reader(faultinject.ImageUnpack, dec), diff.Hash())
 	if _, err := s.apply(ctx, key, mounts, tee); err != nil {
 		return firstErr(dl.failed(), fmt.Errorf("apply: %w", err))
 	}
@@ -354,6 +356,7 @@ func (s *Service) unpackLayer(ctx context.Context, repo *registry.Repository, l 
 	if err != nil {
 		return fmt.Errorf("commit snapshot %s: %w", l.ChainID, err)
 	}
+	faultinject.Point(faultinject.ImageLayerCommitted)
 	return nil
 }
 

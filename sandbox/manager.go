@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/noded/noded/cni"
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/internal/faultinject"
 	"github.com/noded/noded/internal/keymutex"
 	"github.com/noded/noded/sandbox/nsutil"
 	"github.com/noded/noded/sandbox/podfiles"
@@ -58,11 +60,15 @@ type Manager struct {
 	podsDir string
 	nsDir   string
 	locks   keymutex.KeyMutex
+
+	mu       sync.Mutex
+	creating map[string]chan struct{} // sandbox name → closed when its creation in flight ends
 }
 
 // New prepares the state dirs and returns a Manager.
 func New(cfg Config) (*Manager, error) {
-	m := &Manager{cfg: cfg, podsDir: filepath.Join(cfg.StateDir, "pods"), nsDir: filepath.Join(cfg.StateDir, "ns")}
+	m := &Manager{cfg: cfg, podsDir: filepath.Join(cfg.StateDir, "pods"), nsDir: filepath.Join(cfg.StateDir, "ns"),
+		creating: map[string]chan struct{}{}}
 	if err := os.MkdirAll(m.podsDir, 0o711); err != nil {
 		return nil, err
 	}
@@ -150,13 +156,19 @@ func validateUserns(u *runtimeapi.UserNamespace) error {
 	return nil
 }
 
-// Run creates and starts a sandbox. A retry for a sandbox whose first creation finished after its caller gave
-// up gets that sandbox; any other reuse of a live name is AlreadyExists.
+// Run creates and starts a sandbox. The creation runs to its end (within CreateTimeout) even if the caller gives
+// up: a retry with the same name (kubelet retries after its deadline) waits for a creation still in flight and
+// is handed the sandbox it made; any other reuse of a live name is AlreadyExists.
 func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
 	if err := m.validate(cfg, handler); err != nil {
 		return "", err
 	}
 	name := UniqueName(cfg.GetMetadata())
+	done, err := m.reserve(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	defer done()
 	if old, ok := m.cfg.Store.SandboxByName(name); ok {
 		if old.Orphaned && old.State == store.SandboxReady {
 			if _, err := m.cfg.Store.UpdateSandbox(old.ID, func(s *store.Sandbox) error { s.Orphaned = false; return nil }); err != nil {
@@ -171,6 +183,9 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	id := store.NewID()
 	unlock := m.locks.Lock(id)
 	defer unlock()
+	callerCtx := ctx
+	ctx, cancel := createContext(ctx)
+	defer cancel()
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	sb := &store.Sandbox{
 		ID:             id,
@@ -194,6 +209,7 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	if err := m.cfg.Store.AddSandbox(sb); err != nil {
 		return "", err
 	}
+	faultinject.Point(faultinject.SandboxIntent)
 	if err := m.setup(ctx, sb); err != nil {
 		// Roll back with a context of our own: the caller's may be what failed.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -211,10 +227,14 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 		return "", err
 	}
 	sb.State = store.SandboxReady
-	sb.Orphaned = ctx.Err() != nil
+	sb.Orphaned = callerCtx.Err() != nil
 	if _, err := m.cfg.Store.UpdateSandbox(id, func(s *store.Sandbox) error { *s = *sb; return nil }); err != nil {
 		return "", err
 	}
+	if sb.Orphaned {
+		klog.InfoS("sandbox created after its caller gave up; kept for the caller's retry", "podSandboxID", id, "name", name)
+	}
+	faultinject.Point(faultinject.SandboxReady)
 	return id, nil
 }
 
@@ -241,6 +261,7 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 	if err := m.persist(sb); err != nil {
 		return err
 	}
+	faultinject.Point(faultinject.SandboxPinned)
 	if uts := pins[nsutil.UTS]; uts != "" && cfg.GetHostname() != "" {
 		if err := nsutil.SetHostname(uts, cfg.GetHostname()); err != nil {
 			return err
@@ -292,16 +313,19 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 		if err := m.persist(sb); err != nil {
 			return err
 		}
+		faultinject.Point(faultinject.SandboxPodInit)
 	}
 	if !sb.HostNetwork {
 		sb.NetworkSetUp = true // from here on, teardown must call CNI DEL
 		if err := m.persist(sb); err != nil {
 			return err
 		}
+		faultinject.Point(faultinject.SandboxNetworkIntent)
 		res, err := m.cfg.Network.Setup(ctx, podNetwork(sb))
 		if err != nil {
 			return fmt.Errorf("set up pod network: %w", err)
 		}
+		faultinject.Point(faultinject.SandboxNetworkAdded)
 		sb.IPs = res.IPs
 		sb.CNIResult = res.Raw
 	}
@@ -361,8 +385,10 @@ func (m *Manager) teardownNetwork(ctx context.Context, sb *store.Sandbox) error 
 	return nil
 }
 
+// stopInit stops the pod init. It runs whenever the pod has one, even with no PID recorded: a crash between
+// starting the init and recording its PID must not leak it.
 func (m *Manager) stopInit(ctx context.Context, sb *store.Sandbox) error {
-	if !sb.PodPID || sb.InitPID == 0 || m.cfg.Init == nil {
+	if !sb.PodPID || m.cfg.Init == nil {
 		return nil
 	}
 	if err := m.cfg.Init.StopPodInit(ctx, sb); err != nil {
@@ -381,6 +407,7 @@ func (m *Manager) teardown(ctx context.Context, sb *store.Sandbox) error {
 	if err := m.teardownNetwork(ctx, sb); err != nil {
 		errs = append(errs, err)
 	}
+	faultinject.Point(faultinject.SandboxRemoveNetwork)
 	if err := podfiles.UnmountShm(filepath.Join(sb.Dir, "shm")); err != nil {
 		errs = append(errs, err)
 	}
@@ -419,6 +446,7 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 	if err := m.teardownNetwork(ctx, &sb); err != nil {
 		return err
 	}
+	faultinject.Point(faultinject.SandboxStopNetwork)
 	if sb.State != store.SandboxUnknown || sb.Error == "" {
 		sb.State = store.SandboxNotReady
 	}
@@ -440,6 +468,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 		_ = m.persist(&sb)
 		return err
 	}
+	faultinject.Point(faultinject.SandboxRemoveTornDown)
 	return m.cfg.Store.DeleteSandbox(sb.ID)
 }
 
