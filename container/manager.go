@@ -327,6 +327,10 @@ func (m *Manager) cleanup(ctx context.Context, c *store.Container) error {
 	if rt, err := m.runtime(c.Runtime); err == nil {
 		if err := rt.Delete(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, err)
+		} else if c.CgroupsPath != "" {
+			// The runtime removed the cgroup of a container it knew; one whose state was lost may have left
+			// processes there.
+			_ = killCgroup(c.CgroupsPath)
 		}
 	}
 	faultinject.Point(faultinject.ContainerRemoveRuntime)
@@ -504,7 +508,8 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 	if err := rt.Kill(ctx, c.ID, syscall.SIGKILL, true); err != nil {
 		switch {
 		case errdefs.IsNotFound(err):
-			// The runtime no longer knows it (its state was lost): nothing is left to stop.
+			// The runtime no longer knows it (its state was lost): kill what is left in its cgroup.
+			_ = killCgroup(c.CgroupsPath)
 			m.recordLost(c.ID)
 			return nil
 		case errors.Is(err, errdefs.ErrFailedPrecondition):
@@ -533,7 +538,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if c.State == store.ContainerRunning {
+	if c.State == store.ContainerRunning || c.State == store.ContainerUnknown {
 		if err := m.Stop(ctx, c.ID, 0); err != nil {
 			return err
 		}

@@ -375,8 +375,16 @@ func (m *Manager) teardownNetwork(ctx context.Context, sb *store.Sandbox) error 
 		return nil
 	}
 	pn := podNetwork(sb)
-	if _, err := os.Stat(pn.NetNS); err != nil {
+	if pn.NetNS != "" && !isPinned(pn.NetNS) {
+		// The pod's namespace is gone: DEL in a stand-in, so that plugins still find what to remove.
 		pn.NetNS = ""
+		standIn, cleanup, err := m.standInNetNS(ctx, sb)
+		if err != nil {
+			klog.ErrorS(err, "tearing down the network of a pod whose namespace is gone, without a stand-in", "podSandboxID", sb.ID)
+		} else {
+			defer cleanup()
+			pn.NetNS = standIn
+		}
 	}
 	if err := m.cfg.Network.Teardown(ctx, pn, sb.CNIResult); err != nil {
 		return fmt.Errorf("tear down pod network: %w", err)
