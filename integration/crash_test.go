@@ -23,12 +23,13 @@ type faultEnv struct {
 	faultFile string
 }
 
-func newFaultEnv(t *testing.T, netIdx int, config string, extra map[string]v1.Image) *faultEnv {
+// newFaultEnv starts such a noded; topConfig holds top-level config keys.
+func newFaultEnv(t *testing.T, netIdx int, topConfig string, extra map[string]v1.Image) *faultEnv {
 	t.Helper()
 	framework.RequireRoot(t)
 	faultFile := filepath.Join(t.TempDir(), "fault")
 	e := newPodEnvOpts(t, netIdx, framework.Options{
-		BuildTags: "faultinject", Env: []string{faultinject.EnvFile + "=" + faultFile}, Config: config,
+		BuildTags: "faultinject", Env: []string{faultinject.EnvFile + "=" + faultFile}, TopConfig: topConfig,
 	}, extra)
 	return &faultEnv{podEnv: e, faultFile: faultFile}
 }

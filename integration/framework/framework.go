@@ -89,6 +89,8 @@ func RequireRoot(t testing.TB) {
 type Options struct {
 	// Config is TOML appended to the generated config (mirrors, CNI dirs and cgroup parent are generated).
 	Config string
+	// TopConfig is TOML of top-level keys, placed before the generated tables.
+	TopConfig string
 	// Mirrors maps registry hosts to mirror URLs (e.g. "docker.io" → "http://127.0.0.1:34567").
 	Mirrors map[string]string
 	// CNIConfDir is the CNI config dir; empty means a fresh empty dir.
@@ -165,6 +167,7 @@ func (n *Noded) config(o Options, cniDir string) string {
 		driver = "cgroupfs"
 	}
 	fmt.Fprintf(&b, "cgroup_driver = %q\ncgroup_parent = %q\n", driver, n.CgroupParent)
+	b.WriteString(o.TopConfig)
 	fmt.Fprintf(&b, "[cni]\nconf_dir = %q\nbin_dirs = [\"/usr/lib/cni\", \"/opt/cni/bin\"]\n", cniDir)
 	hosts := make([]string, 0, len(o.Mirrors))
 	for h := range o.Mirrors {
