@@ -31,7 +31,7 @@ func TestPodChurnLeaksNothing(t *testing.T) {
 		cycles = n
 	}
 	port := freePort(t)
-	e := newPodEnvWith(t, 44, fmt.Sprintf("[debug]\npprof_address = \"127.0.0.1:%d\"\n", port))
+	e := newPodEnvOpts(t, 44, framework.Options{Config: fmt.Sprintf("[debug]\npprof_address = \"127.0.0.1:%d\"\n", port)}, nil)
 	cycle := func(worker, i int) error {
 		cfg := e.podConfig(t, fmt.Sprintf("churn-%d-%d", worker, i))
 		if i%10 == 0 { // hostPorts (iptables under its global lock) in every tenth cycle keep the run short
