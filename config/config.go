@@ -42,8 +42,6 @@ type Config struct {
 	CgroupDriver string `toml:"cgroup_driver"`
 	// CgroupParent is the absolute cgroup (cgroupfs) or slice (systemd) used when kubelet gives none.
 	CgroupParent string `toml:"cgroup_parent"`
-	// MaxLogLineBytes is the longest log line written as one record; longer lines are split (P/F tags).
-	MaxLogLineBytes int `toml:"max_log_line_bytes"`
 	// MaxConcurrentPodStarts bounds RunPodSandbox+CreateContainer work in flight; more wait, then ResourceExhausted.
 	MaxConcurrentPodStarts int `toml:"max_concurrent_pod_starts"`
 	// PodStartQueueWait is how long a start beyond the limit waits for a slot before ResourceExhausted.
@@ -90,6 +88,10 @@ type RegistryHost struct {
 	MirrorsOnly bool `toml:"mirrors_only"`
 	// Auth holds credentials for the host and its mirrors.
 	Auth *Auth `toml:"auth"`
+	// PlainHTTP reaches the host itself (not its mirrors) over plain HTTP: an insecure registry.
+	PlainHTTP bool `toml:"plain_http"`
+	// SkipVerify does not verify the TLS certificate of the host itself.
+	SkipVerify bool `toml:"skip_verify"`
 }
 
 // Mirror is one registry endpoint.
@@ -153,7 +155,6 @@ func Default() Config {
 		Conmon:                 "/usr/bin/conmon",
 		CgroupDriver:           CgroupDriverAuto,
 		CgroupParent:           "",
-		MaxLogLineBytes:        16 * 1024,
 		MaxConcurrentPodStarts: 64,
 		PodStartQueueWait:      Duration{10 * time.Second},
 		UnclaimedCreateTimeout: Duration{10 * time.Minute},
@@ -272,9 +273,6 @@ func (c *Config) Validate() error {
 	}
 	if c.Conmon == "" {
 		return errors.New("conmon: must be set")
-	}
-	if c.MaxLogLineBytes < 256 {
-		return fmt.Errorf("max_log_line_bytes: %d is below the minimum of 256", c.MaxLogLineBytes)
 	}
 	if c.MaxConcurrentPodStarts < 1 {
 		return fmt.Errorf("max_concurrent_pod_starts: %d must be at least 1", c.MaxConcurrentPodStarts)

@@ -23,9 +23,6 @@ cgroup_driver = {{q .CgroupDriver}}
 # Empty means "/noded" (cgroupfs) or "noded.slice" (systemd).
 cgroup_parent = {{q .CgroupParent}}
 
-# Longest container log line written as one CRI log record; longer lines are split into partial (P) records.
-max_log_line_bytes = {{.MaxLogLineBytes}}
-
 # Pod and container creations in flight at once. Up to as many more queue for pod_start_queue_wait, then fail
 # with ResourceExhausted (as do calls finding the queue full); kubelet retries them.
 max_concurrent_pod_starts = {{.MaxConcurrentPodStarts}}
@@ -55,10 +52,13 @@ max_concurrent_downloads = {{.Registry.MaxConcurrentDownloads}}
 stall_timeout = {{q .Registry.StallTimeout.String}}
 
 # Mirrors and credentials per registry host. Mirrors are tried in order, then the host itself unless
-# mirrors_only is true. Plain HTTP is used only for a mirror whose url starts with http://.
+# mirrors_only is true. Plain HTTP is used only for a mirror whose url starts with http://, and for the host
+# itself only with plain_http = true; skip_verify = true accepts any TLS certificate of the host itself.
 # [registry.hosts."docker.io"]
-# mirrors = [{ url = "https://mirror.example.com" }, { url = "http://127.0.0.1:5000" }]
+# mirrors = [{ url = "https://mirror.example.com" }, { url = "http://127.0.0.1:5000", skip_verify = false }]
 # mirrors_only = false
+# plain_http = false
+# skip_verify = false
 # [registry.hosts."docker.io".auth]
 # username = "user"
 # password = "secret"

@@ -36,6 +36,12 @@ func (m *Manager) StartPodInit(ctx context.Context, sb *store.Sandbox) (int, err
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return 0, err
 	}
+	if idm, ok := podUserns(sb); ok {
+		// The runtime makes mount points and device nodes in this (pod-private) root as the pod's root user.
+		if err := os.Chown(rootfs, idm.RootUID, idm.RootGID); err != nil {
+			return 0, err
+		}
+	}
 	if err := os.WriteFile(filepath.Join(rootfs, "init"), nil, 0o755); err != nil {
 		return 0, err
 	}
@@ -61,6 +67,11 @@ func (m *Manager) StartPodInit(ctx context.Context, sb *store.Sandbox) (int, err
 		if p, ok := sb.Namespaces[t]; ok {
 			spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: typ, Path: p})
 		}
+	}
+	if _, ok := podUserns(sb); ok {
+		// The init's PID namespace must be owned by the pod's user namespace for containers to mount /proc.
+		// Joined by path alone: the runtime reads the mappings from the namespace.
+		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: sb.Namespaces["user"]})
 	}
 	data, err := json.Marshal(spec)
 	if err != nil {

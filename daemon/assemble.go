@@ -120,6 +120,7 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 			_, ok := s.runtimes[h]
 			return ok
 		},
+		CheckUserns: s.containers.CheckUserns,
 	}); err != nil {
 		return nil, fmt.Errorf("sandboxes: %w", err)
 	}

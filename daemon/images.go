@@ -18,7 +18,7 @@ import (
 func registryConfig(c config.Registry) image.RegistryConfig {
 	rc := image.DefaultRegistryConfig()
 	for host, h := range c.Hosts {
-		hc := image.HostConfig{MirrorsOnly: h.MirrorsOnly}
+		hc := image.HostConfig{MirrorsOnly: h.MirrorsOnly, PlainHTTP: h.PlainHTTP, SkipVerify: h.SkipVerify}
 		for _, m := range h.Mirrors {
 			hc.Mirrors = append(hc.Mirrors, image.Endpoint{URL: m.URL, SkipVerify: m.SkipVerify})
 		}

@@ -52,6 +52,8 @@ type Config struct {
 	Init PodInit
 	// ValidHandler reports whether a runtime handler name is configured ("" is the default handler).
 	ValidHandler func(string) bool
+	// CheckUserns returns a FailedPrecondition error when a handler cannot run pods with a user namespace.
+	CheckUserns func(ctx context.Context, handler string) error
 }
 
 // Manager runs pod sandboxes.
@@ -163,6 +165,9 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	if err := m.validate(cfg, handler); err != nil {
 		return "", err
 	}
+	if err := m.checkUserns(ctx, cfg, handler); err != nil {
+		return "", err
+	}
 	name := UniqueName(cfg.GetMetadata())
 	done, err := m.reserve(ctx, name)
 	if err != nil {
@@ -251,7 +256,7 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 	if !sb.HostIPC {
 		types = append(types, nsutil.IPC)
 	}
-	pins, err := nsutil.Pin(ctx, filepath.Join(m.nsDir, sb.ID), types)
+	pins, err := m.pinNamespaces(ctx, sb, types)
 	if err != nil {
 		return fmt.Errorf("pin namespaces: %w", err)
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/noded/noded/config"
 	"github.com/noded/noded/daemon"
+	"github.com/noded/noded/sandbox/nsutil"
 	"github.com/noded/noded/sandbox/podinit"
 	"github.com/noded/noded/version"
 )
@@ -26,6 +27,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == podinit.Command {
 		return podinit.Run()
+	}
+	if len(args) > 0 && args[0] == nsutil.HoldCommand {
+		return nsutil.Hold()
 	}
 	if len(args) > 0 && args[0] == "config" {
 		return configCmd(args[1:], stdout, stderr)
