@@ -381,20 +381,42 @@ func (m *Manager) teardownNetwork(ctx context.Context, sb *store.Sandbox) error 
 	}
 	pn := podNetwork(sb)
 	if pn.NetNS != "" && !isPinned(pn.NetNS) {
-		// The pod's namespace is gone: DEL in a stand-in, so that plugins still find what to remove.
 		pn.NetNS = ""
-		standIn, cleanup, err := m.standInNetNS(ctx, sb)
-		if err != nil {
-			klog.ErrorS(err, "tearing down the network of a pod whose namespace is gone, without a stand-in", "podSandboxID", sb.ID)
+		if err := m.teardownInStandIn(ctx, sb, pn); err != nil {
+			// A DEL that already ran (a crash before it was recorded) may fail on the rules it removed:
+			// the plain DEL without a namespace still releases the address.
+			klog.InfoS("network teardown in a stand-in namespace failed; tearing down without one", "podSandboxID", sb.ID, "err", err)
 		} else {
-			defer cleanup()
-			pn.NetNS = standIn
+			return m.networkTornDown(sb)
 		}
 	}
 	if err := m.cfg.Network.Teardown(ctx, pn, sb.CNIResult); err != nil {
 		return fmt.Errorf("tear down pod network: %w", err)
 	}
+	return m.networkTornDown(sb)
+}
+
+// teardownInStandIn runs the CNI DEL of a pod whose namespace is gone in a stand-in namespace holding its
+// addresses, so that plugins still find what to remove (see standInNetNS).
+func (m *Manager) teardownInStandIn(ctx context.Context, sb *store.Sandbox, pn cni.PodNetwork) error {
+	standIn, cleanup, err := m.standInNetNS(ctx, sb)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if standIn == "" {
+		return errors.New("the pod's addresses are not known")
+	}
+	pn.NetNS = standIn
+	return m.cfg.Network.Teardown(ctx, pn, sb.CNIResult)
+}
+
+// networkTornDown records that the network is gone, so that a restart does not run DEL again.
+func (m *Manager) networkTornDown(sb *store.Sandbox) error {
 	sb.NetworkSetUp = false
+	if _, err := m.cfg.Store.UpdateSandbox(sb.ID, func(s *store.Sandbox) error { s.NetworkSetUp = false; return nil }); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
 	return nil
 }
 
