@@ -15,13 +15,21 @@ import (
 )
 
 // TestPodChurnLeaksNothing runs pod cycles (RunPodSandbox, with a hostPort in every tenth, CreateContainer, StartContainer,
-// StopPodSandbox, RemovePodSandbox) from several workers at once — 1,000 cycles, or NODED_CHURN_CYCLES — and
+// StopPodSandbox, RemovePodSandbox) from several workers at once — 1,000 cycles by 4 workers, or NODED_CHURN_CYCLES by
+// NODED_CHURN_WORKERS — and
 // checks the full leak list, plus noded's goroutines and open files against their count after a warm-up.
 func TestPodChurnLeaksNothing(t *testing.T) {
 	framework.RequireRoot(t)
 	cycles, workers := 1000, 4
 	if testing.Short() {
 		cycles = 100
+	}
+	if s := os.Getenv("NODED_CHURN_WORKERS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			t.Fatalf("NODED_CHURN_WORKERS=%q", s)
+		}
+		workers = n
 	}
 	if s := os.Getenv("NODED_CHURN_CYCLES"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -58,7 +66,8 @@ func TestPodChurnLeaksNothing(t *testing.T) {
 			return fmt.Errorf("StartContainer: %w", err)
 		}
 		if err := e.n.Runtime.StopPodSandbox(e.ctx, pod); err != nil {
-			return fmt.Errorf("StopPodSandbox: %w", err)
+			err2 := e.n.Runtime.StopPodSandbox(e.ctx, pod)
+			return fmt.Errorf("StopPodSandbox: %w (again: %v)", err, err2)
 		}
 		if err := e.n.Runtime.RemovePodSandbox(e.ctx, pod); err != nil {
 			return fmt.Errorf("RemovePodSandbox: %w", err)
