@@ -23,6 +23,7 @@ import (
 	"github.com/noded/noded/cgroupsv2"
 	cgstats "github.com/noded/noded/cgroupsv2/stats"
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/internal/faultinject"
 	"github.com/noded/noded/internal/keymutex"
 	"github.com/noded/noded/oci"
 	"github.com/noded/noded/ociruntime"
@@ -188,6 +189,10 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	}
 	unlock := m.locks.Lock(id)
 	defer unlock()
+	// The creation runs to its end even if the caller gives up, for the caller's retry (see Orphaned).
+	callerCtx := ctx
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CreateTimeout)
+	defer cancel()
 	bundle := filepath.Join(m.bundlesDir, id)
 	c := &store.Container{
 		ID: id, SandboxID: sb.ID, Name: name, Config: cfg, State: store.ContainerCreating,
@@ -204,6 +209,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	if err := m.cfg.Store.AddContainer(c); err != nil {
 		return "", err
 	}
+	faultinject.Point(faultinject.ContainerIntent)
 	if err := m.create(ctx, &sb, c, img, rt); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
@@ -219,10 +225,14 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		return "", err
 	}
 	c.State = store.ContainerCreated
-	c.Orphaned = ctx.Err() != nil
+	c.Orphaned = callerCtx.Err() != nil
 	if _, err := m.cfg.Store.UpdateContainer(id, func(x *store.Container) error { *x = *c; return nil }); err != nil {
 		return "", err
 	}
+	if c.Orphaned {
+		klog.InfoS("container created after its caller gave up; kept for the caller's retry", "containerID", id, "name", name)
+	}
+	faultinject.Point(faultinject.ContainerCreated)
 	m.emit(c, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
 	return id, nil
 }
@@ -249,6 +259,7 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	if err != nil {
 		return fmt.Errorf("mount rootfs: %w", err)
 	}
+	faultinject.Point(faultinject.ContainerRootfs)
 	feats, err := m.Features(ctx, sb.RuntimeHandler)
 	if err != nil {
 		return err
@@ -311,6 +322,7 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	if _, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error { *x = *c; return nil }); err != nil {
 		return err
 	}
+	faultinject.Point(faultinject.ContainerBundle)
 	pid, err := rt.Create(ctx, ociruntime.CreateOpts{
 		ID: c.ID, Name: cfg.GetMetadata().GetName(), Bundle: c.Bundle, LogPath: c.LogPath,
 		Terminal: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
@@ -318,6 +330,7 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	if err != nil {
 		return fmt.Errorf("create container: %w", err)
 	}
+	faultinject.Point(faultinject.ContainerRuntimeCreated)
 	c.Pid = pid
 	return nil
 }
@@ -329,12 +342,15 @@ func (m *Manager) cleanup(ctx context.Context, c *store.Container) error {
 		if err := rt.Delete(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, err)
 		} else if c.CgroupsPath != "" {
-			// The runtime removes the cgroup it made; one it left (it never got that far, or crashed) goes here.
+			// The runtime removes the cgroup of a container it knew. One whose state was lost may have left
+			// processes there; one it never got to (or crashed in) may have left the cgroup.
+			_ = killCgroup(c.CgroupsPath)
 			if err := m.cfg.Cgroups.Remove(ctx, c.CgroupsPath); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
+	faultinject.Point(faultinject.ContainerRemoveRuntime)
 	if err := snapshotter.UnmountAll(c.Rootfs); err != nil {
 		errs = append(errs, err)
 	}
@@ -383,6 +399,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		return err
 	}
 	m.exitChan(c.ID)
+	faultinject.Point(faultinject.ContainerStartIntent)
 	m.oom.starting(m, &c)
 	startedAt := time.Now().UnixNano() // before the process can run, so never after its exit
 	if err := rt.Start(ctx, c.ID); err != nil {
@@ -392,6 +409,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		})
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
+	faultinject.Point(faultinject.ContainerStarted)
 	updated, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
 		if x.State == store.ContainerCreated {
 			x.State, x.StartedAt = store.ContainerRunning, startedAt
@@ -497,6 +515,7 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		if err := rt.Kill(ctx, c.ID, sig, false); err != nil && !errdefs.IsNotFound(err) {
 			klog.V(2).InfoS("stop signal failed, killing", "containerID", c.ID, "err", err)
 		}
+		faultinject.Point(faultinject.ContainerStopSignalled)
 		t := time.NewTimer(timeout)
 		select {
 		case <-exited:
@@ -508,9 +527,20 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		case <-t.C:
 		}
 	}
-	if err := rt.Kill(ctx, c.ID, syscall.SIGKILL, true); err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("kill container %s: %w", c.ID, err)
+	if err := rt.Kill(ctx, c.ID, syscall.SIGKILL, true); err != nil {
+		switch {
+		case errdefs.IsNotFound(err):
+			// The runtime no longer knows it (its state was lost): kill what is left in its cgroup.
+			_ = killCgroup(c.CgroupsPath)
+			m.recordLost(c.ID)
+			return nil
+		case errors.Is(err, errdefs.ErrFailedPrecondition):
+			// Not running any more: its exit is on the way from conmon.
+		default:
+			return fmt.Errorf("kill container %s: %w", c.ID, err)
+		}
 	}
+	faultinject.Point(faultinject.ContainerStopKilled)
 	select {
 	case <-exited:
 		return nil
@@ -530,17 +560,19 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if c.State == store.ContainerRunning {
+	if c.State == store.ContainerRunning || c.State == store.ContainerUnknown {
 		if err := m.Stop(ctx, c.ID, 0); err != nil {
 			return err
 		}
 	}
 	unlock := m.locks.Lock(c.ID)
 	defer unlock()
+	faultinject.Point(faultinject.ContainerRemoveIntent)
 	if err := m.cleanup(ctx, &c); err != nil {
 		_, _ = m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error { x.Error = err.Error(); return nil })
 		return err
 	}
+	faultinject.Point(faultinject.ContainerRemoveCleaned)
 	if err := m.cfg.Store.DeleteContainer(c.ID); err != nil {
 		return err
 	}
