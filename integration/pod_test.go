@@ -97,19 +97,7 @@ func (e *podEnv) createContainer(t *testing.T, podID string, podCfg *runtimeapi.
 
 func (e *podEnv) waitExited(t *testing.T, id string) *runtimeapi.ContainerStatus {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		st, err := e.n.Runtime.ContainerStatus(e.ctx, id, false)
-		if err != nil {
-			t.Fatalf("ContainerStatus: %v", err)
-		}
-		if st.Status.State == runtimeapi.ContainerState_CONTAINER_EXITED {
-			return st.Status
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("container %s did not exit", id)
-	return nil
+	return e.n.WaitExited(e.ctx, t, id, 60*time.Second)
 }
 
 func TestPodLifecycle(t *testing.T) {

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	internalapi "k8s.io/cri-api/pkg/apis"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	remote "k8s.io/cri-client/pkg"
 
 	cgstats "github.com/noded/noded/cgroupsv2/stats"
@@ -495,4 +496,22 @@ func rmdirRetry(p string) error {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return err
+}
+
+// WaitExited polls ContainerStatus until container id has exited (or fails t after timeout) and returns its status.
+func (n *Noded) WaitExited(ctx context.Context, t testing.TB, id string, timeout time.Duration) *runtimeapi.ContainerStatus {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		st, err := n.Runtime.ContainerStatus(ctx, id, false)
+		if err != nil {
+			t.Fatalf("ContainerStatus %s: %v", id, err)
+		}
+		if st.Status.State == runtimeapi.ContainerState_CONTAINER_EXITED {
+			return st.Status
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("container %s did not exit within %s", id, timeout)
+	return nil
 }

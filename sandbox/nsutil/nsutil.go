@@ -57,38 +57,16 @@ func Pin(ctx context.Context, dir string, types []Type) (map[Type]string, error)
 	if len(types) == 0 {
 		return map[Type]string{}, nil
 	}
-	flags := 0
-	seen := map[Type]bool{}
-	for _, t := range types {
-		f, err := t.cloneFlag()
-		if err != nil {
-			return nil, err
-		}
-		if seen[t] {
-			return nil, errdefs.InvalidArgument("namespace type %q listed twice", string(t))
-		}
-		seen[t] = true
-		flags |= f
+	flags, err := cloneFlags(types)
+	if err != nil {
+		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create pin dir: %w", err)
-	}
-	paths := make(map[Type]string, len(types))
-	for _, t := range types {
-		p := filepath.Join(dir, string(t))
-		f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o400)
-		if err != nil {
-			_ = unpinAll(paths)
-			if errors.Is(err, os.ErrExist) {
-				return nil, errdefs.AlreadyExists("namespace pin %s already exists", p)
-			}
-			return nil, fmt.Errorf("create pin file: %w", err)
-		}
-		_ = f.Close()
-		paths[t] = p
+	paths, err := createPinFiles(dir, types)
+	if err != nil {
+		return nil, err
 	}
 
-	err := onLockedThread(types, func() error {
+	err = onLockedThread(types, func() error {
 		if err := unix.Unshare(flags); err != nil {
 			return fmt.Errorf("unshare %v: %w", types, err)
 		}
@@ -200,4 +178,45 @@ func onLockedThread(types []Type, fn func() error) error {
 		done <- errors.Join(fnErr, restoreErr)
 	}()
 	return <-done
+}
+
+// cloneFlags is the CLONE_NEW* flags of types; a type listed twice is an error.
+func cloneFlags(types []Type) (int, error) {
+	flags := 0
+	seen := map[Type]bool{}
+	for _, t := range types {
+		f, err := t.cloneFlag()
+		if err != nil {
+			return 0, err
+		}
+		if seen[t] {
+			return 0, errdefs.InvalidArgument("namespace type %q listed twice", string(t))
+		}
+		seen[t] = true
+		flags |= f
+	}
+	return flags, nil
+}
+
+// createPinFiles creates dir (mode 0700) and an empty file dir/<type> for each type to bind-mount a namespace
+// on. An existing file yields AlreadyExists; on failure the files made so far are removed.
+func createPinFiles(dir string, types []Type) (map[Type]string, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create pin dir: %w", err)
+	}
+	paths := make(map[Type]string, len(types))
+	for _, t := range types {
+		p := filepath.Join(dir, string(t))
+		f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o400)
+		if err != nil {
+			_ = unpinAll(paths)
+			if errors.Is(err, os.ErrExist) {
+				return nil, errdefs.AlreadyExists("namespace pin %s already exists", p)
+			}
+			return nil, fmt.Errorf("create pin file: %w", err)
+		}
+		_ = f.Close()
+		paths[t] = p
+	}
+	return paths, nil
 }

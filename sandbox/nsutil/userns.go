@@ -9,7 +9,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -51,36 +50,14 @@ func PinUserns(ctx context.Context, dir string, types []Type, uids, gids []IDMap
 	if len(uids) == 0 || len(gids) == 0 {
 		return nil, errdefs.InvalidArgument("a user namespace needs uid and gid mappings")
 	}
-	flags := unix.CLONE_NEWUSER
-	seen := map[Type]bool{}
-	for _, t := range types {
-		f, err := t.cloneFlag()
-		if err != nil {
-			return nil, err
-		}
-		if seen[t] {
-			return nil, errdefs.InvalidArgument("namespace type %q listed twice", string(t))
-		}
-		seen[t] = true
-		flags |= f
+	flags, err := cloneFlags(types)
+	if err != nil {
+		return nil, err
 	}
-	all := append([]Type{User}, types...)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("create pin dir: %w", err)
-	}
-	paths := make(map[Type]string, len(all))
-	for _, t := range all {
-		p := filepath.Join(dir, string(t))
-		f, err := os.OpenFile(p, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o400)
-		if err != nil {
-			_ = unpinAll(paths)
-			if errors.Is(err, os.ErrExist) {
-				return nil, errdefs.AlreadyExists("namespace pin %s already exists", p)
-			}
-			return nil, fmt.Errorf("create pin file: %w", err)
-		}
-		_ = f.Close()
-		paths[t] = p
+	flags |= unix.CLONE_NEWUSER
+	paths, err := createPinFiles(dir, append([]Type{User}, types...))
+	if err != nil {
+		return nil, err
 	}
 	if err := holdAndPin(flags, uids, gids, paths); err != nil {
 		_ = unpinAll(paths)

@@ -175,19 +175,7 @@ func waitLog(t *testing.T, path, s string) {
 
 func (e *env) waitExited(t *testing.T, id string) *runtimeapi.ContainerStatus {
 	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for time.Now().Before(deadline) {
-		st, err := e.n.Runtime.ContainerStatus(e.ctx, id, false)
-		if err != nil {
-			t.Fatalf("ContainerStatus: %v", err)
-		}
-		if st.Status.State == runtimeapi.ContainerState_CONTAINER_EXITED {
-			return st.Status
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("container %s did not exit", id)
-	return nil
+	return e.n.WaitExited(e.ctx, t, id, 2*time.Minute)
 }
 
 func readFile(t *testing.T, dir, name string) string {
