@@ -1,0 +1,386 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	internalapi "k8s.io/cri-api/pkg/apis"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	remote "k8s.io/cri-client/pkg"
+)
+
+// client is one endpoint's CRI services and what the benchmark created there, so that it can be removed.
+type client struct {
+	o        *options
+	endpoint string
+	rt       internalapi.RuntimeService
+	img      internalapi.ImageManagerService
+	runID    string
+
+	mu   sync.Mutex
+	pods map[string]bool // sandbox IDs not yet removed
+	seq  int
+}
+
+func dial(ctx context.Context, o *options, endpoint string) (*client, error) {
+	rt, err := remote.NewRemoteRuntimeServiceBuilder().WithEndpoint(endpoint).WithConnectionTimeout(5 * time.Minute).Build(ctx)
+	if err != nil {
+		return nil, err
+	}
+	img, err := remote.NewRemoteImageServiceBuilder().WithEndpoint(endpoint).WithConnectionTimeout(20 * time.Minute).Build(ctx)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return &client{o: o, endpoint: endpoint, rt: rt, img: img, runID: hex.EncodeToString(b), pods: map[string]bool{}}, nil
+}
+
+// pod is one started benchmark pod.
+type pod struct {
+	id, name  string
+	cfg       *runtimeapi.PodSandboxConfig
+	container string
+}
+
+func (c *client) podConfig(phase string) *runtimeapi.PodSandboxConfig {
+	c.mu.Lock()
+	c.seq++
+	n := c.seq
+	c.mu.Unlock()
+	name := fmt.Sprintf("bench-%s-%s-%d", c.runID, phase, n)
+	return &runtimeapi.PodSandboxConfig{
+		Metadata:     &runtimeapi.PodSandboxMetadata{Name: name, Namespace: "noded-bench", Uid: name},
+		Hostname:     "bench",
+		LogDirectory: filepath.Join(c.o.workDir, "logs", name),
+		Labels:       map[string]string{"noded-bench": c.runID},
+		Linux: &runtimeapi.LinuxPodSandboxConfig{
+			CgroupParent: c.o.cgroupParent + "/" + name,
+			SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				// What kubelet sends for a pod without shareProcessNamespace.
+				NamespaceOptions: &runtimeapi.NamespaceOption{Pid: runtimeapi.NamespaceMode_CONTAINER},
+			},
+		},
+	}
+}
+
+func (c *client) containerConfig(name string) *runtimeapi.ContainerConfig {
+	return &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: name},
+		Image:    &runtimeapi.ImageSpec{Image: c.o.image},
+		Command:  []string{"sleep", "3600"},
+		LogPath:  name + ".log",
+		Labels:   map[string]string{"noded-bench": c.runID},
+		Linux:    &runtimeapi.LinuxContainerConfig{},
+	}
+}
+
+// runPod makes a sandbox; it is recorded for cleanup as soon as it exists.
+func (c *client) runPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig) (string, error) {
+	if err := os.MkdirAll(cfg.LogDirectory, 0o755); err != nil {
+		return "", err
+	}
+	id, err := c.rt.RunPodSandbox(ctx, cfg, c.o.handler)
+	if err != nil {
+		return "", fmt.Errorf("RunPodSandbox: %w", err)
+	}
+	c.mu.Lock()
+	c.pods[id] = true
+	c.mu.Unlock()
+	return id, nil
+}
+
+// startPod runs a sandbox with one started busybox container and returns it with the time it took.
+func (c *client) startPod(ctx context.Context, phase string) (pod, time.Duration, error) {
+	cfg := c.podConfig(phase)
+	t0 := time.Now()
+	id, err := c.runPod(ctx, cfg)
+	if err != nil {
+		return pod{}, 0, err
+	}
+	p := pod{id: id, name: cfg.Metadata.Name, cfg: cfg}
+	cid, err := c.rt.CreateContainer(ctx, id, c.containerConfig("c"), cfg)
+	if err != nil {
+		return p, 0, fmt.Errorf("CreateContainer: %w", err)
+	}
+	p.container = cid
+	if err := c.rt.StartContainer(ctx, cid); err != nil {
+		return p, 0, fmt.Errorf("StartContainer: %w", err)
+	}
+	return p, time.Since(t0), nil
+}
+
+// stopPod does what kubelet does to end a pod: stop its container (no grace period), stop and remove the
+// sandbox, and removes the pod's cgroup and log dir (kubelet's part).
+func (c *client) stopPod(ctx context.Context, p pod) (time.Duration, error) {
+	t0 := time.Now()
+	if p.container != "" {
+		if err := c.rt.StopContainer(ctx, p.container, 0); err != nil {
+			return 0, fmt.Errorf("StopContainer: %w", err)
+		}
+	}
+	if err := c.removeSandbox(ctx, p.id); err != nil {
+		return 0, err
+	}
+	d := time.Since(t0)
+	c.forgetPodDirs(p.name)
+	return d, nil
+}
+
+func (c *client) removeSandbox(ctx context.Context, id string) error {
+	if err := c.rt.StopPodSandbox(ctx, id); err != nil {
+		return fmt.Errorf("StopPodSandbox: %w", err)
+	}
+	if err := c.rt.RemovePodSandbox(ctx, id); err != nil {
+		return fmt.Errorf("RemovePodSandbox: %w", err)
+	}
+	c.mu.Lock()
+	delete(c.pods, id)
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *client) forgetPodDirs(name string) {
+	_ = removeCgroupTree(c.o.cgroupParent + "/" + name)
+	_ = os.RemoveAll(filepath.Join(c.o.workDir, "logs", name))
+}
+
+// cleanup removes every sandbox this client made that is still there, with a context of its own.
+func (c *client) cleanup() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c.mu.Lock()
+	var ids []string
+	for id := range c.pods {
+		ids = append(ids, id)
+	}
+	c.mu.Unlock()
+	var errs []error
+	parallel(len(ids), 8, func(i int) {
+		if err := c.removeSandbox(ctx, ids[i]); err != nil {
+			c.mu.Lock()
+			errs = append(errs, err)
+			c.mu.Unlock()
+		}
+	})
+	// Anything labelled with this run that a failed call left behind.
+	if left, err := c.rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"noded-bench": c.runID}}); err == nil {
+		for _, s := range left {
+			if err := c.removeSandbox(ctx, s.Id); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
+	_ = c.rt.Close(ctx)
+	_ = c.img.Close(ctx)
+	return errors.Join(errs...)
+}
+
+// parallel calls fn(0..n-1) with at most workers calls at once.
+func parallel(n, workers int, fn func(i int)) {
+	if workers < 1 {
+		workers = 1
+	}
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for w := 0; w < workers && w < n; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				fn(i)
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+}
+
+// ensureImage pulls the image unless the runtime has it.
+func (c *client) ensureImage(ctx context.Context, ref string) error {
+	st, err := c.img.ImageStatus(ctx, &runtimeapi.ImageSpec{Image: ref}, false)
+	if err == nil && st.GetImage() != nil {
+		return nil
+	}
+	if _, err := c.img.PullImage(ctx, &runtimeapi.ImageSpec{Image: ref}, nil, nil); err != nil {
+		return fmt.Errorf("pull %s: %w", ref, err)
+	}
+	return nil
+}
+
+// benchEndpoint runs the selected phases against one endpoint and cleans up after them.
+func benchEndpoint(ctx context.Context, o *options, endpoint string) (res *Results, err error) {
+	c, err := dial(ctx, o, endpoint)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := c.cleanup(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("cleanup: %w", cerr))
+		}
+	}()
+	res = &Results{Label: label(endpoint)}
+	if v, err := c.rt.Version(ctx, ""); err == nil {
+		res.Label = strings.ToLower(v.RuntimeName)
+	}
+	if err := c.ensureImage(ctx, o.image); err != nil {
+		return nil, err
+	}
+	daemon := 0
+	if strings.HasPrefix(endpoint, "unix://") {
+		if pid, err := socketOwner(strings.TrimPrefix(endpoint, "unix://")); err == nil {
+			daemon = pid
+		} else {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+		}
+	}
+	// Warm up: the first pods pay for one-time work (containerd pulls its pause image).
+	for i := 0; i < 2; i++ {
+		p, _, err := c.startPod(ctx, "warm")
+		if err != nil {
+			return nil, fmt.Errorf("warm-up: %w", err)
+		}
+		if _, err := c.stopPod(ctx, p); err != nil {
+			return nil, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	if o.phases["mem"] && daemon > 0 {
+		if m, err := memOf(daemon); err == nil {
+			res.add("daemon RSS idle", mib(m.RSS), "MiB", true)
+		}
+	}
+	if o.phases["start"] {
+		if err := c.benchStart(ctx, res); err != nil {
+			return nil, err
+		}
+	}
+	if o.phases["mem"] {
+		if err := c.benchMemory(ctx, res, daemon); err != nil {
+			return nil, err
+		}
+	}
+	if o.phases["list"] {
+		if err := c.benchList(ctx, res); err != nil {
+			return nil, err
+		}
+	}
+	if o.phases["pull"] {
+		if err := c.benchPull(ctx, res); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (c *client) benchStart(ctx context.Context, res *Results) error {
+	var starts, stops []time.Duration
+	for i := 0; i < c.o.seq; i++ {
+		p, d, err := c.startPod(ctx, "seq")
+		if err != nil {
+			return err
+		}
+		starts = append(starts, d)
+		d, err = c.stopPod(ctx, p)
+		if err != nil {
+			return err
+		}
+		stops = append(stops, d)
+	}
+	res.addLatencies("seq start", starts)
+	res.addLatencies("seq teardown", stops)
+
+	var cstarts, cstops []time.Duration
+	var rates []float64
+	for r := 0; r < c.o.concRounds; r++ {
+		pods := make([]pod, c.o.conc)
+		durs := make([]time.Duration, c.o.conc)
+		errs := make([]error, c.o.conc)
+		t0 := time.Now()
+		parallel(c.o.conc, c.o.conc, func(i int) { pods[i], durs[i], errs[i] = c.startPod(ctx, "conc") })
+		wall := time.Since(t0)
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		cstarts = append(cstarts, durs...)
+		rates = append(rates, float64(c.o.conc)/wall.Seconds())
+		parallel(c.o.conc, c.o.conc, func(i int) { durs[i], errs[i] = c.stopPod(ctx, pods[i]) })
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		cstops = append(cstops, durs...)
+	}
+	res.addLatencies(fmt.Sprintf("conc%d start", c.o.conc), cstarts)
+	res.add(fmt.Sprintf("conc%d throughput", c.o.conc), median(rates), "pods/s", false)
+	res.addLatencies(fmt.Sprintf("conc%d teardown", c.o.conc), cstops)
+	return nil
+}
+
+func (c *client) benchMemory(ctx context.Context, res *Results, daemon int) error {
+	n := c.o.memPods
+	pods := make([]pod, n)
+	errs := make([]error, n)
+	parallel(n, 8, func(i int) { pods[i], _, errs[i] = c.startPod(ctx, "mem") })
+	defer parallel(n, 8, func(i int) {
+		if pods[i].id != "" {
+			_, _ = c.stopPod(ctx, pods[i])
+		}
+	})
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second) // let helpers settle (shims finish start-up work)
+	if daemon > 0 {
+		if m, err := memOf(daemon); err == nil {
+			res.add(fmt.Sprintf("daemon RSS %d pods", n), mib(m.RSS), "MiB", true)
+		}
+	}
+	procs := podProcesses(c.o.cgroupParent, "sleep", daemon)
+	mine := map[string]*PodProcs{}
+	for _, p := range pods {
+		if pp, ok := procs[p.name]; ok {
+			mine[p.name] = pp
+		}
+	}
+	if len(mine) != n {
+		fmt.Fprintf(os.Stderr, "bench: found processes of %d of %d pods\n", len(mine), n)
+	}
+	rss, pss, names, err := helperSummary(mine)
+	if err != nil {
+		return err
+	}
+	res.add("per-pod helpers RSS", rss, "MiB", true)
+	res.add("per-pod helpers PSS", pss, "MiB", true)
+	res.note("per-pod helpers", names)
+	return nil
+}
+
+// removeAllPods stops and removes every pod sandbox on the endpoint.
+func removeAllPods(ctx context.Context, o *options, endpoint string) error {
+	c, err := dial(ctx, o, endpoint)
+	if err != nil {
+		return err
+	}
+	defer c.cleanup()
+	pods, err := c.rt.ListPodSandbox(ctx, nil)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, p := range pods {
+		if err := c.removeSandbox(ctx, p.Id); err != nil {
+			errs = append(errs, fmt.Errorf("pod %s: %w", p.Id, err))
+		}
+	}
+	return errors.Join(errs...)
+}
