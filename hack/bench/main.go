@@ -41,13 +41,13 @@ type options struct {
 	pullRounds            int
 	abRounds              int
 
-	floor        bool
-	floorRuns    int
-	runc         string
-	cniConfDir   string
-	cniBinDirs   []string
-	floorParent  string
-	mirror       string
+	floor       bool
+	floorRuns   int
+	runc        string
+	cniConfDir  string
+	cniBinDirs  []string
+	floorParent string
+	mirror      string
 }
 
 func main() {

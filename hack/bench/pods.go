@@ -100,52 +100,80 @@ func (c *client) runPod(ctx context.Context, cfg *runtimeapi.PodSandboxConfig) (
 
 // startPod runs a sandbox with one started busybox container and returns it with the time it took.
 func (c *client) startPod(ctx context.Context, phase string) (pod, time.Duration, error) {
+	p, steps, err := c.startPodSteps(ctx, phase)
+	return p, steps[0] + steps[1] + steps[2], err
+}
+
+// startPodSteps is startPod that returns the time of each call: RunPodSandbox, CreateContainer, StartContainer.
+func (c *client) startPodSteps(ctx context.Context, phase string) (pod, [3]time.Duration, error) {
+	var steps [3]time.Duration
 	cfg := c.podConfig(phase)
 	t0 := time.Now()
 	id, err := c.runPod(ctx, cfg)
 	if err != nil {
-		return pod{}, 0, err
+		return pod{}, steps, err
 	}
+	t1 := time.Now()
+	steps[0] = t1.Sub(t0)
 	p := pod{id: id, name: cfg.Metadata.Name, cfg: cfg}
 	cid, err := c.rt.CreateContainer(ctx, id, c.containerConfig("c"), cfg)
 	if err != nil {
-		return p, 0, fmt.Errorf("CreateContainer: %w", err)
+		return p, steps, fmt.Errorf("CreateContainer: %w", err)
 	}
+	t2 := time.Now()
+	steps[1] = t2.Sub(t1)
 	p.container = cid
 	if err := c.rt.StartContainer(ctx, cid); err != nil {
-		return p, 0, fmt.Errorf("StartContainer: %w", err)
+		return p, steps, fmt.Errorf("StartContainer: %w", err)
 	}
-	return p, time.Since(t0), nil
+	steps[2] = time.Since(t2)
+	return p, steps, nil
 }
 
 // stopPod does what kubelet does to end a pod: stop its container (no grace period), stop and remove the
 // sandbox, and removes the pod's cgroup and log dir (kubelet's part).
 func (c *client) stopPod(ctx context.Context, p pod) (time.Duration, error) {
+	steps, err := c.stopPodSteps(ctx, p)
+	return steps[0] + steps[1] + steps[2], err
+}
+
+// stopPodSteps is stopPod that returns the time of each call: StopContainer, StopPodSandbox, RemovePodSandbox.
+func (c *client) stopPodSteps(ctx context.Context, p pod) ([3]time.Duration, error) {
+	var steps [3]time.Duration
 	t0 := time.Now()
 	if p.container != "" {
 		if err := c.rt.StopContainer(ctx, p.container, 0); err != nil {
-			return 0, fmt.Errorf("StopContainer: %w", err)
+			return steps, fmt.Errorf("StopContainer: %w", err)
 		}
 	}
-	if err := c.removeSandbox(ctx, p.id); err != nil {
-		return 0, err
+	steps[0] = time.Since(t0)
+	var err error
+	if steps[1], steps[2], err = c.removeSandboxSteps(ctx, p.id); err != nil {
+		return steps, err
 	}
-	d := time.Since(t0)
 	c.forgetPodDirs(p.name)
-	return d, nil
+	return steps, nil
 }
 
 func (c *client) removeSandbox(ctx context.Context, id string) error {
+	_, _, err := c.removeSandboxSteps(ctx, id)
+	return err
+}
+
+func (c *client) removeSandboxSteps(ctx context.Context, id string) (stop, remove time.Duration, err error) {
+	t0 := time.Now()
 	if err := c.rt.StopPodSandbox(ctx, id); err != nil {
-		return fmt.Errorf("StopPodSandbox: %w", err)
+		return 0, 0, fmt.Errorf("StopPodSandbox: %w", err)
 	}
+	t1 := time.Now()
 	if err := c.rt.RemovePodSandbox(ctx, id); err != nil {
-		return fmt.Errorf("RemovePodSandbox: %w", err)
+		return 0, 0, fmt.Errorf("RemovePodSandbox: %w", err)
 	}
+	stop, remove = t1.Sub(t0), time.Since(t1)
 	c.mu.Lock()
 	delete(c.pods, id)
 	c.mu.Unlock()
-	return nil
+	return stop, remove, nil
 }
 
 func (c *client) forgetPodDirs(name string) {
@@ -285,20 +313,33 @@ func benchEndpoint(ctx context.Context, o *options, endpoint string) (res *Resul
 
 func (c *client) benchStart(ctx context.Context, res *Results) error {
 	var starts, stops []time.Duration
+	var steps, tsteps [3][]time.Duration
 	for i := 0; i < c.o.seq; i++ {
-		p, d, err := c.startPod(ctx, "seq")
+		p, st, err := c.startPodSteps(ctx, "seq")
 		if err != nil {
 			return err
 		}
-		starts = append(starts, d)
-		d, err = c.stopPod(ctx, p)
+		starts = append(starts, st[0]+st[1]+st[2])
+		for j := range st {
+			steps[j] = append(steps[j], st[j])
+		}
+		sst, err := c.stopPodSteps(ctx, p)
 		if err != nil {
 			return err
 		}
-		stops = append(stops, d)
+		stops = append(stops, sst[0]+sst[1]+sst[2])
+		for j := range sst {
+			tsteps[j] = append(tsteps[j], sst[j])
+		}
 	}
 	res.addLatencies("seq start", starts)
+	for j, name := range []string{"RunPodSandbox", "CreateContainer", "StartContainer"} {
+		res.add("seq "+name+" p50", ms(percentile(steps[j], 50)), "ms", true)
+	}
 	res.addLatencies("seq teardown", stops)
+	for j, name := range []string{"StopContainer", "StopPodSandbox", "RemovePodSandbox"} {
+		res.add("seq "+name+" p50", ms(percentile(tsteps[j], 50)), "ms", true)
+	}
 
 	var cstarts, cstops []time.Duration
 	var rates []float64
