@@ -190,6 +190,11 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	if sb.CgroupParent == "" {
 		sb.CgroupParent = m.cfg.DefaultCgroupParent
 	}
+	// The pins setup will make are named up front (unpinning a path never pinned is a no-op): one store write
+	// fewer per pod than recording them after pinning.
+	for _, t := range pinTypes(sb) {
+		sb.Namespaces[string(t)] = filepath.Join(m.nsDir, sb.ID, string(t))
+	}
 	// Intent first: a crash after this point leaves a record that recovery rolls back.
 	if err := m.cfg.Store.AddSandbox(sb); err != nil {
 		return "", err
@@ -224,22 +229,13 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 	if err := os.MkdirAll(sb.Dir, 0o711); err != nil {
 		return fmt.Errorf("create pod dir: %w", err)
 	}
-	var types []nsutil.Type
-	if !sb.HostNetwork {
-		types = append(types, nsutil.Net, nsutil.UTS)
-	}
-	if !sb.HostIPC {
-		types = append(types, nsutil.IPC)
-	}
-	pins, err := nsutil.Pin(ctx, filepath.Join(m.nsDir, sb.ID), types)
+	// The intent record already names these pins (see pinPaths), so a crash from here on unpins them.
+	pins, err := nsutil.Pin(ctx, filepath.Join(m.nsDir, sb.ID), pinTypes(sb))
 	if err != nil {
 		return fmt.Errorf("pin namespaces: %w", err)
 	}
 	for t, p := range pins {
 		sb.Namespaces[string(t)] = p
-	}
-	if err := m.persist(sb); err != nil {
-		return err
 	}
 	if uts := pins[nsutil.UTS]; uts != "" && cfg.GetHostname() != "" {
 		if err := nsutil.SetHostname(uts, cfg.GetHostname()); err != nil {
@@ -314,6 +310,18 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 		return err
 	}
 	return nil
+}
+
+// pinTypes are the namespaces a sandbox pins: net and uts unless it uses the host's network, ipc unless the host's.
+func pinTypes(sb *store.Sandbox) []nsutil.Type {
+	var types []nsutil.Type
+	if !sb.HostNetwork {
+		types = append(types, nsutil.Net, nsutil.UTS)
+	}
+	if !sb.HostIPC {
+		types = append(types, nsutil.IPC)
+	}
+	return types
 }
 
 func (m *Manager) persist(sb *store.Sandbox) error {
