@@ -74,7 +74,7 @@ func measureFloor(ctx context.Context, o *options) (*Results, error) {
 		// Teardown, timed when everything worked, always done.
 		derr := errors.Join(
 			runcCmd(context.WithoutCancel(ctx), o.runc, stateRoot, "delete", "--force", id),
-			cni.DelNetworkList(context.WithoutCancel(ctx), list, rt),
+			cniDel(context.WithoutCancel(ctx), cni, list, rt),
 			unpinNetns(nsPath),
 			removeCgroupTree(o.floorParent+"/"+id),
 			os.RemoveAll(bundle),
@@ -109,6 +109,15 @@ func runcCmd(ctx context.Context, runc, root string, args ...string) error {
 	if err := cmd.Run(); err != nil {
 		msg, _ := os.ReadFile(logPath)
 		return fmt.Errorf("runc %s: %w: %s", args[0], err, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+// cniDel runs CNI DEL. A failure is reported and ignored: on a shared machine another tool's iptables cleanup
+// can remove the pod's chain before DEL (the bridge plugin then fails), which is no fault of the floor.
+func cniDel(ctx context.Context, cni *libcni.CNIConfig, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {
+	if err := cni.DelNetworkList(ctx, list, rt); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: floor: CNI DEL of %s (ignored): %v\n", rt.ContainerID, err)
 	}
 	return nil
 }

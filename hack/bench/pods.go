@@ -105,7 +105,25 @@ func (c *client) startPod(ctx context.Context, phase string) (pod, time.Duration
 }
 
 // startPodSteps is startPod that returns the time of each call: RunPodSandbox, CreateContainer, StartContainer.
+// A failed attempt is removed and retried (twice at most), with a warning: on a shared machine another tool's
+// iptables cleanup can delete a CNI chain while the bridge plugin fills it, which is no fault of the runtime.
 func (c *client) startPodSteps(ctx context.Context, phase string) (pod, [3]time.Duration, error) {
+	for try := 1; ; try++ {
+		p, steps, err := c.startPodOnce(ctx, phase)
+		if err == nil || try == 3 || ctx.Err() != nil {
+			return p, steps, err
+		}
+		fmt.Fprintf(os.Stderr, "bench: pod start failed (attempt %d, retrying): %v\n", try, err)
+		if p.id != "" {
+			if rerr := c.removeSandbox(ctx, p.id); rerr != nil {
+				return p, steps, errors.Join(err, rerr)
+			}
+			c.forgetPodDirs(p.name)
+		}
+	}
+}
+
+func (c *client) startPodOnce(ctx context.Context, phase string) (pod, [3]time.Duration, error) {
 	var steps [3]time.Duration
 	cfg := c.podConfig(phase)
 	t0 := time.Now()
