@@ -56,6 +56,7 @@ type Manager struct {
 	cacheDir string
 	ifName   string
 	cni      *libcni.CNIConfig
+	observe  Observer
 
 	mu       sync.Mutex
 	stamp    string // fingerprint of confDir's config files at the last load
@@ -250,7 +251,8 @@ func (m *Manager) runtimeConf(pn *PodNetwork) *libcni.RuntimeConf {
 // Setup attaches the pod to the network: it brings up lo in pn.NetNS and runs CNI ADD for the whole plugin chain.
 // On failure it runs CNI DEL to undo a partial setup and returns the ADD error. Errors: InvalidArgument for a bad
 // PodNetwork, FailedPrecondition when no config is loaded, otherwise the wrapped plugin error.
-func (m *Manager) Setup(ctx context.Context, pn PodNetwork) (*Result, error) {
+func (m *Manager) Setup(ctx context.Context, pn PodNetwork) (_ *Result, retErr error) {
+	defer m.observed("setup", time.Now(), &retErr)
 	if err := pn.validate(true); err != nil {
 		return nil, err
 	}
@@ -310,7 +312,8 @@ func (m *Manager) buildResult(network string, res types.Result) (*Result, error)
 // setup. If pn.NetNS no longer exists, an empty netns is passed as the CNI spec requires. prevResult is
 // normally taken from libcni's cache; cachedResult (Result.Raw from Setup, may be nil) is used instead when that
 // cache entry is gone.
-func (m *Manager) Teardown(ctx context.Context, pn PodNetwork, cachedResult []byte) error {
+func (m *Manager) Teardown(ctx context.Context, pn PodNetwork, cachedResult []byte) (retErr error) {
+	defer m.observed("teardown", time.Now(), &retErr)
 	if err := pn.validate(false); err != nil {
 		return err
 	}

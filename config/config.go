@@ -42,10 +42,10 @@ type Config struct {
 	CgroupDriver string `toml:"cgroup_driver"`
 	// CgroupParent is the absolute cgroup (cgroupfs) or slice (systemd) used when kubelet gives none.
 	CgroupParent string `toml:"cgroup_parent"`
-	// MaxLogLineBytes is the longest log line written as one record; longer lines are split (P/F tags).
-	MaxLogLineBytes int `toml:"max_log_line_bytes"`
 	// MaxConcurrentPodStarts bounds RunPodSandbox+CreateContainer work in flight; more wait, then ResourceExhausted.
 	MaxConcurrentPodStarts int `toml:"max_concurrent_pod_starts"`
+	// LogLevel is the klog verbosity (like -v, which overrides it at start); SIGHUP applies a change.
+	LogLevel int `toml:"log_level"`
 
 	CNI       CNI       `toml:"cni"`
 	Registry  Registry  `toml:"registry"`
@@ -86,6 +86,10 @@ type RegistryHost struct {
 	MirrorsOnly bool `toml:"mirrors_only"`
 	// Auth holds credentials for the host and its mirrors.
 	Auth *Auth `toml:"auth"`
+	// PlainHTTP reaches the host itself (not its mirrors) over plain HTTP: an insecure registry.
+	PlainHTTP bool `toml:"plain_http"`
+	// SkipVerify does not verify the TLS certificate of the host itself.
+	SkipVerify bool `toml:"skip_verify"`
 }
 
 // Mirror is one registry endpoint.
@@ -149,7 +153,6 @@ func Default() Config {
 		Conmon:                 "/usr/bin/conmon",
 		CgroupDriver:           CgroupDriverAuto,
 		CgroupParent:           "",
-		MaxLogLineBytes:        16 * 1024,
 		MaxConcurrentPodStarts: 64,
 		CNI: CNI{
 			ConfDir: "/etc/cni/net.d",
@@ -267,8 +270,8 @@ func (c *Config) Validate() error {
 	if c.Conmon == "" {
 		return errors.New("conmon: must be set")
 	}
-	if c.MaxLogLineBytes < 256 {
-		return fmt.Errorf("max_log_line_bytes: %d is below the minimum of 256", c.MaxLogLineBytes)
+	if c.LogLevel < 0 || c.LogLevel > 10 {
+		return fmt.Errorf("log_level: %d is not between 0 and 10", c.LogLevel)
 	}
 	if c.MaxConcurrentPodStarts < 1 {
 		return fmt.Errorf("max_concurrent_pod_starts: %d must be at least 1", c.MaxConcurrentPodStarts)

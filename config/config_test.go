@@ -105,7 +105,7 @@ func TestLoadDropInsMergeInNameOrder(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	write("config.toml", "conmon = \"/main\"\nmax_log_line_bytes = 1000\n")
+	write("config.toml", "conmon = \"/main\"\nmax_concurrent_pod_starts = 7\n")
 	write("config.d/20-b.toml", "conmon = \"/b\"\n")
 	write("config.d/10-a.toml", "conmon = \"/a\"\n[cni]\nconf_dir = \"/cni-a\"\n")
 	write("config.d/ignored.conf", "not toml at all = = =")
@@ -113,8 +113,8 @@ func TestLoadDropInsMergeInNameOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Conmon != "/b" || cfg.CNI.ConfDir != "/cni-a" || cfg.MaxLogLineBytes != 1000 {
-		t.Fatalf("merge order wrong: conmon=%q conf_dir=%q max=%d", cfg.Conmon, cfg.CNI.ConfDir, cfg.MaxLogLineBytes)
+	if cfg.Conmon != "/b" || cfg.CNI.ConfDir != "/cni-a" || cfg.MaxConcurrentPodStarts != 7 {
+		t.Fatalf("merge order wrong: conmon=%q conf_dir=%q max=%d", cfg.Conmon, cfg.CNI.ConfDir, cfg.MaxConcurrentPodStarts)
 	}
 	write("config.d/30-bad.toml", "[cni]\nconfdir = \"/x\"\n")
 	_, err = Load(filepath.Join(dir, "config.toml"))

@@ -23,11 +23,12 @@ cgroup_driver = {{q .CgroupDriver}}
 # Empty means "/noded" (cgroupfs) or "noded.slice" (systemd).
 cgroup_parent = {{q .CgroupParent}}
 
-# Longest container log line written as one CRI log record; longer lines are split into partial (P) records.
-max_log_line_bytes = {{.MaxLogLineBytes}}
-
 # Pod and container creations in flight at once; further ones wait briefly, then fail with ResourceExhausted.
 max_concurrent_pod_starts = {{.MaxConcurrentPodStarts}}
+
+# Log verbosity (klog -v): 0 logs starts, stops and errors; 2 adds pod and container lifecycle; 4 every CRI
+# call. The -v flag overrides it at start; SIGHUP applies a changed value.
+log_level = {{.LogLevel}}
 
 # OCI runtimes by RuntimeClass handler name. path: absolute or looked up in PATH;
 # root: the runtime's state dir (default <state>/runtimes/<handler>).
@@ -49,10 +50,14 @@ max_concurrent_downloads = {{.Registry.MaxConcurrentDownloads}}
 stall_timeout = {{q .Registry.StallTimeout.String}}
 
 # Mirrors and credentials per registry host. Mirrors are tried in order, then the host itself unless
-# mirrors_only is true. Plain HTTP is used only for a mirror whose url starts with http://.
+# mirrors_only is true. Plain HTTP is used only for a mirror whose url starts with http://, and for the host
+# itself only with plain_http = true; skip_verify = true accepts any TLS certificate (of a mirror when set on
+# it, of the host itself when set here). SIGHUP applies changes here to pulls that start afterwards.
 # [registry.hosts."docker.io"]
-# mirrors = [{ url = "https://mirror.example.com" }, { url = "http://127.0.0.1:5000" }]
+# mirrors = [{ url = "https://mirror.example.com" }, { url = "http://127.0.0.1:5000", skip_verify = false }]
 # mirrors_only = false
+# plain_http = false
+# skip_verify = false
 # [registry.hosts."docker.io".auth]
 # username = "user"
 # password = "secret"
@@ -65,7 +70,8 @@ tls_cert = {{q .Streaming.TLSCert}}
 tls_key = {{q .Streaming.TLSKey}}
 
 [metrics]
-# Prometheus endpoint (host:port); empty disables it.
+# Prometheus endpoint (host:port, path /metrics); empty disables it. Keep it on loopback or a node-internal
+# address, e.g. "127.0.0.1:9153".
 address = {{q .Metrics.Address}}
 
 [debug]

@@ -224,6 +224,9 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 
 func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Container, img Image, rt ociruntime.Runtime) error {
 	cfg := c.Config
+	if err := checkContainerUserns(sb, cfg); err != nil {
+		return err
+	}
 	// 0711: a container whose root is mapped to an unprivileged host ID must traverse its bundle.
 	if err := os.MkdirAll(c.Rootfs, 0o711); err != nil {
 		return err
@@ -232,7 +235,13 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	if err != nil {
 		return fmt.Errorf("prepare rootfs snapshot: %w", err)
 	}
-	if err := snapshotter.MountAll(mounts, c.Rootfs); err != nil {
+	idm, userns := podUserns(sb)
+	if userns {
+		err = snapshotter.MountAllIDMapped(mounts, c.Rootfs, idm)
+	} else {
+		err = snapshotter.MountAll(mounts, c.Rootfs)
+	}
+	if err != nil {
 		return fmt.Errorf("mount rootfs: %w", err)
 	}
 	feats, err := m.Features(ctx, sb.RuntimeHandler)
@@ -240,7 +249,7 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 		return err
 	}
 	ns := map[specs.LinuxNamespaceType]string{}
-	for t, typ := range map[string]specs.LinuxNamespaceType{"net": specs.NetworkNamespace, "ipc": specs.IPCNamespace, "uts": specs.UTSNamespace} {
+	for t, typ := range map[string]specs.LinuxNamespaceType{"net": specs.NetworkNamespace, "ipc": specs.IPCNamespace, "uts": specs.UTSNamespace, "user": specs.UserNamespace} {
 		if p, ok := sb.Namespaces[t]; ok {
 			ns[typ] = p
 		}

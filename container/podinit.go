@@ -36,6 +36,12 @@ func (m *Manager) StartPodInit(ctx context.Context, sb *store.Sandbox) (int, err
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {
 		return 0, err
 	}
+	if idm, ok := podUserns(sb); ok {
+		// The runtime makes mount points and device nodes in this (pod-private) root as the pod's root user.
+		if err := os.Chown(rootfs, idm.RootUID, idm.RootGID); err != nil {
+			return 0, err
+		}
+	}
 	if err := os.WriteFile(filepath.Join(rootfs, "init"), nil, 0o755); err != nil {
 		return 0, err
 	}
@@ -50,6 +56,9 @@ func (m *Manager) StartPodInit(ctx context.Context, sb *store.Sandbox) (int, err
 		Mounts: []specs.Mount{
 			{Destination: "/init", Type: "bind", Source: self, Options: []string{"bind", "ro", "nosuid", "nodev"}},
 			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+			// runc reopens the init's /dev/null stdio inside the root: the bundle dir may be on a nodev mount
+			// (/run on systemd hosts), so the device nodes runc creates need a /dev of their own.
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "noexec", "mode=755", "size=64k"}},
 		},
 		Linux: &specs.Linux{
 			CgroupsPath: m.cgroupsPath(sb, "podinit-"+sb.ID[:12]),
@@ -61,6 +70,11 @@ func (m *Manager) StartPodInit(ctx context.Context, sb *store.Sandbox) (int, err
 		if p, ok := sb.Namespaces[t]; ok {
 			spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: typ, Path: p})
 		}
+	}
+	if _, ok := podUserns(sb); ok {
+		// The init's PID namespace must be owned by the pod's user namespace for containers to mount /proc.
+		// Joined by path alone: the runtime reads the mappings from the namespace.
+		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: sb.Namespaces["user"]})
 	}
 	data, err := json.Marshal(spec)
 	if err != nil {

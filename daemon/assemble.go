@@ -53,7 +53,8 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 	if s.store, err = store.Open(d.db); err != nil {
 		return nil, err
 	}
-	if s.cni, err = cni.New(d.cfg.CNI.ConfDir, d.cfg.CNI.BinDirs, cni.WithCacheDir(filepath.Join(d.opts.Root, "cni"))); err != nil {
+	if s.cni, err = cni.New(d.cfg.CNI.ConfDir, d.cfg.CNI.BinDirs, cni.WithCacheDir(filepath.Join(d.opts.Root, "cni")),
+		cni.WithObserver(d.metrics.ObserveCNI)); err != nil {
 		return nil, fmt.Errorf("cni: %w", err)
 	}
 	if s.snapshots, err = overlay.New(filepath.Join(d.opts.Root, "snapshots")); err != nil {
@@ -91,6 +92,7 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 			Name: name, Path: path, Root: root, SystemdCgroup: d.driver == cgroupsv2.DriverSystemd,
 			ConmonPath: d.cfg.Conmon, ExitDir: filepath.Join(d.opts.State, "exits"),
 			PersistRoot: filepath.Join(d.opts.State, "persist"), SocketDir: filepath.Join(d.opts.State, "s"),
+			Observe: d.metrics.RuntimeObserver(name),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("runtime handler %s: %w", name, err)
@@ -120,6 +122,7 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 			_, ok := s.runtimes[h]
 			return ok
 		},
+		CheckUserns: s.containers.CheckUserns,
 	}); err != nil {
 		return nil, fmt.Errorf("sandboxes: %w", err)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/noded/noded/config"
 	"github.com/noded/noded/cri"
 	"github.com/noded/noded/events"
+	"github.com/noded/noded/metrics"
 	"github.com/noded/noded/streaming"
 	"github.com/noded/noded/version"
 )
@@ -32,6 +33,8 @@ type Options struct {
 	Listen     string
 	// ShutdownTimeout bounds how long in-flight calls may finish after a stop signal.
 	ShutdownTimeout time.Duration
+	// VerbositySet says -v was given on the command line: it then wins over the config's log_level at start.
+	VerbositySet bool
 }
 
 // Daemon is a running noded.
@@ -45,6 +48,10 @@ type Daemon struct {
 	events events.Broker
 	// runtimeOK records runtime binaries (path@mtime) that ran once, so Status does not exec them every call.
 	runtimeOK sync.Map
+	metrics   *metrics.Metrics
+	live      liveConfig // for Reload (SIGHUP)
+	// notifySocket is systemd's $NOTIFY_SOCKET (Type=notify), taken out of the environment at New.
+	notifySocket string
 }
 
 // New loads the configuration, takes the state dir's lock and opens the state database. Nothing is served yet.
@@ -65,7 +72,14 @@ func New(opts Options) (*Daemon, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &Daemon{opts: opts, cfg: cfg, lock: lock}
+	d := &Daemon{opts: opts, cfg: cfg, lock: lock, metrics: metrics.New(), notifySocket: takeNotifySocket()}
+	d.live.applied = cfg
+	if !opts.VerbositySet {
+		if err := SetVerbosity(cfg.LogLevel); err != nil {
+			lock.release()
+			return nil, err
+		}
+	}
 	ok := false
 	defer func() {
 		if !ok {
@@ -94,6 +108,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}
 	defer svc.close()
 	svc.reconcile(ctx)
+	d.live.mu.Lock()
+	d.live.images = svc.imageSrv
+	d.live.mu.Unlock()
+	defer func() { d.live.mu.Lock(); d.live.images = nil; d.live.mu.Unlock() }()
 	exitsDone := make(chan struct{})
 	go func() { svc.watchExits(); close(exitsDone) }()
 	defer func() { _ = svc.watcher.Close(); <-exitsDone }()
@@ -109,6 +127,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 		defer stopPprof()
 	}
+	stopMetrics, err := d.serveMetrics(svc)
+	if err != nil {
+		return fmt.Errorf("metrics endpoint: %w", err)
+	}
+	defer stopMetrics()
 
 	streams, err := streaming.New(streaming.Config{
 		Addr:        d.cfg.Streaming.Address,
@@ -137,8 +160,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	img := newImageServer(svc)
 
 	d.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(cri.UnaryInterceptor),
-		grpc.ChainStreamInterceptor(cri.StreamInterceptor),
+		grpc.ChainUnaryInterceptor(cri.ObservedUnaryInterceptor(d.metrics.ObserveRPC)),
+		grpc.ChainStreamInterceptor(cri.ObservedStreamInterceptor(d.metrics.ObserveRPC)),
 		grpc.MaxRecvMsgSize(16*1024*1024),
 		grpc.MaxSendMsgSize(16*1024*1024),
 	)
@@ -155,11 +178,14 @@ func (d *Daemon) Run(ctx context.Context) error {
 
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- d.grpc.Serve(l) }()
+	// The socket accepts connections from here on (they queue until Serve picks them up).
+	d.notifyServiceManager("READY=1\nSTATUS=serving " + d.opts.Listen)
 	select {
 	case err := <-serveErr:
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
+	d.notifyServiceManager("STOPPING=1")
 	klog.InfoS("noded shutting down: no new calls, finishing in-flight ones", "timeout", d.opts.ShutdownTimeout)
 	stopped := make(chan struct{})
 	go func() { d.grpc.GracefulStop(); close(stopped) }()

@@ -18,7 +18,7 @@ import (
 func registryConfig(c config.Registry) image.RegistryConfig {
 	rc := image.DefaultRegistryConfig()
 	for host, h := range c.Hosts {
-		hc := image.HostConfig{MirrorsOnly: h.MirrorsOnly}
+		hc := image.HostConfig{MirrorsOnly: h.MirrorsOnly, PlainHTTP: h.PlainHTTP, SkipVerify: h.SkipVerify}
 		for _, m := range h.Mirrors {
 			hc.Mirrors = append(hc.Mirrors, image.Endpoint{URL: m.URL, SkipVerify: m.SkipVerify})
 		}
@@ -38,6 +38,7 @@ func (d *Daemon) assembleImages(ctx context.Context, s *services) error {
 		Root: filepath.Join(d.opts.Root, "images"), DB: d.db, Snapshotter: s.snapshots,
 		Registry: registryConfig(d.cfg.Registry), RegistryOptions: opts,
 		MaxConcurrentDownloads: d.cfg.Registry.MaxConcurrentDownloads,
+		Observer:               image.Observer{Pulled: d.metrics.ObservePull, Downloaded: d.metrics.AddPullBytes},
 	})
 	if err != nil {
 		return fmt.Errorf("images: %w", err)

@@ -3,29 +3,35 @@ package image
 import (
 	"context"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/noded/noded/image/content"
 	"github.com/noded/noded/image/registry"
 	digest "github.com/opencontainers/go-digest"
-	"golang.org/x/sync/semaphore"
 )
 
-// downloads runs blob downloads into the content store, at most a configured number at a time across the node,
-// one per digest: every user of a blob joins the running download. A download is cancelled when its last user
-// releases it before it finished.
+// downloads runs blob downloads into the content store, at most a configured number at a time across the node
+// (in the order they were asked for), one per digest: every user of a blob joins the running download. A
+// download is cancelled when its last user releases it before it finished.
 type downloads struct {
 	base  context.Context
 	wg    *sync.WaitGroup
 	store *content.Store
-	sem   *semaphore.Weighted
+	limit int
+	// onBytes, if set, receives the bytes of each blob download.
+	onBytes func(n int64)
 
-	mu     sync.Mutex
-	active map[digest.Digest]*download
+	mu      sync.Mutex
+	active  map[digest.Digest]*download
+	running int
+	queue   []*download // waiting for a free slot, first acquired first
 }
 
 type download struct {
 	desc   registry.Descriptor
+	repo   *registry.Repository
+	ctx    context.Context
 	refs   int
 	cancel context.CancelFunc
 	ready  chan struct{} // closed when writer is set (or the download failed before)
@@ -35,11 +41,12 @@ type download struct {
 }
 
 func newDownloads(base context.Context, wg *sync.WaitGroup, store *content.Store, limit int) *downloads {
-	return &downloads{base: base, wg: wg, store: store, sem: semaphore.NewWeighted(int64(limit)), active: map[digest.Digest]*download{}}
+	return &downloads{base: base, wg: wg, store: store, limit: limit, active: map[digest.Digest]*download{}}
 }
 
-// acquire returns the download of desc, joining a running one or starting one from repo; a blob already in
-// the store gives a finished download. Every acquire must be paired with a release.
+// acquire returns the download of desc, joining a running or queued one or queueing one from repo; a blob
+// already in the store gives a finished download. Downloads start in the order they were first acquired, at
+// most limit at a time. Every acquire must be paired with a release.
 func (m *downloads) acquire(desc registry.Descriptor, repo *registry.Repository) *download {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -54,12 +61,24 @@ func (m *downloads) acquire(desc registry.Descriptor, repo *registry.Repository)
 		close(d.done)
 		return d
 	}
-	ctx, cancel := context.WithCancel(m.base)
-	d.cancel = cancel
+	d.ctx, d.cancel = context.WithCancel(m.base)
+	d.repo = repo
 	m.active[desc.Digest] = d
-	m.wg.Add(1)
-	go m.run(ctx, d, repo)
+	m.queue = append(m.queue, d)
+	m.dispatchLocked()
 	return d
+}
+
+// dispatchLocked starts queued downloads while there are free slots.
+func (m *downloads) dispatchLocked() {
+	for m.running < m.limit && len(m.queue) > 0 {
+		d := m.queue[0]
+		m.queue[0] = nil
+		m.queue = m.queue[1:]
+		m.running++
+		m.wg.Add(1)
+		go m.run(d)
+	}
 }
 
 func (m *downloads) release(d *download) {
@@ -76,18 +95,27 @@ func (m *downloads) release(d *download) {
 		if m.active[d.desc.Digest] == d {
 			delete(m.active, d.desc.Digest)
 		}
+		if i := slices.Index(m.queue, d); i >= 0 {
+			// Never started: finish it here.
+			m.queue = slices.Delete(m.queue, i, i+1)
+			d.err = context.Canceled
+			close(d.ready)
+			close(d.done)
+		}
 	}
 }
 
-func (m *downloads) run(ctx context.Context, d *download, repo *registry.Repository) {
+func (m *downloads) run(d *download) {
 	defer m.wg.Done()
-	err := m.fetch(ctx, d, repo)
+	err := m.fetch(d.ctx, d, d.repo)
 	d.cancel()
 	m.mu.Lock()
 	if m.active[d.desc.Digest] == d {
 		delete(m.active, d.desc.Digest)
 	}
 	d.err = err
+	m.running--
+	m.dispatchLocked()
 	m.mu.Unlock()
 	close(d.done)
 }
@@ -99,10 +127,9 @@ func (m *downloads) fetch(ctx context.Context, d *download, repo *registry.Repos
 			close(d.ready)
 		}
 	}()
-	if err := m.sem.Acquire(ctx, 1); err != nil {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
-	defer m.sem.Release(1)
 	w, err := m.store.NewWriter(d.desc.Digest, d.desc.Size)
 	if err != nil {
 		return err
@@ -112,8 +139,12 @@ func (m *downloads) fetch(ctx context.Context, d *download, repo *registry.Repos
 	readyClosed = true
 	rc, err := repo.OpenBlob(ctx, d.desc)
 	if err == nil {
-		_, err = io.Copy(w, rc)
+		var n int64
+		n, err = io.CopyBuffer(w, rc, make([]byte, 256<<10))
 		rc.Close()
+		if m.onBytes != nil {
+			m.onBytes(n)
+		}
 	}
 	if err != nil {
 		w.CloseWrite(err)

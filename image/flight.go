@@ -7,7 +7,8 @@ import (
 
 // flight runs one call per key at a time and shares its result with every caller that asks for the key
 // while it runs (a small singleflight). The call runs on a context of its own that is cancelled when every
-// waiting caller has given up (or the service closes), so one impatient caller does not fail the others.
+// waiting caller has given up (or the service closes), so one impatient caller does not fail the others; the
+// last caller to give up waits for the cancelled call to end.
 type flight[T any] struct {
 	base context.Context // cancelled on service close
 	wg   *sync.WaitGroup // tracks running calls
@@ -58,13 +59,19 @@ func (f *flight[T]) do(ctx context.Context, key string, fn func(context.Context)
 	case <-ctx.Done():
 		f.mu.Lock()
 		c.waiters--
-		if c.waiters == 0 {
+		last := c.waiters == 0
+		if last {
 			c.cancel()
 			if f.calls[key] == c {
 				delete(f.calls, key) // a new caller starts afresh instead of joining a dying call
 			}
 		}
 		f.mu.Unlock()
+		if last {
+			// Nobody else wants the result: let the cancelled call clean up before returning, so that a
+			// caller that gave up leaves nothing behind once it returns.
+			<-c.done
+		}
 		var zero T
 		return zero, ctx.Err()
 	}

@@ -1,6 +1,7 @@
 package image
 
 import (
+	"bufio"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -52,9 +53,11 @@ func (s *Service) Pull(ctx context.Context, ref string, opts PullOptions) (Image
 	if err != nil {
 		return Image{}, err
 	}
+	start := time.Now()
 	s.gcMu.RLock()
 	img, err := s.pull(ctx, r, opts)
 	s.gcMu.RUnlock()
+	s.opts.Observer.pulled(start, err)
 	s.tryGC(context.WithoutCancel(ctx))
 	return img, err
 }
@@ -187,6 +190,13 @@ func (s *Service) fetch(ctx context.Context, repo *registry.Repository, mdesc re
 	if err := s.unpackAll(ctx, repo, img.Layers); err != nil {
 		return nil, err
 	}
+	if la, ok := s.sn.(snapshotter.LayerApplier); ok {
+		// The layers were not synced one by one: once for all, before the image is recorded. A crash before
+		// this leaves committed layers no image references, which the next start collects.
+		if err := la.Sync(ctx); err != nil {
+			return nil, err
+		}
+	}
 	return &fetched{img: img}, nil
 }
 
@@ -206,32 +216,41 @@ func runtimeConfig(c ocispec.ImageConfig) Config {
 	return out
 }
 
-// unpackAll makes sure every layer is a committed snapshot and its blob is in the content store.
+// unpackAll makes sure every layer is a committed snapshot and its blob is in the content store. Downloads
+// start bottom layer first. With a snapshotter.LayerApplier, layers unpack in parallel (a bounded number at
+// a time, taken in layer order) and each is committed once the layer below is; otherwise each layer unpacks
+// once the layer below is committed. Either way a layer streams from its download as the bytes arrive.
 func (s *Service) unpackAll(ctx context.Context, repo *registry.Repository, layers []Layer) error {
 	lctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ready := make([]chan struct{}, len(layers))
-	errs := make([]error, len(layers))
-	for i := range layers {
-		ready[i] = make(chan struct{})
+	n := len(layers)
+	dls := make([]*download, n)
+	for i, l := range layers {
+		dls[i] = s.downloads.acquire(registry.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}, repo)
 	}
-	for i := range layers {
+	defer func() {
+		for _, dl := range dls {
+			s.downloads.release(dl)
+		}
+	}()
+	u := &unpacking{layers: layers, dls: dls, repo: repo, ready: make([]chan struct{}, n), turn: make([]chan struct{}, n), errs: make([]error, n)}
+	u.la, _ = s.sn.(snapshotter.LayerApplier)
+	for i := range n {
+		u.ready[i], u.turn[i] = make(chan struct{}), make(chan struct{})
+	}
+	for i := range n {
 		go func() {
-			defer close(ready[i])
-			var parent chan struct{}
-			if i > 0 {
-				parent = ready[i-1]
-			}
-			if errs[i] = s.ensureLayer(lctx, repo, layers, i, parent); errs[i] != nil {
+			defer close(u.ready[i])
+			if u.errs[i] = s.ensureLayer(lctx, u, i); u.errs[i] != nil {
 				cancel()
 			}
 		}()
 	}
-	for i := range ready {
-		<-ready[i]
+	for i := range u.ready {
+		<-u.ready[i]
 	}
 	// Report the first real failure, not the cancellations it caused.
-	for _, err := range errs {
+	for _, err := range u.errs {
 		if err != nil && !errors.Is(err, errParentFailed) && !errors.Is(err, context.Canceled) {
 			return err
 		}
@@ -239,7 +258,7 @@ func (s *Service) unpackAll(ctx context.Context, repo *registry.Repository, laye
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	for _, err := range errs {
+	for _, err := range u.errs {
 		if err != nil {
 			return err
 		}
@@ -247,37 +266,90 @@ func (s *Service) unpackAll(ctx context.Context, repo *registry.Repository, laye
 	return nil
 }
 
+// unpacking is the state of one unpackAll.
+type unpacking struct {
+	layers []Layer
+	dls    []*download
+	repo   *registry.Repository
+	la     snapshotter.LayerApplier // nil: unpack one layer after the other
+	ready  []chan struct{}          // ready[i] is closed when layer i is done; errs[i] is then set
+	turn   []chan struct{}          // turn[i] is closed once layer i holds an unpack slot (or needs none)
+	errs   []error
+}
+
 var errParentFailed = errors.New("parent layer failed")
 
-// ensureLayer gets layer i into the snapshotter once its parent (signalled by parent) is committed.
-func (s *Service) ensureLayer(ctx context.Context, repo *registry.Repository, layers []Layer, i int, parent <-chan struct{}) error {
-	l := layers[i]
-	desc := registry.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}
-	// Start the download now, while the layers below are still unpacking.
-	dl := s.downloads.acquire(desc, repo)
-	defer s.downloads.release(dl)
-	if parent != nil {
-		select {
-		case <-parent:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if ctx.Err() != nil {
-			return errParentFailed
+// waitParent waits until layer i-1 is committed.
+func (u *unpacking) waitParent(ctx context.Context, i int) error {
+	if i == 0 {
+		return nil
+	}
+	select {
+	case <-u.ready[i-1]:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if u.errs[i-1] != nil || ctx.Err() != nil {
+		return errParentFailed
+	}
+	return nil
+}
+
+// waitParentCommitted is waitParent for an unpack that may be shared with other pulls: a parent this pull
+// failed to get (it was cancelled, say) may still have been committed by another.
+func (s *Service) waitParentCommitted(ctx context.Context, u *unpacking, i int, parentKey string) error {
+	err := u.waitParent(ctx, i)
+	if errors.Is(err, errParentFailed) && ctx.Err() == nil {
+		if ok, cerr := s.committed(ctx, parentKey); cerr == nil && ok {
+			return nil
 		}
 	}
+	return err
+}
+
+// ensureLayer gets layer i into the snapshotter and makes sure its blob is stored.
+func (s *Service) ensureLayer(ctx context.Context, u *unpacking, i int) error {
+	l := u.layers[i]
 	parentKey := ""
 	if i > 0 {
-		parentKey = layers[i-1].ChainID.String()
+		parentKey = u.layers[i-1].ChainID.String()
 	}
-	_, err := s.layers.do(ctx, l.ChainID.String(), func(ctx context.Context) (struct{}, error) {
-		return struct{}{}, s.unpackLayer(ctx, repo, l, parentKey)
-	})
-	if err != nil {
+	var unpack func(context.Context) (struct{}, error)
+	if u.la == nil {
+		close(u.turn[i])
+		if err := u.waitParent(ctx, i); err != nil {
+			return err
+		}
+		unpack = func(ctx context.Context) (struct{}, error) {
+			return struct{}{}, s.unpackLayer(ctx, u.repo, l, parentKey)
+		}
+	} else {
+		// Unpack slots are taken in layer order, so the lowest unfinished layer always holds one: a layer
+		// waiting for its parent never starves the parent.
+		if i > 0 {
+			select {
+			case <-u.turn[i-1]:
+			case <-ctx.Done():
+				close(u.turn[i])
+				return ctx.Err()
+			}
+		}
+		err := s.unpackSlots.Acquire(ctx, 1)
+		close(u.turn[i])
+		if err != nil {
+			return err
+		}
+		defer s.unpackSlots.Release(1)
+		unpack = func(fctx context.Context) (struct{}, error) {
+			wait := func() error { return s.waitParentCommitted(fctx, u, i, parentKey) }
+			return struct{}{}, s.unpackLayerOnto(fctx, u.la, u.repo, l, parentKey, wait)
+		}
+	}
+	if _, err := s.layers.do(ctx, l.ChainID.String(), unpack); err != nil {
 		return fmt.Errorf("layer %d (%s): %w", i, l.Digest, err)
 	}
 	// The snapshot may have existed already: the blob is still kept in the content store.
-	if err := dl.wait(ctx); err != nil {
+	if err := u.dls[i].wait(ctx); err != nil {
 		return fmt.Errorf("layer %d (%s): %w", i, l.Digest, err)
 	}
 	return nil
@@ -295,44 +367,31 @@ func (s *Service) committed(ctx context.Context, key string) (bool, error) {
 	return info.Kind == snapshotter.KindCommitted, nil
 }
 
-// unpackLayer applies layer l on parentKey and commits it as l.ChainID, unless that snapshot exists. The
-// compressed stream is read from the content store as it is written there; the digest of the uncompressed
-// stream must equal l.DiffID and the download must verify, else the snapshot is discarded.
-func (s *Service) unpackLayer(ctx context.Context, repo *registry.Repository, l Layer, parentKey string) (retErr error) {
-	if ok, err := s.committed(ctx, l.ChainID.String()); err != nil || ok {
-		return err
-	}
+// layerStream opens the download of layer l and returns its uncompressed stream, hashed into diff.
+func (s *Service) layerStream(ctx context.Context, repo *registry.Repository, l Layer) (*download, io.Reader, func(), error) {
 	dl := s.downloads.acquire(registry.Descriptor{MediaType: l.MediaType, Digest: l.Digest, Size: l.Size}, repo)
-	defer s.downloads.release(dl)
 	rc, err := dl.open(ctx, s.content)
 	if err != nil {
-		return err
+		s.downloads.release(dl)
+		return nil, nil, nil, err
 	}
-	defer rc.Close()
-
-	key := unpackKeyPrefix + randomHex()
-	mounts, err := s.sn.Prepare(ctx, key, parentKey, snapshotter.WithLabels(map[string]string{labelUnpack: l.ChainID.String()}))
+	// Large reads of the blob as it arrives (flate would otherwise read it 4 KiB at a time).
+	dec, err := decompress(l.MediaType, bufio.NewReaderSize(rc, 256<<10))
 	if err != nil {
-		return fmt.Errorf("prepare snapshot: %w", err)
+		rc.Close()
+		s.downloads.release(dl)
+		return nil, nil, nil, firstErr(dl.failed(), err)
 	}
-	defer func() {
-		if retErr != nil {
-			if err := s.sn.Remove(context.WithoutCancel(ctx), key); err != nil && !errdefs.IsNotFound(err) {
-				klog.FromContext(ctx).Error(err, "removing unpack snapshot", "key", key)
-			}
-		}
-	}()
+	return dl, dec, func() {
+		dec.Close()
+		rc.Close()
+		s.downloads.release(dl)
+	}, nil
+}
 
-	dec, err := decompress(l.MediaType, rc)
-	if err != nil {
-		return firstErr(dl.failed(), err)
-	}
-	defer dec.Close()
-	diff := digest.SHA256.Digester()
-	tee := io.TeeReader(dec, diff.Hash())
-	if _, err := s.apply(ctx, key, mounts, tee); err != nil {
-		return firstErr(dl.failed(), fmt.Errorf("apply: %w", err))
-	}
+// finishLayer hashes what is left of the layer stream after the tar's end, waits for the download to verify
+// and checks the diff ID.
+func finishLayer(ctx context.Context, dl *download, tee io.Reader, diff digest.Digester, l Layer) error {
 	// The tar may end before the stream does (padding): hash the rest too.
 	if _, err := io.Copy(io.Discard, tee); err != nil {
 		return firstErr(dl.failed(), fmt.Errorf("decompress: %w", err))
@@ -343,12 +402,98 @@ func (s *Service) unpackLayer(ctx context.Context, repo *registry.Repository, l 
 	if got := diff.Digest(); got != l.DiffID {
 		return errdefs.InvalidArgument("layer diff ID mismatch: got %s, the image config says %s", got, l.DiffID)
 	}
-	err = s.sn.Commit(ctx, l.ChainID.String(), key, snapshotter.WithLabels(map[string]string{LabelLayer: l.DiffID.String()}))
-	if errdefs.IsAlreadyExists(err) {
-		// Committed meanwhile by someone else: that snapshot serves, ours goes.
-		if rerr := s.sn.Remove(ctx, key); rerr != nil && !errdefs.IsNotFound(rerr) {
-			klog.FromContext(ctx).Error(rerr, "removing unpack snapshot", "key", key)
+	return nil
+}
+
+// removeUnpack removes a temporary unpack snapshot.
+func (s *Service) removeUnpack(ctx context.Context, key string) {
+	if err := s.sn.Remove(context.WithoutCancel(ctx), key); err != nil && !errdefs.IsNotFound(err) {
+		klog.FromContext(ctx).Error(err, "removing unpack snapshot", "key", key)
+	}
+}
+
+// unpackLayer applies layer l on parentKey and commits it as l.ChainID, unless that snapshot exists. The
+// compressed stream is read from the content store as it is written there; the digest of the uncompressed
+// stream must equal l.DiffID and the download must verify, else the snapshot is discarded.
+func (s *Service) unpackLayer(ctx context.Context, repo *registry.Repository, l Layer, parentKey string) (retErr error) {
+	if ok, err := s.committed(ctx, l.ChainID.String()); err != nil || ok {
+		return err
+	}
+	dl, dec, closeStream, err := s.layerStream(ctx, repo, l)
+	if err != nil {
+		return err
+	}
+	defer closeStream()
+
+	key := unpackKeyPrefix + randomHex()
+	mounts, err := s.sn.Prepare(ctx, key, parentKey, snapshotter.WithLabels(map[string]string{labelUnpack: l.ChainID.String()}))
+	if err != nil {
+		return fmt.Errorf("prepare snapshot: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			s.removeUnpack(ctx, key)
 		}
+	}()
+	diff := digest.SHA256.Digester()
+	tee := io.TeeReader(dec, diff.Hash())
+	if _, err := s.apply(ctx, key, mounts, tee); err != nil {
+		return firstErr(dl.failed(), fmt.Errorf("apply: %w", err))
+	}
+	if err := finishLayer(ctx, dl, tee, diff, l); err != nil {
+		return err
+	}
+	return s.commitLayer(ctx, l, key, func() error {
+		return s.sn.Commit(ctx, l.ChainID.String(), key, snapshotter.WithLabels(map[string]string{LabelLayer: l.DiffID.String()}))
+	})
+}
+
+// unpackLayerOnto is unpackLayer for a LayerApplier: the layer is applied into a snapshot without a parent
+// while the layers below may still be unpacking (waitParent returns once the parent is committed) and
+// committed on parentKey.
+func (s *Service) unpackLayerOnto(ctx context.Context, la snapshotter.LayerApplier, repo *registry.Repository, l Layer, parentKey string, waitParent func() error) (retErr error) {
+	if ok, err := s.committed(ctx, l.ChainID.String()); err != nil || ok {
+		return err
+	}
+	dl, dec, closeStream, err := s.layerStream(ctx, repo, l)
+	if err != nil {
+		return err
+	}
+	defer closeStream()
+
+	key := unpackKeyPrefix + randomHex()
+	if _, err := s.sn.Prepare(ctx, key, "", snapshotter.WithLabels(map[string]string{labelUnpack: l.ChainID.String()})); err != nil {
+		return fmt.Errorf("prepare snapshot: %w", err)
+	}
+	defer func() {
+		if retErr != nil {
+			s.removeUnpack(ctx, key)
+		}
+	}()
+	diff := digest.SHA256.Digester()
+	tee := io.TeeReader(dec, diff.Hash())
+	if _, err := la.ApplyLayerOnto(ctx, key, parentKey, waitParent, tee); err != nil {
+		return firstErr(dl.failed(), fmt.Errorf("apply: %w", err))
+	}
+	if err := finishLayer(ctx, dl, tee, diff, l); err != nil {
+		return err
+	}
+	labels := snapshotter.WithLabels(map[string]string{LabelLayer: l.DiffID.String()})
+	if parentKey == "" {
+		return s.commitLayer(ctx, l, key, func() error { return s.sn.Commit(ctx, l.ChainID.String(), key, labels) })
+	}
+	if err := waitParent(); err != nil {
+		return err
+	}
+	return s.commitLayer(ctx, l, key, func() error { return la.CommitOnto(ctx, l.ChainID.String(), key, parentKey, labels) })
+}
+
+// commitLayer runs commit for the unpack snapshot key of layer l. A layer committed meanwhile by someone
+// else serves: ours goes.
+func (s *Service) commitLayer(ctx context.Context, l Layer, key string, commit func() error) error {
+	err := commit()
+	if errdefs.IsAlreadyExists(err) {
+		s.removeUnpack(ctx, key)
 		return nil
 	}
 	if err != nil {

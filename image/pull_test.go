@@ -807,3 +807,32 @@ func TestUsage(t *testing.T) {
 		t.Fatalf("usage %+v -> %+v", u0, u1)
 	}
 }
+
+func TestMirrorsTriedInOrder(t *testing.T) {
+	first, second, upstream := startRegistry(t), startRegistry(t), startRegistry(t)
+	img := buildImage(t, testimage.Gzip, testimage.OCI, v1.Config{}, nil, map[string]string{"f": "x"})
+	for _, r := range []*testRegistry{first, second, upstream} {
+		r.push(t, "app:1", img)
+	}
+	cfg := DefaultRegistryConfig()
+	cfg.Hosts[upstream.host] = HostConfig{PlainHTTP: true, Mirrors: []Endpoint{{URL: "http://" + first.host}, {URL: "http://" + second.host}}}
+	before := map[*testRegistry]int{}
+	for _, r := range []*testRegistry{first, second, upstream} {
+		r.mu.Lock()
+		before[r] = r.requests
+		r.mu.Unlock()
+	}
+	e := newEnv(t, cfg)
+	if _, err := e.svc.Pull(context.Background(), upstream.host+"/app:1", PullOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	requests := func(r *testRegistry) int {
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return r.requests - before[r]
+	}
+	if requests(first) == 0 || requests(second) != 0 || requests(upstream) != 0 {
+		t.Fatalf("requests: first mirror %d, second %d, upstream %d; want only the first mirror asked",
+			requests(first), requests(second), requests(upstream))
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,6 +17,7 @@ import (
 	"github.com/noded/noded/image/registry"
 	"github.com/noded/noded/snapshotter"
 	bolt "go.etcd.io/bbolt"
+	"golang.org/x/sync/semaphore"
 	"k8s.io/klog/v2"
 )
 
@@ -52,6 +54,8 @@ type Options struct {
 	MaxConcurrentDownloads int
 	// Apply is the fallback layer applier for snapshotters that are not a snapshotter.DirectApplier.
 	Apply ApplyFunc
+	// Observer receives pull durations and downloaded bytes.
+	Observer Observer
 }
 
 // Service pulls, records and removes images. It is safe for concurrent use.
@@ -69,6 +73,8 @@ type Service struct {
 	pulls     *flight[*fetched] // by manifest digest
 	layers    *flight[struct{}] // by chain ID
 	downloads *downloads
+	// unpackSlots bounds the layers unpacking at once (with a snapshotter.LayerApplier).
+	unpackSlots *semaphore.Weighted
 
 	// gcMu is held shared by every pull and exclusively by garbage collection, which therefore never removes
 	// what a running pull is about to reference. gcPending asks the last pull to finish to collect.
@@ -115,6 +121,8 @@ func New(ctx context.Context, opts Options) (*Service, error) {
 	s.pulls = newFlight[*fetched](base, &s.wg)
 	s.layers = newFlight[struct{}](base, &s.wg)
 	s.downloads = newDownloads(base, &s.wg, cs, opts.MaxConcurrentDownloads)
+	s.unpackSlots = semaphore.NewWeighted(int64(max(2, runtime.GOMAXPROCS(0))))
+	s.downloads.onBytes = opts.Observer.downloaded
 	if err := s.Prune(ctx); err != nil {
 		cancel()
 		return nil, err

@@ -64,14 +64,16 @@ func namespaces(p Params, s *specs.Spec, privileged bool) error {
 		if len(uids) == 0 || len(gids) == 0 {
 			return errdefs.InvalidArgument("userns_options mode POD needs uids and gids mappings")
 		}
-		if _, ok := ns[specs.UserNamespace]; !ok {
+		// A user namespace joined by path is given without mappings: the runtime reads them from the namespace
+		// (runc refuses both unless they match, and warns even then).
+		if ns[specs.UserNamespace] == "" {
 			ns[specs.UserNamespace] = ""
+			s.Linux.UIDMappings, s.Linux.GIDMappings = uids, gids
 		}
-		s.Linux.UIDMappings, s.Linux.GIDMappings = uids, gids
 	default:
 		return errdefs.InvalidArgument("userns_options: unsupported mode %v", userns.GetMode())
 	}
-	if _, ok := ns[specs.UserNamespace]; ok && len(s.Linux.UIDMappings) == 0 {
+	if path, ok := ns[specs.UserNamespace]; ok && path == "" && len(s.Linux.UIDMappings) == 0 {
 		return errdefs.InvalidArgument("a user namespace needs userns_options with mode POD and id mappings")
 	}
 

@@ -577,6 +577,14 @@ func TestNamespaces(t *testing.T) {
 	if s.Linux.Namespaces[0].Type != specs.UserNamespace || len(s.Linux.UIDMappings) != 1 || s.Linux.GIDMappings[0].HostID != 65536 {
 		t.Errorf("userns %+v %+v", s.Linux.Namespaces, s.Linux.UIDMappings)
 	}
+	// The pod's pinned user namespace is joined by path alone: runc reads its mappings.
+	p.Namespaces[specs.UserNamespace] = "/run/noded/ns/pod/user"
+	s = mustBuild(t, p)
+	if s.Linux.Namespaces[0] != (specs.LinuxNamespace{Type: specs.UserNamespace, Path: "/run/noded/ns/pod/user"}) ||
+		s.Linux.UIDMappings != nil || s.Linux.GIDMappings != nil {
+		t.Errorf("joined userns %+v with mappings %+v %+v", s.Linux.Namespaces[0], s.Linux.UIDMappings, s.Linux.GIDMappings)
+	}
+	delete(p.Namespaces, specs.UserNamespace)
 	userns.UsernsOptions.Gids = nil
 	if _, err := Build(p); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("userns without gids: %v", err)

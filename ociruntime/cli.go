@@ -47,6 +47,8 @@ type Config struct {
 	// BeforeConmonStart, if set, is called with the PID of the new conmon process while conmon
 	// waits on its start pipe, before it forks anything (e.g. to move it into a cgroup).
 	BeforeConmonStart func(conmonPID int) error
+	// Observe, if set, receives the latency of every runtime call (metrics).
+	Observe Observer
 }
 
 // CLI is a Runtime driving a runc-compatible binary (runc, crun) through its command line.
@@ -123,7 +125,8 @@ func (r *CLI) globalArgs() []string {
 
 // run executes `<runtime> <global args> args...` and returns its stdout. Failures carry the
 // runtime's stderr and are classified by classify.
-func (r *CLI) run(ctx context.Context, stdin []byte, args ...string) ([]byte, error) {
+func (r *CLI) run(ctx context.Context, stdin []byte, args ...string) (_ []byte, retErr error) {
+	defer r.observed(args[0], time.Now(), &retErr)
 	cmd := exec.CommandContext(ctx, r.cfg.Path, append(r.globalArgs(), args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -125,6 +125,7 @@ func readSync(r io.Reader) (int, error) {
 
 // Create starts conmon for o; conmon runs `<runtime> create` and reports the init PID.
 func (r *CLI) Create(ctx context.Context, o CreateOpts) (pid int, retErr error) {
+	defer r.observed("create", time.Now(), &retErr)
 	if err := checkID(o.ID); err != nil {
 		return 0, err
 	}

@@ -50,6 +50,8 @@ type Config struct {
 	Init PodInit
 	// ValidHandler reports whether a runtime handler name is configured ("" is the default handler).
 	ValidHandler func(string) bool
+	// CheckUserns returns a FailedPrecondition error when a handler cannot run pods with a user namespace.
+	CheckUserns func(ctx context.Context, handler string) error
 }
 
 // Manager runs pod sandboxes.
@@ -156,6 +158,9 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	if err := m.validate(cfg, handler); err != nil {
 		return "", err
 	}
+	if err := m.checkUserns(ctx, cfg, handler); err != nil {
+		return "", err
+	}
 	name := UniqueName(cfg.GetMetadata())
 	if old, ok := m.cfg.Store.SandboxByName(name); ok {
 		if old.Orphaned && old.State == store.SandboxReady {
@@ -192,7 +197,11 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	}
 	// The pins setup will make are named up front (unpinning a path never pinned is a no-op): one store write
 	// fewer per pod than recording them after pinning.
-	for _, t := range pinTypes(sb) {
+	predicted := pinTypes(sb)
+	if _, _, ok := PodUserns(cfg); ok {
+		predicted = append(predicted, nsutil.User)
+	}
+	for _, t := range predicted {
 		sb.Namespaces[string(t)] = filepath.Join(m.nsDir, sb.ID, string(t))
 	}
 	// Intent first: a crash after this point leaves a record that recovery rolls back.
@@ -229,8 +238,8 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 	if err := os.MkdirAll(sb.Dir, 0o711); err != nil {
 		return fmt.Errorf("create pod dir: %w", err)
 	}
-	// The intent record already names these pins (see pinPaths), so a crash from here on unpins them.
-	pins, err := nsutil.Pin(ctx, filepath.Join(m.nsDir, sb.ID), pinTypes(sb))
+	// The intent record already names these pins (see pinTypes), so a crash from here on unpins them.
+	pins, err := m.pinNamespaces(ctx, sb, pinTypes(sb))
 	if err != nil {
 		return fmt.Errorf("pin namespaces: %w", err)
 	}

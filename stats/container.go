@@ -83,7 +83,7 @@ func (p *Provider) ListContainerStats(ctx context.Context, filter *runtimeapi.Co
 		}
 		r, err := p.read(ctx, &c, cgstats.WantCPU|cgstats.WantMemory)
 		if err != nil {
-			klog.V(2).InfoS("container stats unavailable", "container", c.ID, "err", err)
+			klog.V(2).InfoS("container stats unavailable", "containerID", c.ID, "err", err)
 		}
 		out = append(out, p.toCRI(r))
 	}

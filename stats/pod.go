@@ -49,7 +49,7 @@ func (p *Provider) readPod(ctx context.Context, sb *store.Sandbox, ctrs []store.
 		}
 		cr, err := p.read(ctx, c, podWant)
 		if err != nil {
-			klog.V(2).InfoS("container stats unavailable", "container", c.ID, "err", err)
+			klog.V(2).InfoS("container stats unavailable", "containerID", c.ID, "err", err)
 		}
 		r.containers = append(r.containers, cr)
 		if cr.cg != nil {
@@ -69,7 +69,7 @@ func (p *Provider) readPod(ctx context.Context, sb *store.Sandbox, ctrs []store.
 		r.netTS = p.cfg.Now()
 		devs, err := p.cfg.Network(ns)
 		if err != nil {
-			klog.V(2).InfoS("pod network stats unavailable", "pod", sb.ID, "err", err)
+			klog.V(2).InfoS("pod network stats unavailable", "podSandboxID", sb.ID, "err", err)
 		}
 		r.net = devs
 	}

@@ -132,7 +132,7 @@ func (p *Provider) layerUsage(ctx context.Context, c *store.Container, now time.
 	u, err := p.cfg.Snapshotter.Usage(ctx, c.SnapshotKey)
 	if err != nil {
 		if !errdefs.IsNotFound(err) {
-			klog.V(2).InfoS("writable layer usage unavailable", "container", c.ID, "err", err)
+			klog.V(2).InfoS("writable layer usage unavailable", "containerID", c.ID, "err", err)
 		}
 		return snapshotter.Usage{}, false
 	}

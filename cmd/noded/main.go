@@ -15,8 +15,8 @@ import (
 
 	"github.com/noded/noded/config"
 	"github.com/noded/noded/daemon"
+	"github.com/noded/noded/sandbox/nsutil"
 	"github.com/noded/noded/sandbox/podinit"
-	"github.com/noded/noded/version"
 )
 
 func main() {
@@ -26,6 +26,9 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == podinit.Command {
 		return podinit.Run()
+	}
+	if len(args) > 0 && args[0] == nsutil.HoldCommand {
+		return nsutil.Hold()
 	}
 	if len(args) > 0 && args[0] == "config" {
 		return configCmd(args[1:], stdout, stderr)
@@ -53,11 +56,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if *showVersion {
-		fmt.Fprintf(stdout, "noded %s\ncommit: %s\n", version.Version, version.Commit())
+		printVersion(stdout, opts.ConfigPath)
 		return 0
 	}
+	fs.Visit(func(f *flag.Flag) { opts.VerbositySet = opts.VerbositySet || f.Name == "v" })
 	defer klog.Flush()
 
+	// SIGHUP is caught from the start: its default action would end the daemon.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	d, err := daemon.New(opts)
 	if err != nil {
 		fmt.Fprintf(stderr, "noded: %v\n", err)
@@ -65,6 +73,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
+	reloaderDone := make(chan struct{})
+	go func() {
+		defer close(reloaderDone)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				klog.InfoS("SIGHUP received, reloading the configuration", "config", opts.ConfigPath)
+				_ = d.Reload() // logs what it did and any error
+			}
+		}
+	}()
+	defer func() { stop(); <-reloaderDone }()
 	if err := d.Run(ctx); err != nil {
 		fmt.Fprintf(stderr, "noded: %v\n", err)
 		return 1

@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -35,7 +36,7 @@ type Descriptor struct {
 
 // Client pulls from registries. It is safe for concurrent use and reuses connections across pulls.
 type Client struct {
-	cfg  Config
+	cfg  atomic.Pointer[Config] // replaced whole by SetConfig
 	opts Options
 
 	mu         sync.Mutex
@@ -48,7 +49,20 @@ func New(cfg Config, opts Options) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Client{cfg: ncfg, opts: opts.withDefaults(), transports: map[bool]*http.Transport{}}, nil
+	c := &Client{opts: opts.withDefaults(), transports: map[bool]*http.Transport{}}
+	c.cfg.Store(&ncfg)
+	return c, nil
+}
+
+// SetConfig replaces the mirrors and credentials for pulls that resolve after it returns; pulls already
+// connected keep their endpoint. An invalid cfg is refused and the current one kept.
+func (c *Client) SetConfig(cfg Config) error {
+	ncfg, err := cfg.Normalize()
+	if err != nil {
+		return err
+	}
+	c.cfg.Store(&ncfg)
+	return nil
 }
 
 // Close releases idle connections.
@@ -77,7 +91,7 @@ func (c *Client) baseTransport(skipVerify bool) *http.Transport {
 
 // endpoints lists where ref's repository can be pulled from, in order.
 func (c *Client) endpoints(ref reference.Reference) []endpoint {
-	hc := c.cfg.Hosts[ref.Domain]
+	hc := c.cfg.Load().Hosts[ref.Domain]
 	var eps []endpoint
 	for _, m := range hc.Mirrors {
 		ep, err := parseEndpoint(m) // validated by Normalize
@@ -102,11 +116,12 @@ func (c *Client) authFor(ref reference.Reference, ep endpoint, creds *Credential
 			return toAuthn(creds)
 		}
 	}
-	if hc, ok := c.cfg.Hosts[canonicalHost(ep.host)]; ok && !hc.Auth.Empty() {
+	cfg := c.cfg.Load()
+	if hc, ok := cfg.Hosts[canonicalHost(ep.host)]; ok && !hc.Auth.Empty() {
 		return toAuthn(hc.Auth)
 	}
 	if !ep.mirror {
-		if hc, ok := c.cfg.Hosts[ref.Domain]; ok && !hc.Auth.Empty() {
+		if hc, ok := cfg.Hosts[ref.Domain]; ok && !hc.Auth.Empty() {
 			return toAuthn(hc.Auth)
 		}
 	}

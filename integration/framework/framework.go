@@ -102,6 +102,10 @@ func Start(t testing.TB, o Options) *Noded {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// As noded's own dirs: the root of a pod's user namespace (an unprivileged host user) must reach the bundles.
+	if err := os.Chmod(dir, 0o711); err != nil {
+		t.Fatal(err)
+	}
 	n := &Noded{
 		t:            t,
 		Dir:          dir,

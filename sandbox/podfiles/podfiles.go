@@ -133,11 +133,11 @@ func ValidateDNS(c *DNSConfig) error {
 	return nil
 }
 
-// WriteResolvConf writes a resolv.conf from c after ValidateDNS. If c is nil (a host-network pod without a DNS
-// config) it copies the host's /etc/resolv.conf instead.
+// WriteResolvConf writes a resolv.conf from c after ValidateDNS. If c is nil (a pod without a DNS config) it
+// copies the host's /etc/resolv.conf instead, or writes an empty one if the host has none.
 func WriteResolvConf(path string, c *DNSConfig) error {
 	if c == nil {
-		return CopyFile(path, defaultHostResolver)
+		return copyResolver(path, defaultHostResolver)
 	}
 	if err := ValidateDNS(c); err != nil {
 		return err
@@ -153,6 +153,16 @@ func WriteResolvConf(path string, c *DNSConfig) error {
 		fmt.Fprintf(&b, "options %s\n", strings.Join(c.Options, " "))
 	}
 	return writeAtomic(path, b.Bytes())
+}
+
+// copyResolver copies the resolver file src to dst; a missing src gives an empty file (no name servers, as in a
+// host without one), not an error.
+func copyResolver(dst, src string) error {
+	data, err := os.ReadFile(src)
+	if err != nil && !os.IsNotExist(err) {
+		return fmt.Errorf("read %s: %w", src, err)
+	}
+	return writeAtomic(dst, data)
 }
 
 // CopyFile atomically copies src (e.g. the host's /etc/hosts or /etc/resolv.conf) to dst with mode 0644.

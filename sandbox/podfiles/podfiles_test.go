@@ -102,6 +102,10 @@ func TestWriteResolvConf(t *testing.T) {
 			t.Errorf("host copy: %v", err)
 		}
 	}
+	// A host without a resolv.conf gives the pod an empty one.
+	if err := copyResolver(p, filepath.Join(t.TempDir(), "missing")); err != nil || read(t, p) != "" {
+		t.Errorf("missing host resolver: %v %q", err, read(t, p))
+	}
 	many := make([]string, 33)
 	for i := range many {
 		many[i] = "d.example"

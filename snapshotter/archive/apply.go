@@ -48,6 +48,10 @@ type Options struct {
 	// both names share one inode in the upper layer, hiding the lower copy), and a parent directory that
 	// the tar does not list is created with the attributes it has in the nearest parent layer.
 	Parents []string
+	// LoadParents, when set instead of Parents, returns them when first needed (a hard link to a file not in
+	// this layer, a parent directory the tar does not list). It lets a layer be unpacked while the layers below
+	// are still being unpacked: LoadParents waits for them. It is called at most once.
+	LoadParents func() ([]string, error)
 	// NoSync skips the final syncfs of dir's filesystem.
 	NoSync bool
 	// DropWhiteouts ignores whiteout and opaque entries instead of converting them: for the bottom layer
@@ -75,12 +79,10 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts Options) (int64, e
 		parents: make([]int, 0, len(opts.Parents)),
 	}
 	defer a.close()
-	for _, p := range opts.Parents {
-		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			return 0, fmt.Errorf("open parent layer %s: %w", p, err)
+	if opts.LoadParents == nil {
+		if err := a.openParents(opts.Parents); err != nil {
+			return 0, err
 		}
-		a.parents = append(a.parents, fd)
 	}
 
 	tr := tar.NewReader(bufio.NewReaderSize(r, 256<<10))
@@ -110,6 +112,33 @@ func Apply(ctx context.Context, dir string, r io.Reader, opts Options) (int64, e
 	return a.written, nil
 }
 
+func (a *applier) openParents(dirs []string) error {
+	a.parentsOpen = true
+	for _, p := range dirs {
+		fd, err := unix.Open(p, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open parent layer %s: %w", p, err)
+		}
+		a.parents = append(a.parents, fd)
+	}
+	return nil
+}
+
+// lowerLayers returns fds of the layers below, nearest first, loading them on first use.
+func (a *applier) lowerLayers() ([]int, error) {
+	if !a.parentsOpen {
+		dirs, err := a.opts.LoadParents()
+		if err != nil {
+			a.parentsOpen = true
+			return nil, fmt.Errorf("layers below: %w", err)
+		}
+		if err := a.openParents(dirs); err != nil {
+			return nil, err
+		}
+	}
+	return a.parents, nil
+}
+
 type dirTimes struct {
 	rel          string
 	atime, mtime time.Time
@@ -120,9 +149,11 @@ type applier struct {
 	dir     string
 	root    int
 	parents []int
-	opts    Options
-	buf     []byte
-	written int64
+	// parentsOpen: parents holds the layers below (opened at the start, or loaded on first use).
+	parentsOpen bool
+	opts        Options
+	buf         []byte
+	written     int64
 
 	// The most recently resolved parent directory; entries of one directory are usually consecutive.
 	lastDir string
@@ -509,7 +540,11 @@ func (a *applier) mkdirAll(rel string) (int, error) {
 }
 
 func (a *applier) impliedAttrs(pfd int, base, rel string) error {
-	for _, lfd := range a.parents {
+	lowers, err := a.lowerLayers()
+	if err != nil {
+		return err
+	}
+	for _, lfd := range lowers {
 		fd, err := a.openBeneath(lfd, rel)
 		if err != nil {
 			continue

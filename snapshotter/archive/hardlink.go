@@ -128,7 +128,11 @@ func isOpaque(fd int) bool {
 // copyUp copies dir/base from the nearest parent layer that has it into this layer.
 func (a *applier) copyUp(dir, base string) error {
 	rel := path.Join(dir, base)
-	for _, lfd := range a.parents {
+	lowers, err := a.lowerLayers()
+	if err != nil {
+		return err
+	}
+	for _, lfd := range lowers {
 		sfd, st, err := a.lookup(lfd, dir, base)
 		if err != nil {
 			return err

@@ -46,6 +46,7 @@ type Snapshotter struct {
 var (
 	_ snapshotter.Snapshotter   = (*Snapshotter)(nil)
 	_ snapshotter.DirectApplier = (*Snapshotter)(nil)
+	_ snapshotter.LayerApplier  = (*Snapshotter)(nil)
 	_ snapshotter.FsUsager      = (*Snapshotter)(nil)
 )
 
@@ -328,6 +329,20 @@ func (s *Snapshotter) mounts(b *bolt.Bucket, r record) ([]snapshotter.Mount, err
 
 // Commit turns active snapshot key into committed snapshot name; only metadata changes.
 func (s *Snapshotter) Commit(ctx context.Context, name, key string, opts ...snapshotter.Opt) error {
+	return s.commit(ctx, name, key, nil, opts)
+}
+
+// CommitOnto commits active snapshot key, prepared without a parent, as name on the committed snapshot
+// parent; only metadata changes.
+func (s *Snapshotter) CommitOnto(ctx context.Context, name, key, parent string, opts ...snapshotter.Opt) error {
+	if parent == "" {
+		return errdefs.InvalidArgument("CommitOnto without a parent")
+	}
+	return s.commit(ctx, name, key, &parent, opts)
+}
+
+// commit commits key as name, rebased onto *parent when parent is not nil.
+func (s *Snapshotter) commit(ctx context.Context, name, key string, parent *string, opts []snapshotter.Opt) error {
 	if name == "" {
 		return errdefs.InvalidArgument("snapshot name is empty")
 	}
@@ -345,6 +360,19 @@ func (s *Snapshotter) Commit(ctx context.Context, name, key string, opts ...snap
 		}
 		if b.Get([]byte(name)) != nil {
 			return errdefs.AlreadyExists("snapshot %q already exists", name)
+		}
+		if parent != nil {
+			if r.Parent != "" {
+				return errdefs.FailedPrecondition("snapshot %q already has parent %q", key, r.Parent)
+			}
+			p, err := get(b, *parent)
+			if err != nil {
+				return errdefs.NotFound("parent snapshot %q not found", *parent)
+			}
+			if p.Kind != snapshotter.KindCommitted {
+				return errdefs.FailedPrecondition("parent snapshot %q is not committed", *parent)
+			}
+			r.Parent = *parent
 		}
 		in := snapshotter.Info{Labels: r.Labels}
 		for _, o := range opts {
@@ -496,29 +524,18 @@ func diskUsage(ctx context.Context, dir string) (snapshotter.Usage, error) {
 }
 
 // ApplyLayer unpacks the uncompressed layer tar r straight into the upper dir of active snapshot key,
-// converting OCI whiteouts to overlay ones; see package archive for the rules it enforces.
+// converting OCI whiteouts to overlay ones, and syncs it; see package archive for the rules it enforces.
 func (s *Snapshotter) ApplyLayer(ctx context.Context, key string, r io.Reader) (int64, error) {
 	var id uint64
 	var parents []string
 	if err := s.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketSnapshots)
-		rec, err := get(b, key)
+		rec, err := activeRecord(tx.Bucket(bucketSnapshots), key)
 		if err != nil {
 			return err
 		}
-		if rec.Kind != snapshotter.KindActive {
-			return errdefs.FailedPrecondition("snapshot %q is not active", key)
-		}
 		id = rec.ID
-		for p := rec.Parent; p != ""; {
-			pr, err := get(b, p)
-			if err != nil {
-				return fmt.Errorf("parent chain: %w", err)
-			}
-			parents = append(parents, s.fsDir(pr.ID))
-			p = pr.Parent
-		}
-		return nil
+		parents, err = s.chainDirs(tx.Bucket(bucketSnapshots), rec.Parent)
+		return err
 	}); err != nil {
 		return 0, err
 	}
@@ -527,4 +544,85 @@ func (s *Snapshotter) ApplyLayer(ctx context.Context, key string, r io.Reader) (
 		Parents:       parents,
 		DropWhiteouts: len(parents) == 0,
 	})
+}
+
+// ApplyLayerOnto unpacks the uncompressed layer tar r into the upper dir of active snapshot key (prepared
+// without a parent) as the layer above committed snapshot parent, which need not exist yet: its directories
+// are looked up, after waitParent, only when the tar needs them. Nothing is synced; see Sync.
+func (s *Snapshotter) ApplyLayerOnto(ctx context.Context, key, parent string, waitParent func() error, r io.Reader) (int64, error) {
+	var id uint64
+	if err := s.db.View(func(tx *bolt.Tx) error {
+		rec, err := activeRecord(tx.Bucket(bucketSnapshots), key)
+		if err != nil {
+			return err
+		}
+		if rec.Parent != "" {
+			return errdefs.FailedPrecondition("snapshot %q has a parent; use ApplyLayer", key)
+		}
+		id = rec.ID
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	opts := archive.Options{AllowDevices: s.allowDevices, NoSync: true, DropWhiteouts: parent == ""}
+	if parent != "" {
+		opts.LoadParents = func() ([]string, error) {
+			if err := waitParent(); err != nil {
+				return nil, err
+			}
+			var dirs []string
+			err := s.db.View(func(tx *bolt.Tx) error {
+				b := tx.Bucket(bucketSnapshots)
+				p, err := get(b, parent)
+				if err != nil {
+					return err
+				}
+				if p.Kind != snapshotter.KindCommitted {
+					return errdefs.FailedPrecondition("parent snapshot %q is not committed", parent)
+				}
+				dirs, err = s.chainDirs(b, parent)
+				return err
+			})
+			return dirs, err
+		}
+	}
+	return archive.Apply(ctx, s.fsDir(id), r, opts)
+}
+
+// Sync flushes the filesystem holding the snapshots (one syncfs(2)).
+func (s *Snapshotter) Sync(ctx context.Context) error {
+	fd, err := unix.Open(s.snaps, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("sync snapshots: %w", err)
+	}
+	defer unix.Close(fd)
+	if err := unix.Syncfs(fd); err != nil {
+		return fmt.Errorf("sync snapshots: %w", err)
+	}
+	return nil
+}
+
+func activeRecord(b *bolt.Bucket, key string) (record, error) {
+	rec, err := get(b, key)
+	if err != nil {
+		return rec, err
+	}
+	if rec.Kind != snapshotter.KindActive {
+		return rec, errdefs.FailedPrecondition("snapshot %q is not active", key)
+	}
+	return rec, nil
+}
+
+// chainDirs lists the fs dirs of committed snapshot top and its parents, nearest first.
+func (s *Snapshotter) chainDirs(b *bolt.Bucket, top string) ([]string, error) {
+	var dirs []string
+	for p := top; p != ""; {
+		pr, err := get(b, p)
+		if err != nil {
+			return nil, fmt.Errorf("parent chain: %w", err)
+		}
+		dirs = append(dirs, s.fsDir(pr.ID))
+		p = pr.Parent
+	}
+	return dirs, nil
 }

@@ -47,6 +47,8 @@ func Run(t *testing.T, newSnapshotter NewFunc) {
 		{"RemoveWithChildren", testRemoveChildren},
 		{"Walk", testWalk},
 		{"ConcurrentPrepare", testConcurrentPrepare},
+		{"LayerApplierOnto", testLayerApplierOnto},
+		{"LayerApplierOntoErrors", testLayerApplierOntoErrors},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
