@@ -46,6 +46,10 @@ type Config struct {
 	MaxConcurrentPodStarts int `toml:"max_concurrent_pod_starts"`
 	// LogLevel is the klog verbosity (like -v, which overrides it at start); SIGHUP applies a change.
 	LogLevel int `toml:"log_level"`
+	// PodStartQueueWait is how long a start beyond the limit waits for a slot before ResourceExhausted.
+	PodStartQueueWait Duration `toml:"pod_start_queue_wait"`
+	// UnclaimedCreateTimeout is how long a creation finished after its caller gave up waits for the retry.
+	UnclaimedCreateTimeout Duration `toml:"unclaimed_create_timeout"`
 
 	CNI       CNI       `toml:"cni"`
 	Registry  Registry  `toml:"registry"`
@@ -154,6 +158,8 @@ func Default() Config {
 		CgroupDriver:           CgroupDriverAuto,
 		CgroupParent:           "",
 		MaxConcurrentPodStarts: 64,
+		PodStartQueueWait:      Duration{10 * time.Second},
+		UnclaimedCreateTimeout: Duration{10 * time.Minute},
 		CNI: CNI{
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/usr/lib/cni", "/opt/cni/bin"},
@@ -275,6 +281,12 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxConcurrentPodStarts < 1 {
 		return fmt.Errorf("max_concurrent_pod_starts: %d must be at least 1", c.MaxConcurrentPodStarts)
+	}
+	if c.PodStartQueueWait.Duration < 0 {
+		return errors.New("pod_start_queue_wait: must not be negative")
+	}
+	if c.UnclaimedCreateTimeout.Duration <= 0 {
+		return errors.New("unclaimed_create_timeout: must be positive")
 	}
 	if c.CNI.ConfDir == "" || len(c.CNI.BinDirs) == 0 {
 		return errors.New("cni: conf_dir and bin_dirs must be set")

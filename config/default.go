@@ -23,8 +23,14 @@ cgroup_driver = {{q .CgroupDriver}}
 # Empty means "/noded" (cgroupfs) or "noded.slice" (systemd).
 cgroup_parent = {{q .CgroupParent}}
 
-# Pod and container creations in flight at once; further ones wait briefly, then fail with ResourceExhausted.
+# Pod and container creations in flight at once. Up to as many more queue for pod_start_queue_wait, then fail
+# with ResourceExhausted (as do calls finding the queue full); kubelet retries them.
 max_concurrent_pod_starts = {{.MaxConcurrentPodStarts}}
+pod_start_queue_wait = {{q .PodStartQueueWait.String}}
+
+# A pod or container whose creation finished after its caller (kubelet) gave up is kept for the caller's retry
+# with the same name; one no retry claims within this time of its creation is removed.
+unclaimed_create_timeout = {{q .UnclaimedCreateTimeout.String}}
 
 # Log verbosity (klog -v): 0 logs starts, stops and errors; 2 adds pod and container lifecycle; 4 every CRI
 # call. The -v flag overrides it at start; SIGHUP applies a changed value.

@@ -21,7 +21,9 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/noded/noded/cgroupsv2"
+	cgstats "github.com/noded/noded/cgroupsv2/stats"
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/internal/faultinject"
 	"github.com/noded/noded/internal/keymutex"
 	"github.com/noded/noded/oci"
 	"github.com/noded/noded/ociruntime"
@@ -51,8 +53,11 @@ type Config struct {
 	Snapshotter    snapshotter.Snapshotter
 	Runtimes       map[string]ociruntime.Runtime // by handler name
 	DefaultRuntime string
-	CgroupDriver   string
-	Host           oci.HostInfo
+	// Cgroups names the containers' cgroups and finds them (OOM detection, leftover removal).
+	Cgroups cgroupsv2.Driver
+	// CgroupReader reads cgroup counters; nil detects the host's layout.
+	CgroupReader *cgstats.Reader
+	Host         oci.HostInfo
 	// OnEvent is called (without locks held) for container lifecycle events.
 	OnEvent func(ev *runtimeapi.ContainerEventResponse)
 }
@@ -68,10 +73,18 @@ type Manager struct {
 
 	featMu sync.Mutex
 	feats  map[string]oci.Features
+
+	oom oomTracker
 }
 
 // New returns a Manager; Watch must run to record exits.
 func New(cfg Config) (*Manager, error) {
+	if cfg.Cgroups == nil {
+		return nil, errors.New("container manager: a cgroup driver is required")
+	}
+	if cfg.CgroupReader == nil {
+		cfg.CgroupReader = cgstats.Detect()
+	}
 	m := &Manager{cfg: cfg, bundlesDir: filepath.Join(cfg.StateDir, "containers"), exits: map[string]chan struct{}{},
 		feats: map[string]oci.Features{}}
 	if err := os.MkdirAll(m.bundlesDir, 0o711); err != nil {
@@ -117,19 +130,8 @@ func UniqueName(sb *store.Sandbox, md *runtimeapi.ContainerMetadata) string {
 	return fmt.Sprintf("%s_%s_%d", md.GetName(), sb.ID, md.GetAttempt())
 }
 
-func (m *Manager) cgroupsPath(sb *store.Sandbox, id string) string {
-	if m.cfg.CgroupDriver == cgroupsv2.DriverSystemd {
-		parent := sb.CgroupParent
-		if parent == "" {
-			parent = "noded.slice"
-		}
-		return filepath.Base(parent) + ":noded:" + id
-	}
-	parent := sb.CgroupParent
-	if parent == "" || !filepath.IsAbs(parent) {
-		parent = filepath.Join("/noded", parent)
-	}
-	return filepath.Join(parent, id)
+func (m *Manager) cgroupsPath(sb *store.Sandbox, name string) (string, error) {
+	return m.cfg.Cgroups.CgroupsPath(sb.CgroupParent, name)
 }
 
 func validateContainerConfig(cfg *runtimeapi.ContainerConfig) error {
@@ -181,14 +183,22 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		return "", err
 	}
 	id := store.NewID()
+	cgroupsPath, err := m.cgroupsPath(&sb, id)
+	if err != nil {
+		return "", err
+	}
 	unlock := m.locks.Lock(id)
 	defer unlock()
+	// The creation runs to its end even if the caller gives up, for the caller's retry (see Orphaned).
+	callerCtx := ctx
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CreateTimeout)
+	defer cancel()
 	bundle := filepath.Join(m.bundlesDir, id)
 	c := &store.Container{
 		ID: id, SandboxID: sb.ID, Name: name, Config: cfg, State: store.ContainerCreating,
 		CreatedAt: time.Now().UnixNano(), ImageName: cfg.GetImage().GetImage(), ImageID: img.ID, ImageRef: img.Ref,
 		Runtime: rt.Name(), Bundle: bundle, Rootfs: filepath.Join(bundle, "rootfs"), SnapshotKey: "ctr-" + id,
-		CgroupsPath: m.cgroupsPath(&sb, id),
+		CgroupsPath: cgroupsPath,
 	}
 	if cfg.GetLogPath() != "" && sb.Config.GetLogDirectory() != "" {
 		c.LogPath = filepath.Join(sb.Config.GetLogDirectory(), cfg.GetLogPath())
@@ -199,6 +209,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	if err := m.cfg.Store.AddContainer(c); err != nil {
 		return "", err
 	}
+	faultinject.Point(faultinject.ContainerIntent)
 	if err := m.create(ctx, &sb, c, img, rt); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
@@ -214,10 +225,14 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		return "", err
 	}
 	c.State = store.ContainerCreated
-	c.Orphaned = ctx.Err() != nil
+	c.Orphaned = callerCtx.Err() != nil
 	if _, err := m.cfg.Store.UpdateContainer(id, func(x *store.Container) error { *x = *c; return nil }); err != nil {
 		return "", err
 	}
+	if c.Orphaned {
+		klog.InfoS("container created after its caller gave up; kept for the caller's retry", "containerID", id, "name", name)
+	}
+	faultinject.Point(faultinject.ContainerCreated)
 	m.emit(c, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)
 	return id, nil
 }
@@ -244,6 +259,7 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	if err != nil {
 		return fmt.Errorf("mount rootfs: %w", err)
 	}
+	faultinject.Point(faultinject.ContainerRootfs)
 	feats, err := m.Features(ctx, sb.RuntimeHandler)
 	if err != nil {
 		return err
@@ -305,6 +321,7 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	}
 	// No store write before the runtime create: rolling back an interrupted creation needs only what the intent
 	// record holds (ID, bundle, rootfs, snapshot key).
+	faultinject.Point(faultinject.ContainerBundle)
 	pid, err := rt.Create(ctx, ociruntime.CreateOpts{
 		ID: c.ID, Name: cfg.GetMetadata().GetName(), Bundle: c.Bundle, LogPath: c.LogPath,
 		Terminal: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
@@ -312,6 +329,7 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	if err != nil {
 		return fmt.Errorf("create container: %w", err)
 	}
+	faultinject.Point(faultinject.ContainerRuntimeCreated)
 	c.Pid = pid
 	return nil
 }
@@ -322,8 +340,16 @@ func (m *Manager) cleanup(ctx context.Context, c *store.Container) error {
 	if rt, err := m.runtime(c.Runtime); err == nil {
 		if err := rt.Delete(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
 			errs = append(errs, err)
+		} else if c.CgroupsPath != "" {
+			// The runtime removes the cgroup of a container it knew. One whose state was lost may have left
+			// processes there; one it never got to (or crashed in) may have left the cgroup.
+			_ = killCgroup(c.CgroupsPath)
+			if err := m.cfg.Cgroups.Remove(ctx, c.CgroupsPath); err != nil {
+				errs = append(errs, err)
+			}
 		}
 	}
+	faultinject.Point(faultinject.ContainerRemoveRuntime)
 	if err := snapshotter.UnmountAll(c.Rootfs); err != nil {
 		errs = append(errs, err)
 	}
@@ -372,6 +398,9 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		return err
 	}
 	m.exitChan(c.ID)
+	faultinject.Point(faultinject.ContainerStartIntent)
+	m.oom.starting(m, &c)
+	startedAt := time.Now().UnixNano() // before the process can run, so never after its exit
 	if err := rt.Start(ctx, c.ID); err != nil {
 		_, _ = m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
 			x.State, x.FinishedAt, x.ExitCode, x.Reason, x.Message = store.ContainerExited, time.Now().UnixNano(), 128, "StartError", err.Error()
@@ -379,11 +408,11 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		})
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
+	faultinject.Point(faultinject.ContainerStarted)
 	updated, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
-		if x.State == store.ContainerCreated { // an exit may already have been recorded
-			x.State = store.ContainerRunning
+		if x.State == store.ContainerCreated {
+			x.State, x.StartedAt = store.ContainerRunning, startedAt
 		}
-		x.StartedAt = time.Now().UnixNano()
 		return nil
 	})
 	if err != nil {
@@ -399,14 +428,17 @@ func (m *Manager) HandleExit(ev ociruntime.ExitEvent) {
 	if err != nil || c.ID != ev.ID {
 		return
 	}
+	// A Start in progress records the start (and sends its event) first.
+	unlock := m.locks.Lock(c.ID)
+	defer unlock()
+	if c, err = m.cfg.Store.Container(c.ID); err != nil {
+		return
+	}
 	if c.State == store.ContainerExited {
 		m.closeExit(c.ID)
 		return
 	}
-	oom := false
-	if rt, err := m.runtime(c.Runtime); err == nil {
-		oom = rt.OOMKilled(c.ID)
-	}
+	oom := m.oomKilled(&c, ev.ExitCode)
 	updated, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
 		x.State = store.ContainerExited
 		x.ExitCode = int32(ev.ExitCode)
@@ -471,6 +503,7 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		return err
 	}
 	exited := m.exitChan(c.ID)
+	m.oom.stopping(c.ID)
 	if timeout > 0 {
 		sig := syscall.SIGTERM
 		if c.StopSignal != "" {
@@ -481,6 +514,7 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		if err := rt.Kill(ctx, c.ID, sig, false); err != nil && !errdefs.IsNotFound(err) {
 			klog.V(2).InfoS("stop signal failed, killing", "containerID", c.ID, "err", err)
 		}
+		faultinject.Point(faultinject.ContainerStopSignalled)
 		t := time.NewTimer(timeout)
 		select {
 		case <-exited:
@@ -492,9 +526,20 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		case <-t.C:
 		}
 	}
-	if err := rt.Kill(ctx, c.ID, syscall.SIGKILL, true); err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("kill container %s: %w", c.ID, err)
+	if err := rt.Kill(ctx, c.ID, syscall.SIGKILL, true); err != nil {
+		switch {
+		case errdefs.IsNotFound(err):
+			// The runtime no longer knows it (its state was lost): kill what is left in its cgroup.
+			_ = killCgroup(c.CgroupsPath)
+			m.recordLost(c.ID)
+			return nil
+		case errors.Is(err, errdefs.ErrFailedPrecondition):
+			// Not running any more: its exit is on the way from conmon.
+		default:
+			return fmt.Errorf("kill container %s: %w", c.ID, err)
+		}
 	}
+	faultinject.Point(faultinject.ContainerStopKilled)
 	select {
 	case <-exited:
 		return nil
@@ -514,23 +559,26 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	if c.State == store.ContainerRunning {
+	if c.State == store.ContainerRunning || c.State == store.ContainerUnknown {
 		if err := m.Stop(ctx, c.ID, 0); err != nil {
 			return err
 		}
 	}
 	unlock := m.locks.Lock(c.ID)
 	defer unlock()
+	faultinject.Point(faultinject.ContainerRemoveIntent)
 	if err := m.cleanup(ctx, &c); err != nil {
 		_, _ = m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error { x.Error = err.Error(); return nil })
 		return err
 	}
+	faultinject.Point(faultinject.ContainerRemoveCleaned)
 	if err := m.cfg.Store.DeleteContainer(c.ID); err != nil {
 		return err
 	}
 	m.mu.Lock()
 	delete(m.exits, c.ID)
 	m.mu.Unlock()
+	m.oom.forget(c.ID)
 	m.emit(&c, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)
 	return nil
 }

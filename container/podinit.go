@@ -19,6 +19,9 @@ import (
 // podInitID is the runtime ID of a pod's init process.
 func podInitID(sandboxID string) string { return "podinit-" + sandboxID }
 
+// podInitCgroup is the cgroup name of a pod's init below the pod's parent.
+func podInitCgroup(sandboxID string) string { return "podinit-" + sandboxID[:min(12, len(sandboxID))] }
+
 // StartPodInit runs the pod's init (the noded binary's pod-init command) in a new PID namespace joined to the
 // sandbox's other namespaces, and returns its host PID. Its root is an empty directory with the binary
 // bind-mounted read-only at /init.
@@ -30,6 +33,10 @@ func (m *Manager) StartPodInit(ctx context.Context, sb *store.Sandbox) (int, err
 	self, err := os.Executable()
 	if err != nil {
 		return 0, fmt.Errorf("locate the noded binary: %w", err)
+	}
+	cgroupsPath, err := m.cgroupsPath(sb, podInitCgroup(sb.ID))
+	if err != nil {
+		return 0, err
 	}
 	bundle := filepath.Join(sb.Dir, "init")
 	rootfs := filepath.Join(bundle, "rootfs")
@@ -61,7 +68,7 @@ func (m *Manager) StartPodInit(ctx context.Context, sb *store.Sandbox) (int, err
 			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "noexec", "mode=755", "size=64k"}},
 		},
 		Linux: &specs.Linux{
-			CgroupsPath: m.cgroupsPath(sb, "podinit-"+sb.ID[:12]),
+			CgroupsPath: cgroupsPath,
 			Namespaces:  []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}},
 			MaskedPaths: []string{"/proc/kcore", "/proc/keys", "/proc/timer_list"},
 		},
@@ -106,6 +113,13 @@ func (m *Manager) StopPodInit(ctx context.Context, sb *store.Sandbox) error {
 	_ = rt.Kill(ctx, id, syscall.SIGKILL, true)
 	if err := rt.Delete(ctx, id, true); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete pod init: %w", err)
+	}
+	cgroupsPath, err := m.cgroupsPath(sb, podInitCgroup(sb.ID))
+	if err != nil {
+		return err
+	}
+	if err := m.cfg.Cgroups.Remove(ctx, cgroupsPath); err != nil {
+		return fmt.Errorf("remove pod init cgroup: %w", err)
 	}
 	return nil
 }

@@ -17,6 +17,8 @@ type Backends struct {
 	Events     *events.Broker
 	Stats      *stats.Provider
 	Streams    StreamServer
+	// Starts bounds RunPodSandbox and CreateContainer calls in flight; nil means no bound.
+	Starts *StartLimiter
 }
 
 // Store returns the state store shared by the backends.

@@ -18,6 +18,11 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 	if req.GetConfig() == nil {
 		return nil, errdefs.InvalidArgument("container config is required")
 	}
+	release, err := s.Starts.acquire(ctx, "CreateContainer")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	sb, err := s.Store().Sandbox(req.GetPodSandboxId())
 	if err != nil {
 		return nil, err

@@ -9,6 +9,7 @@ import (
 
 	"github.com/noded/noded/container"
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/internal/faultinject"
 )
 
 func (s *RuntimeServer) sandboxes() error {
@@ -26,6 +27,11 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 	if req.GetConfig() == nil {
 		return nil, errdefs.InvalidArgument("sandbox config is required")
 	}
+	release, err := s.Starts.acquire(ctx, "RunPodSandbox")
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	id, err := s.Sandboxes.Run(ctx, req.GetConfig(), req.GetRuntimeHandler())
 	if err != nil {
 		return nil, err
@@ -52,6 +58,7 @@ func (s *RuntimeServer) StopPodSandbox(ctx context.Context, req *runtimeapi.Stop
 			return nil, err
 		}
 	}
+	faultinject.Point(faultinject.SandboxStopContainers)
 	if err := s.Sandboxes.Stop(ctx, sb.ID); err != nil {
 		return nil, err
 	}
@@ -78,6 +85,7 @@ func (s *RuntimeServer) RemovePodSandbox(ctx context.Context, req *runtimeapi.Re
 			return nil, err
 		}
 	}
+	faultinject.Point(faultinject.SandboxRemoveContainers)
 	if err := s.Sandboxes.Remove(ctx, sb.ID); err != nil {
 		return nil, err
 	}

@@ -36,20 +36,13 @@ type services struct {
 	stats      *stats.Provider
 }
 
-func (d *Daemon) defaultCgroupParent() string {
-	if d.cfg.CgroupParent != "" {
-		return d.cfg.CgroupParent
-	}
-	if d.driver == cgroupsv2.DriverSystemd {
-		return "noded.slice"
-	}
-	return "/noded"
-}
-
 // assemble builds noded's services from its config. The returned cleanup closes what was opened.
 func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 	s := &services{runtimes: map[string]ociruntime.Runtime{}}
-	var err error
+	cgroups, err := cgroupsv2.New(d.driver, d.cfg.CgroupParent)
+	if err != nil {
+		return nil, err
+	}
 	if s.store, err = store.Open(d.db); err != nil {
 		return nil, err
 	}
@@ -62,7 +55,7 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 	}
 	if s.stats, err = stats.New(stats.Config{
 		Store: s.store, Snapshotter: s.snapshots,
-		SnapshotRoot: filepath.Join(d.opts.Root, "snapshots"), CgroupDriver: d.driver,
+		SnapshotRoot: filepath.Join(d.opts.Root, "snapshots"), Driver: cgroups,
 	}); err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}
@@ -89,7 +82,7 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 			root = filepath.Join(d.opts.State, "runtimes", name)
 		}
 		rt, err := ociruntime.New(ociruntime.Config{
-			Name: name, Path: path, Root: root, SystemdCgroup: d.driver == cgroupsv2.DriverSystemd,
+			Name: name, Path: path, Root: root, SystemdCgroup: cgroups.SystemdCgroup(),
 			ConmonPath: d.cfg.Conmon, ExitDir: filepath.Join(d.opts.State, "exits"),
 			PersistRoot: filepath.Join(d.opts.State, "persist"), SocketDir: filepath.Join(d.opts.State, "s"),
 			Observe: d.metrics.RuntimeObserver(name),
@@ -109,12 +102,13 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 	}
 	if s.containers, err = container.New(container.Config{
 		StateDir: d.opts.State, Store: s.store, Images: s.images, Snapshotter: s.snapshots, Runtimes: s.runtimes,
-		DefaultRuntime: d.cfg.DefaultRuntime, CgroupDriver: d.driver, Host: host, OnEvent: d.events.Publish,
+		DefaultRuntime: d.cfg.DefaultRuntime, Cgroups: cgroups, Host: host, OnEvent: d.events.Publish,
 	}); err != nil {
 		return nil, fmt.Errorf("containers: %w", err)
 	}
 	if s.sandboxes, err = sandbox.New(sandbox.Config{
-		StateDir: d.opts.State, Store: s.store, Network: s.cni, DefaultCgroupParent: d.defaultCgroupParent(), Init: s.containers,
+		StateDir: d.opts.State, Store: s.store, Network: s.cni, DefaultCgroupParent: cgroups.DefaultParent(), Init: s.containers,
+		ValidCgroupParent: cgroups.ValidateParent,
 		ValidHandler: func(h string) bool {
 			if h == "" {
 				return true

@@ -8,9 +8,11 @@ import (
 	"net/http/pprof"
 	"time"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/noded/noded/cni"
+	"github.com/noded/noded/cri"
 	"github.com/noded/noded/store"
 )
 
@@ -37,6 +39,25 @@ func (s *services) gcNetworks(ctx context.Context) {
 		if err := s.cni.GC(ctx, live); err != nil && ctx.Err() == nil {
 			klog.ErrorS(err, "CNI garbage collection failed", "liveAttachments", len(live))
 		}
+	}
+}
+
+// reapUnclaimed removes, until ctx ends, pods and containers whose creation finished after their caller gave up
+// and that no retry claimed within maxAge.
+func (s *services) reapUnclaimed(ctx context.Context, maxAge time.Duration, rt *cri.RuntimeServer) {
+	t := time.NewTicker(max(min(maxAge/2, time.Minute), time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.containers.ReapOrphans(ctx, maxAge)
+		s.sandboxes.ReapOrphans(ctx, maxAge, func(ctx context.Context, id string) error {
+			_, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id})
+			return err
+		})
 	}
 }
 

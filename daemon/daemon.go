@@ -156,7 +156,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		RuntimeReady: d.runtimeReady,
 		NetworkReady: svc.cni.Status,
 		Handlers:     d.runtimeHandlers(svc),
-	}, &cri.Backends{Sandboxes: svc.sandboxes, Containers: svc.containers, State: svc.store, Events: &d.events, Stats: svc.stats, Streams: streams})
+	}, &cri.Backends{Sandboxes: svc.sandboxes, Containers: svc.containers, State: svc.store, Events: &d.events, Stats: svc.stats, Streams: streams,
+		Starts: cri.NewStartLimiter(d.cfg.MaxConcurrentPodStarts, d.cfg.PodStartQueueWait.Duration)})
+	reapDone := make(chan struct{})
+	go func() { svc.reapUnclaimed(bgCtx, d.cfg.UnclaimedCreateTimeout.Duration, rt); close(reapDone) }()
+	defer func() { stopBackground(); <-reapDone }()
 	img := newImageServer(svc)
 
 	d.grpc = grpc.NewServer(

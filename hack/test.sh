@@ -17,7 +17,12 @@ echo "== go test (unit and integration)"
 # -p 1 keeps integration packages (which start real daemons, mounts and networks) from running side by side.
 go test -count=1 -p 1 -timeout 60m ./... 2>&1 | tee /tmp/noded-test.log
 rc=${PIPESTATUS[0]}
+echo "== fuzz (every Fuzz test, FUZZTIME=${FUZZTIME:-10s} each)"
+./hack/fuzz.sh || rc=1
 passed=$(grep -c '^ok ' /tmp/noded-test.log || true)
 failed=$(grep -c '^FAIL' /tmp/noded-test.log || true)
 echo "packages: ${passed} passed, ${failed} failed"
+
+# Tests that need systemd as PID 1 on pure cgroup v2: here if the host has that, else in a guest, else skipped.
+./hack/guest-test.sh || rc=1
 exit "$rc"

@@ -8,6 +8,7 @@ import (
 
 	"github.com/noded/noded/image/content"
 	"github.com/noded/noded/image/registry"
+	"github.com/noded/noded/internal/faultinject"
 	digest "github.com/opencontainers/go-digest"
 )
 
@@ -140,7 +141,7 @@ func (m *downloads) fetch(ctx context.Context, d *download, repo *registry.Repos
 	rc, err := repo.OpenBlob(ctx, d.desc)
 	if err == nil {
 		var n int64
-		n, err = io.CopyBuffer(w, rc, make([]byte, 256<<10))
+		n, err = io.CopyBuffer(w, faultinject.Reader(faultinject.ImageDownload, rc), make([]byte, 256<<10))
 		rc.Close()
 		if m.onBytes != nil {
 			m.onBytes(n)

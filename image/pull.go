@@ -14,6 +14,7 @@ import (
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/image/reference"
 	"github.com/noded/noded/image/registry"
+	"github.com/noded/noded/internal/faultinject"
 	"github.com/noded/noded/snapshotter"
 	digest "github.com/opencontainers/go-digest"
 	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
@@ -117,6 +118,7 @@ func (s *Service) pull(ctx context.Context, r reference.Reference, opts PullOpti
 	if t := r.Tagged(); t != "" {
 		names = append(names, t)
 	}
+	faultinject.Point(faultinject.ImageRecord)
 	out, err := s.meta.commit(&rec, names)
 	if err != nil {
 		return Image{}, err
@@ -382,7 +384,7 @@ func (s *Service) layerStream(ctx context.Context, repo *registry.Repository, l 
 		s.downloads.release(dl)
 		return nil, nil, nil, firstErr(dl.failed(), err)
 	}
-	return dl, dec, func() {
+	return dl, faultinject.Reader(faultinject.ImageUnpack, dec), func() {
 		dec.Close()
 		rc.Close()
 		s.downloads.release(dl)
@@ -499,6 +501,7 @@ func (s *Service) commitLayer(ctx context.Context, l Layer, key string, commit f
 	if err != nil {
 		return fmt.Errorf("commit snapshot %s: %w", l.ChainID, err)
 	}
+	faultinject.Point(faultinject.ImageLayerCommitted)
 	return nil
 }
 

@@ -13,7 +13,7 @@ import (
 	"github.com/noded/noded/errdefs"
 )
 
-func testParams(t *testing.T) Params {
+func testParams(t testing.TB) Params {
 	t.Helper()
 	root := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(root, "etc"), 0o755); err != nil {

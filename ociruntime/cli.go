@@ -49,7 +49,14 @@ type Config struct {
 	BeforeConmonStart func(conmonPID int) error
 	// Observe, if set, receives the latency of every runtime call (metrics).
 	Observe Observer
+	// CommandTimeout bounds one runtime command (state, start, kill, delete, update, ...) when the caller's
+	// context has no deadline, so a runtime stuck on a frozen cgroup or a dead FUSE mount cannot hang an RPC
+	// forever; 0 means DefaultCommandTimeout.
+	CommandTimeout time.Duration
 }
+
+// DefaultCommandTimeout bounds a runtime command whose caller set no deadline.
+const DefaultCommandTimeout = 2 * time.Minute
 
 // CLI is a Runtime driving a runc-compatible binary (runc, crun) through its command line.
 type CLI struct {
@@ -74,6 +81,9 @@ func New(cfg Config) (*CLI, error) {
 	}
 	if cfg.ConmonLogLevel == "" {
 		cfg.ConmonLogLevel = "error"
+	}
+	if cfg.CommandTimeout <= 0 {
+		cfg.CommandTimeout = DefaultCommandTimeout
 	}
 	for what, p := range map[string]string{"runtime path": cfg.Path, "conmon path": cfg.ConmonPath, "root": cfg.Root, "exit dir": cfg.ExitDir, "persist root": cfg.PersistRoot} {
 		if p == "" || !filepath.IsAbs(p) {
@@ -127,6 +137,11 @@ func (r *CLI) globalArgs() []string {
 // runtime's stderr and are classified by classify.
 func (r *CLI) run(ctx context.Context, stdin []byte, args ...string) (_ []byte, retErr error) {
 	defer r.observed(args[0], time.Now(), &retErr)
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.cfg.CommandTimeout)
+		defer cancel()
+	}
 	cmd := exec.CommandContext(ctx, r.cfg.Path, append(r.globalArgs(), args...)...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

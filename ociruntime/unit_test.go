@@ -239,3 +239,28 @@ func TestPollExitSeesZombieAndMissingProcess(t *testing.T) {
 		t.Error("pollExit on a live process returned nil")
 	}
 }
+
+// TestCommandTimeout: a runtime command that hangs is killed after CommandTimeout when the caller's context has
+// no deadline, and the call fails with DeadlineExceeded instead of hanging.
+func TestCommandTimeout(t *testing.T) {
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "hangingruntime")
+	if err := os.WriteFile(bin, []byte("#!/bin/sh\nexec sleep 1000\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Config{Path: bin, ConmonPath: "/bin/true", Root: filepath.Join(dir, "root"), ExitDir: filepath.Join(dir, "exits"),
+		PersistRoot: filepath.Join(dir, "persist"), CommandTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := r.State(context.Background(), "c1"); done <- err }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("State of a hanging runtime: %v, want DeadlineExceeded", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("State of a hanging runtime did not return")
+	}
+}

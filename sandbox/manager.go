@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/noded/noded/cni"
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/internal/faultinject"
 	"github.com/noded/noded/internal/keymutex"
 	"github.com/noded/noded/sandbox/nsutil"
 	"github.com/noded/noded/sandbox/podfiles"
@@ -46,6 +48,8 @@ type Config struct {
 	Store               *store.Store
 	Network             Network
 	DefaultCgroupParent string
+	// ValidCgroupParent, if set, checks a pod's cgroup parent against the cgroup driver.
+	ValidCgroupParent func(string) error
 	// Init starts the init of pods with a pod-wide PID namespace.
 	Init PodInit
 	// ValidHandler reports whether a runtime handler name is configured ("" is the default handler).
@@ -60,11 +64,15 @@ type Manager struct {
 	podsDir string
 	nsDir   string
 	locks   keymutex.KeyMutex
+
+	mu       sync.Mutex
+	creating map[string]chan struct{} // sandbox name → closed when its creation in flight ends
 }
 
 // New prepares the state dirs and returns a Manager.
 func New(cfg Config) (*Manager, error) {
-	m := &Manager{cfg: cfg, podsDir: filepath.Join(cfg.StateDir, "pods"), nsDir: filepath.Join(cfg.StateDir, "ns")}
+	m := &Manager{cfg: cfg, podsDir: filepath.Join(cfg.StateDir, "pods"), nsDir: filepath.Join(cfg.StateDir, "ns"),
+		creating: map[string]chan struct{}{}}
 	if err := os.MkdirAll(m.podsDir, 0o711); err != nil {
 		return nil, err
 	}
@@ -116,6 +124,11 @@ func (m *Manager) validate(cfg *runtimeapi.PodSandboxConfig, handler string) err
 	if p := cfg.GetLinux().GetCgroupParent(); p != "" && strings.Contains(p, "..") {
 		return errdefs.InvalidArgument("cgroup parent %q must not contain ..", p)
 	}
+	if m.cfg.ValidCgroupParent != nil {
+		if err := m.cfg.ValidCgroupParent(cfg.GetLinux().GetCgroupParent()); err != nil {
+			return err
+		}
+	}
 	if cfg.GetLogDirectory() != "" && !filepath.IsAbs(cfg.GetLogDirectory()) {
 		return errdefs.InvalidArgument("log directory %q must be absolute", cfg.GetLogDirectory())
 	}
@@ -152,8 +165,9 @@ func validateUserns(u *runtimeapi.UserNamespace) error {
 	return nil
 }
 
-// Run creates and starts a sandbox. A retry for a sandbox whose first creation finished after its caller gave
-// up gets that sandbox; any other reuse of a live name is AlreadyExists.
+// Run creates and starts a sandbox. The creation runs to its end (within CreateTimeout) even if the caller gives
+// up: a retry with the same name (kubelet retries after its deadline) waits for a creation still in flight and
+// is handed the sandbox it made; any other reuse of a live name is AlreadyExists.
 func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, handler string) (string, error) {
 	if err := m.validate(cfg, handler); err != nil {
 		return "", err
@@ -162,6 +176,11 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 		return "", err
 	}
 	name := UniqueName(cfg.GetMetadata())
+	done, err := m.reserve(ctx, name)
+	if err != nil {
+		return "", err
+	}
+	defer done()
 	if old, ok := m.cfg.Store.SandboxByName(name); ok {
 		if old.Orphaned && old.State == store.SandboxReady {
 			if _, err := m.cfg.Store.UpdateSandbox(old.ID, func(s *store.Sandbox) error { s.Orphaned = false; return nil }); err != nil {
@@ -176,6 +195,9 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	id := store.NewID()
 	unlock := m.locks.Lock(id)
 	defer unlock()
+	callerCtx := ctx
+	ctx, cancel := createContext(ctx)
+	defer cancel()
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	sb := &store.Sandbox{
 		ID:             id,
@@ -208,6 +230,7 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	if err := m.cfg.Store.AddSandbox(sb); err != nil {
 		return "", err
 	}
+	faultinject.Point(faultinject.SandboxIntent)
 	if err := m.setup(ctx, sb); err != nil {
 		// Roll back with a context of our own: the caller's may be what failed.
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
@@ -225,10 +248,14 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 		return "", err
 	}
 	sb.State = store.SandboxReady
-	sb.Orphaned = ctx.Err() != nil
+	sb.Orphaned = callerCtx.Err() != nil
 	if _, err := m.cfg.Store.UpdateSandbox(id, func(s *store.Sandbox) error { *s = *sb; return nil }); err != nil {
 		return "", err
 	}
+	if sb.Orphaned {
+		klog.InfoS("sandbox created after its caller gave up; kept for the caller's retry", "podSandboxID", id, "name", name)
+	}
+	faultinject.Point(faultinject.SandboxReady)
 	return id, nil
 }
 
@@ -246,6 +273,7 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 	for t, p := range pins {
 		sb.Namespaces[string(t)] = p
 	}
+	faultinject.Point(faultinject.SandboxPinned)
 	if uts := pins[nsutil.UTS]; uts != "" && cfg.GetHostname() != "" {
 		if err := nsutil.SetHostname(uts, cfg.GetHostname()); err != nil {
 			return err
@@ -297,16 +325,19 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 		if err := m.persist(sb); err != nil {
 			return err
 		}
+		faultinject.Point(faultinject.SandboxPodInit)
 	}
 	if !sb.HostNetwork {
 		sb.NetworkSetUp = true // from here on, teardown must call CNI DEL
 		if err := m.persist(sb); err != nil {
 			return err
 		}
+		faultinject.Point(faultinject.SandboxNetworkIntent)
 		res, err := m.cfg.Network.Setup(ctx, podNetwork(sb))
 		if err != nil {
 			return fmt.Errorf("set up pod network: %w", err)
 		}
+		faultinject.Point(faultinject.SandboxNetworkAdded)
 		sb.IPs = res.IPs
 		sb.CNIResult = res.Raw
 	}
@@ -368,18 +399,50 @@ func (m *Manager) teardownNetwork(ctx context.Context, sb *store.Sandbox) error 
 		return nil
 	}
 	pn := podNetwork(sb)
-	if _, err := os.Stat(pn.NetNS); err != nil {
+	if pn.NetNS != "" && !isPinned(pn.NetNS) {
 		pn.NetNS = ""
+		if err := m.teardownInStandIn(ctx, sb, pn); err != nil {
+			// A DEL that already ran (a crash before it was recorded) may fail on the rules it removed:
+			// the plain DEL without a namespace still releases the address.
+			klog.InfoS("network teardown in a stand-in namespace failed; tearing down without one", "podSandboxID", sb.ID, "err", err)
+		} else {
+			return m.networkTornDown(sb)
+		}
 	}
 	if err := m.cfg.Network.Teardown(ctx, pn, sb.CNIResult); err != nil {
 		return fmt.Errorf("tear down pod network: %w", err)
 	}
+	return m.networkTornDown(sb)
+}
+
+// teardownInStandIn runs the CNI DEL of a pod whose namespace is gone in a stand-in namespace holding its
+// addresses, so that plugins still find what to remove (see standInNetNS).
+func (m *Manager) teardownInStandIn(ctx context.Context, sb *store.Sandbox, pn cni.PodNetwork) error {
+	standIn, cleanup, err := m.standInNetNS(ctx, sb)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	if standIn == "" {
+		return errors.New("the pod's addresses are not known")
+	}
+	pn.NetNS = standIn
+	return m.cfg.Network.Teardown(ctx, pn, sb.CNIResult)
+}
+
+// networkTornDown records that the network is gone, so that a restart does not run DEL again.
+func (m *Manager) networkTornDown(sb *store.Sandbox) error {
 	sb.NetworkSetUp = false
+	if _, err := m.cfg.Store.UpdateSandbox(sb.ID, func(s *store.Sandbox) error { s.NetworkSetUp = false; return nil }); err != nil && !errdefs.IsNotFound(err) {
+		return err
+	}
 	return nil
 }
 
+// stopInit stops the pod init. It runs whenever the pod has one, even with no PID recorded: a crash between
+// starting the init and recording its PID must not leak it.
 func (m *Manager) stopInit(ctx context.Context, sb *store.Sandbox) error {
-	if !sb.PodPID || sb.InitPID == 0 || m.cfg.Init == nil {
+	if !sb.PodPID || m.cfg.Init == nil {
 		return nil
 	}
 	if err := m.cfg.Init.StopPodInit(ctx, sb); err != nil {
@@ -398,6 +461,7 @@ func (m *Manager) teardown(ctx context.Context, sb *store.Sandbox) error {
 	if err := m.teardownNetwork(ctx, sb); err != nil {
 		errs = append(errs, err)
 	}
+	faultinject.Point(faultinject.SandboxRemoveNetwork)
 	if err := podfiles.UnmountShm(filepath.Join(sb.Dir, "shm")); err != nil {
 		errs = append(errs, err)
 	}
@@ -436,6 +500,7 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 	if err := m.teardownNetwork(ctx, &sb); err != nil {
 		return err
 	}
+	faultinject.Point(faultinject.SandboxStopNetwork)
 	if sb.State != store.SandboxUnknown || sb.Error == "" {
 		sb.State = store.SandboxNotReady
 	}
@@ -457,6 +522,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 		_ = m.persist(&sb)
 		return err
 	}
+	faultinject.Point(faultinject.SandboxRemoveTornDown)
 	return m.cfg.Store.DeleteSandbox(sb.ID)
 }
 

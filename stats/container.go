@@ -42,7 +42,7 @@ func (p *Provider) read(ctx context.Context, c *store.Container, want cgstats.Wa
 }
 
 func (p *Provider) readCgroup(c *store.Container, want cgstats.Want) (*cgstats.Sample, error) {
-	path, err := containerCgroup(c)
+	path, err := p.containerCgroup(c)
 	if err != nil {
 		return nil, err
 	}

@@ -177,7 +177,7 @@ func (p *Provider) podMetrics(r podReading) *runtimeapi.PodSandboxMetrics {
 
 func (p *Provider) containerMetrics(r reading, pod *runtimeapi.PodSandboxMetadata) []*runtimeapi.Metric {
 	c, s := r.c, r.cg
-	id, _ := containerCgroup(c)
+	id, _ := p.containerCgroup(c)
 	set := metricSet{base: map[string]string{
 		"container": c.Config.GetMetadata().GetName(), "id": id, "image": c.ImageName, "name": c.ID,
 		"namespace": pod.GetNamespace(), "pod": pod.GetName(),

@@ -9,7 +9,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -37,7 +36,9 @@ type Config struct {
 	Snapshotter snapshotter.Snapshotter
 	// SnapshotRoot is the mount point reported as the writable layers' fs_id (the snapshotter's root).
 	SnapshotRoot string
-	// CgroupDriver (cgroupsv2.DriverSystemd or DriverCgroupfs) tells how pod cgroup parents are named.
+	// Driver finds the cgroups of containers and pod parents; nil is the driver named by CgroupDriver.
+	Driver cgroupsv2.Driver
+	// CgroupDriver (cgroupsv2.DriverSystemd or DriverCgroupfs, default cgroupfs) names the driver when Driver is nil.
 	CgroupDriver string
 	// Cgroups reads cgroup counters; nil detects the host's layout.
 	Cgroups *cgstats.Reader
@@ -89,8 +90,15 @@ func New(cfg Config) (*Provider, error) {
 	if cfg.LayerUsageTTL == 0 {
 		cfg.LayerUsageTTL = DefaultLayerUsageTTL
 	}
-	if cfg.CgroupDriver == "" {
-		cfg.CgroupDriver = cgroupsv2.DriverCgroupfs
+	if cfg.Driver == nil {
+		if cfg.CgroupDriver == "" {
+			cfg.CgroupDriver = cgroupsv2.DriverCgroupfs
+		}
+		d, err := cgroupsv2.New(cfg.CgroupDriver, "")
+		if err != nil {
+			return nil, fmt.Errorf("stats: %w", err)
+		}
+		cfg.Driver = d
 	}
 	return &Provider{cfg: cfg, cpu: map[string]cpuAnchor{}, layers: map[string]layerEntry{}, pruneAt: 64}, nil
 }
@@ -184,24 +192,15 @@ func (p *Provider) cacheSizes() (int, int) {
 }
 
 // containerCgroup is the hierarchy path of a container's cgroup.
-func containerCgroup(c *store.Container) (string, error) {
-	return cgstats.ResolvePath(c.CgroupsPath)
+func (p *Provider) containerCgroup(c *store.Container) (string, error) {
+	return p.cfg.Driver.Dir(c.CgroupsPath)
 }
 
-// podCgroup is the hierarchy path of a pod's cgroup parent, mirroring how containers are placed under it.
+// podCgroup is the hierarchy path of a pod's cgroup parent, where its containers' cgroups are.
 func (p *Provider) podCgroup(sb *store.Sandbox) (string, error) {
-	parent := sb.CgroupParent
-	if p.cfg.CgroupDriver == cgroupsv2.DriverSystemd && !filepath.IsAbs(parent) {
-		if parent == "" {
-			parent = "noded.slice"
-		}
-		return cgstats.ExpandSlice(filepath.Base(parent))
-	}
-	if parent == "" || !filepath.IsAbs(parent) {
-		parent = filepath.Join("/noded", parent)
-	}
-	if _, err := cgstats.ResolvePath(parent); err != nil {
+	dir, err := p.cfg.Driver.ParentDir(sb.CgroupParent)
+	if err != nil {
 		return "", fmt.Errorf("pod %s cgroup parent: %w", sb.ID, err)
 	}
-	return filepath.Clean(parent), nil
+	return dir, nil
 }

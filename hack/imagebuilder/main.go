@@ -2,6 +2,7 @@
 // pushes them to a local registry.
 //
 //	go run ./hack/imagebuilder --registry 127.0.0.1:5000 [--set test|critest|bench|all]
+//	go run ./hack/imagebuilder --set busybox --layout DIR   # an OCI image layout instead (e.g. for a test guest)
 //
 // The test and bench sets go to noded/... repositories. The critest set goes
 // to each image's upstream repository path without its host
@@ -39,6 +40,7 @@ func run() error {
 	compression := flag.String("compression", string(testimage.Gzip), "layer compression of the base images: gzip, zstd or none")
 	format := flag.String("format", string(testimage.OCI), "manifest format of the base images: oci or docker")
 	dryRun := flag.Bool("dry-run", false, "build and print digests without pushing")
+	layoutDir := flag.String("layout", "", "write the set's images into an OCI image layout at this directory instead of pushing")
 	verbose := flag.Bool("v", false, "log progress")
 	flag.Parse()
 
@@ -101,6 +103,22 @@ func run() error {
 				return err
 			}
 			report(name, d)
+		}
+		return nil
+	}
+	if *layoutDir != "" {
+		if len(all.Indexes) > 0 {
+			return fmt.Errorf("--layout takes images only; the set has %d indexes", len(all.Indexes))
+		}
+		if err := testimage.WriteLayout(*layoutDir, all.Images); err != nil {
+			return err
+		}
+		for _, name := range all.Names() {
+			d, err := digest(all, name)
+			if err != nil {
+				return err
+			}
+			fmt.Printf("%s\t%s\n", name, d)
 		}
 		return nil
 	}

@@ -19,39 +19,64 @@ import (
 
 	internalapi "k8s.io/cri-api/pkg/apis"
 	remote "k8s.io/cri-client/pkg"
+
+	cgstats "github.com/noded/noded/cgroupsv2/stats"
 )
 
+type build struct {
+	once sync.Once
+	path string
+	err  error
+}
+
 var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
+	buildsMu sync.Mutex
+	builds   = map[string]*build{}
 )
 
 // Binary builds cmd/noded once per test binary and returns its path. NODED_BINARY overrides the build.
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if p := os.Getenv("NODED_BINARY"); p != "" {
-			binPath = p
+	return BinaryWithTags(t, "")
+}
+
+// BinaryWithTags builds cmd/noded with the given build tags (comma-separated, e.g. "faultinject") once per test
+// binary and returns its path. NODED_BINARY overrides only the build without tags.
+func BinaryWithTags(t testing.TB, tags string) string {
+	t.Helper()
+	buildsMu.Lock()
+	b, ok := builds[tags]
+	if !ok {
+		b = &build{}
+		builds[tags] = b
+	}
+	buildsMu.Unlock()
+	b.once.Do(func() {
+		if p := os.Getenv("NODED_BINARY"); p != "" && tags == "" {
+			b.path = p
 			return
 		}
 		dir, err := os.MkdirTemp("", "noded-bin-")
 		if err != nil {
-			buildErr = err
+			b.err = err
 			return
 		}
-		binPath = filepath.Join(dir, "noded")
+		b.path = filepath.Join(dir, "noded")
 		// Static: the pod init runs the binary inside an empty root.
-		cmd := exec.Command("go", "build", "-o", binPath, "github.com/noded/noded/cmd/noded")
+		args := []string{"build", "-o", b.path}
+		if tags != "" {
+			args = append(args, "-tags", tags)
+		}
+		cmd := exec.Command("go", append(args, "github.com/noded/noded/cmd/noded")...)
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build noded: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build noded (tags %q): %v\n%s", tags, err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return binPath
+	return b.path
 }
 
 // RequireRoot skips the test when not run as root: noded needs root for mounts, namespaces and cgroups.
@@ -66,14 +91,23 @@ func RequireRoot(t testing.TB) {
 type Options struct {
 	// Config is TOML appended to the generated config (mirrors, CNI dirs and cgroup parent are generated).
 	Config string
+	// TopConfig is TOML of top-level keys, placed before the generated tables.
+	TopConfig string
 	// Mirrors maps registry hosts to mirror URLs (e.g. "docker.io" → "http://127.0.0.1:34567").
 	Mirrors map[string]string
 	// CNIConfDir is the CNI config dir; empty means a fresh empty dir.
 	CNIConfDir string
 	// CgroupDriver is the configured driver; empty means "cgroupfs".
 	CgroupDriver string
+	// CgroupParent is noded's default cgroup parent; empty means one of the instance's own ("/noded-it-<dir>"
+	// with cgroupfs, "nodedit<dir>.slice" with systemd), removed at cleanup.
+	CgroupParent string
 	// ExtraArgs are appended to noded's command line.
 	ExtraArgs []string
+	// BuildTags builds noded with these tags (e.g. "faultinject").
+	BuildTags string
+	// Env is added to noded's environment.
+	Env []string
 }
 
 // Noded is one running daemon with its private dirs.
@@ -83,9 +117,10 @@ type Noded struct {
 	Root, State  string
 	Socket       string
 	ConfigPath   string
-	CgroupParent string // absolute cgroup parent of this instance, removed at cleanup
+	CgroupParent string // default cgroup parent of this instance, removed at cleanup
 	LogPath      string
 	args         []string
+	env          []string
 
 	cmd     *exec.Cmd
 	exited  chan struct{}
@@ -97,7 +132,7 @@ type Noded struct {
 func Start(t testing.TB, o Options) *Noded {
 	t.Helper()
 	RequireRoot(t)
-	bin := Binary(t)
+	bin := BinaryWithTags(t, o.BuildTags)
 	dir, err := os.MkdirTemp("/var/tmp", "noded-it-")
 	if err != nil {
 		t.Fatal(err)
@@ -116,6 +151,13 @@ func Start(t testing.TB, o Options) *Noded {
 		CgroupParent: "/noded-it-" + filepath.Base(dir),
 		LogPath:      filepath.Join(dir, "noded.log"),
 	}
+	switch {
+	case o.CgroupParent != "":
+		n.CgroupParent = o.CgroupParent
+	case o.CgroupDriver == "systemd":
+		// A dash would nest the slice: noded-it-x.slice lives in noded.slice/noded-it.slice.
+		n.CgroupParent = strings.ReplaceAll("nodedit"+strings.TrimPrefix(filepath.Base(dir), "noded-it-"), "-", "_") + ".slice"
+	}
 	t.Cleanup(n.cleanup)
 	cni := o.CNIConfDir
 	if cni == "" {
@@ -127,6 +169,7 @@ func Start(t testing.TB, o Options) *Noded {
 	if err := os.WriteFile(n.ConfigPath, []byte(n.config(o, cni)), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	n.env = o.Env
 	n.args = append([]string{bin, "--config", n.ConfigPath, "--root", n.Root, "--state", n.State,
 		"--listen", n.Socket, "-v", "2"}, o.ExtraArgs...)
 	n.start()
@@ -140,6 +183,7 @@ func (n *Noded) config(o Options, cniDir string) string {
 		driver = "cgroupfs"
 	}
 	fmt.Fprintf(&b, "cgroup_driver = %q\ncgroup_parent = %q\n", driver, n.CgroupParent)
+	b.WriteString(o.TopConfig)
 	fmt.Fprintf(&b, "[cni]\nconf_dir = %q\nbin_dirs = [\"/usr/lib/cni\", \"/opt/cni/bin\"]\n", cniDir)
 	hosts := make([]string, 0, len(o.Mirrors))
 	for h := range o.Mirrors {
@@ -161,6 +205,7 @@ func (n *Noded) start() {
 	}
 	cmd := exec.Command(n.args[0], n.args[1:]...)
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), n.env...)
 	// Its own process group, so a SIGINT to the test does not reach it before cleanup runs.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -219,6 +264,14 @@ func (n *Noded) Log() string {
 // PID returns the daemon's process ID.
 func (n *Noded) PID() int { return n.cmd.Process.Pid }
 
+// PIDOrZero returns the daemon's process ID, or 0 when it is not running.
+func (n *Noded) PIDOrZero() int {
+	if n.cmd == nil {
+		return 0
+	}
+	return n.cmd.Process.Pid
+}
+
 // Stop sends SIGTERM and waits for noded to exit; it fails the test if noded does not exit cleanly.
 func (n *Noded) Stop() {
 	n.t.Helper()
@@ -256,6 +309,29 @@ func (n *Noded) Restart() {
 	n.start()
 }
 
+// WaitExit waits up to timeout for the daemon to exit on its own (a crash) and reports whether it did.
+func (n *Noded) WaitExit(timeout time.Duration) bool {
+	if n.cmd == nil {
+		return true
+	}
+	select {
+	case <-n.exited:
+		n.cmd = nil
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// Respawn starts noded again on the same dirs after it died (Kill, or a crash seen by WaitExit).
+func (n *Noded) Respawn() {
+	n.t.Helper()
+	if n.cmd != nil {
+		n.t.Fatal("Respawn: noded is still running")
+	}
+	n.start()
+}
+
 // Running reports whether the daemon process is still alive.
 func (n *Noded) Running() bool {
 	if n.cmd == nil {
@@ -283,7 +359,15 @@ func (n *Noded) cleanup() {
 		}
 		n.cmd = nil
 	}
-	for _, err := range CleanupDirs(n.Dir, n.CgroupParent) {
+	parent := n.CgroupParent
+	if strings.HasSuffix(parent, ".slice") {
+		// Stopping the slice stops every scope in it; what is left is then removed like any cgroup.
+		_ = exec.Command("systemctl", "stop", filepath.Base(parent)).Run()
+		if dir, err := cgstats.ExpandSlice(filepath.Base(parent)); err == nil {
+			parent = dir
+		}
+	}
+	for _, err := range CleanupDirs(n.Dir, parent) {
 		n.t.Errorf("cleanup: %v", err)
 	}
 }

@@ -2,6 +2,7 @@ package framework
 
 import (
 	"context"
+	"os"
 	"sync"
 	"testing"
 
@@ -18,11 +19,22 @@ var (
 	busyboxErr  error
 )
 
-// Busybox returns the test busybox image (built once per test binary from Debian packages).
+// ImageLayoutEnv names an OCI image layout (written by `hack/imagebuilder --layout`) that Busybox reads instead of
+// building the image, on machines without Debian's package tools or network (the test guest).
+const ImageLayoutEnv = "NODED_TEST_IMAGE_LAYOUT"
+
+// Busybox returns the test busybox image (built once per test binary from Debian packages, or read from the
+// layout named by ImageLayoutEnv).
 func Busybox(t testing.TB) v1.Image {
 	t.Helper()
 	builderOnce.Do(func() { builder = testimage.NewBuilder(testimage.Options{}) })
-	busyboxOnce.Do(func() { busybox, busyboxErr = builder.Busybox(context.Background()) })
+	busyboxOnce.Do(func() {
+		if dir := os.Getenv(ImageLayoutEnv); dir != "" {
+			busybox, busyboxErr = testimage.ReadLayout(dir, testimage.TestBusybox)
+			return
+		}
+		busybox, busyboxErr = builder.Busybox(context.Background())
+	})
 	if busyboxErr != nil {
 		t.Fatalf("build busybox image: %v", busyboxErr)
 	}

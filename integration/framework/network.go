@@ -117,6 +117,22 @@ func restoreIptables(t testing.TB, before map[string]map[string]bool, owns func(
 				othersLeft = true
 			}
 		}
+		// Chains of this network: those its rules jump to or live in. Another run's chain may be empty for a
+		// moment (created, its rules not added yet): only ours, and the shared hostport scaffolding once no other
+		// network is left, are removed.
+		ours := map[string]bool{}
+		for l := range set {
+			if !strings.HasPrefix(l, "-A ") || !owns(l) {
+				continue
+			}
+			f := strings.Fields(l)
+			ours[f[1]] = true
+			for i := range f[:len(f)-1] {
+				if f[i] == "-j" || f[i] == "-g" {
+					ours[f[i+1]] = true
+				}
+			}
+		}
 		var chains []string
 		for l := range set {
 			if before[tbl][l] {
@@ -130,8 +146,8 @@ func restoreIptables(t testing.TB, before map[string]map[string]bool, owns func(
 				if out, err := exec.Command("iptables", args...).CombinedOutput(); err != nil {
 					t.Logf("cleanup: iptables %v: %v %s", args, err, out)
 				}
-			} else {
-				chains = append(chains, strings.TrimPrefix(l, ":"))
+			} else if c := strings.TrimPrefix(l, ":"); ours[c] || (!othersLeft && strings.HasPrefix(c, "CNI-HOSTPORT-")) {
+				chains = append(chains, c)
 			}
 		}
 		// Chains are removed only once empty and unreferenced; a chain still in use by others stays.

@@ -5,12 +5,14 @@ package seccomp
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
@@ -109,7 +111,7 @@ func Load(path string) (*Profile, error) {
 	if !filepath.IsAbs(path) {
 		return nil, errdefs.InvalidArgument("seccomp profile path %q must be absolute", path)
 	}
-	data, err := os.ReadFile(path)
+	data, err := readProfile(path)
 	if err != nil {
 		if os.IsNotExist(err) {
 			return nil, errdefs.NotFound("seccomp profile %q does not exist", path)
@@ -121,6 +123,30 @@ func Load(path string) (*Profile, error) {
 		return nil, fmt.Errorf("seccomp profile %q: %w", path, err)
 	}
 	return p, nil
+}
+
+// maxProfileSize bounds a profile file (the default profile is about 30 KiB as JSON).
+const maxProfileSize = 4 << 20
+
+// readProfile reads a regular file of at most maxProfileSize bytes. The path comes from the CRI request: a FIFO
+// or a device (/dev/zero) must give an error, not a call that blocks or never ends.
+func readProfile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (%s)", fi.Mode().Type())
+	}
+	if fi.Size() > maxProfileSize {
+		return nil, fmt.Errorf("larger than %d bytes", maxProfileSize)
+	}
+	return io.ReadAll(io.LimitReader(f, maxProfileSize+1))
 }
 
 var validActions = []specs.LinuxSeccompAction{

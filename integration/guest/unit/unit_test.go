@@ -4,14 +4,9 @@
 //
 // It changes the machine it runs on (installs into /usr/local and /etc, starts a service), so it runs only in the
 // throwaway systemd guest (/work/shared/vm/run: its kernel command line has nodevm.ctl=) or where
-// NODED_UNIT_TEST_HOST=1 says the machine is disposable; elsewhere it skips. Build noded and this test on the
-// host with the busybox test image written as a tarball (the guest has no gcc to build it), then run the test
-// binary in the guest:
-//
-//	CGO_ENABLED=0 go build -o bin/noded ./cmd/noded
-//	go run ./hack/guestimage -o bin/guest-images
-//	go test -c -o bin/guest-unit.test ./integration/guest/unit
-//	/work/shared/vm/run -e NODED_GUEST_IMAGES=$PWD/bin/guest-images -- bin/guest-unit.test -test.v
+// NODED_UNIT_TEST_HOST=1 says the machine is disposable; elsewhere it skips. hack/guest-test.sh builds noded, this
+// test and the busybox test image (as an OCI layout: the guest has no gcc to build it) on the host and runs the
+// test in the guest.
 //
 // Cgroup driver: the config is left at "auto", which picks systemd in the guest (systemd is PID 1 on a pure cgroup
 // v2 host), as on a real node: containers then live in scopes below noded.slice, outside noded.service's cgroup,
@@ -37,7 +32,6 @@ import (
 	remote "k8s.io/cri-client/pkg"
 
 	"github.com/noded/noded/integration/framework"
-	"github.com/noded/noded/integration/guest/guestimage"
 )
 
 const socket = "/run/noded/noded.sock"
@@ -151,7 +145,7 @@ func TestSystemdUnit(t *testing.T) {
 		t.Fatalf("noded binary: %v (build it on the host: CGO_ENABLED=0 go build -o bin/noded ./cmd/noded)", err)
 	}
 	// The busybox test image, served by a registry in this process as docker.io's only mirror.
-	host := framework.Registry(t, map[string]v1.Image{"library/busybox:latest": guestimage.Busybox(t)})
+	host := framework.Registry(t, map[string]v1.Image{"library/busybox:latest": framework.Busybox(t)})
 
 	// 1. Install.
 	cmd := exec.Command(filepath.Join(root, "hack", "install"))

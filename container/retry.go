@@ -1,0 +1,60 @@
+package container
+
+import (
+	"context"
+	"time"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+	"k8s.io/klog/v2"
+
+	"github.com/noded/noded/store"
+)
+
+// CreateTimeout bounds one container creation. A creation is not cut short when its caller gives up (kubelet's
+// deadline is 2 minutes and it then retries with the same name): it finishes, within this bound, for the retry.
+const CreateTimeout = 4 * time.Minute
+
+// recordLost records a container whose runtime state is gone (so nothing of it can run) as exited with an
+// unknown exit code, so that kubelet sees it stopped and can remove it.
+func (m *Manager) recordLost(id string) {
+	updated, err := m.cfg.Store.UpdateContainer(id, func(x *store.Container) error {
+		if x.State == store.ContainerExited {
+			return nil
+		}
+		x.State, x.ExitCode, x.FinishedAt = store.ContainerExited, 255, time.Now().UnixNano()
+		x.Reason = "Unknown"
+		if x.Message == "" {
+			x.Message = "the OCI runtime no longer knows this container; its exit code is lost"
+		}
+		if x.StartedAt == 0 {
+			x.StartedAt = x.FinishedAt
+		}
+		return nil
+	})
+	if err != nil {
+		klog.ErrorS(err, "recording a lost container as exited", "containerID", id)
+		return
+	}
+	m.closeExit(id)
+	m.emit(&updated, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
+}
+
+// ReapOrphans removes containers created for callers that gave up and were not claimed by a retry within
+// maxAge of their creation. It returns how many it removed.
+func (m *Manager) ReapOrphans(ctx context.Context, maxAge time.Duration) int {
+	n := 0
+	now := time.Now()
+	for _, c := range m.cfg.Store.Containers("") {
+		// One that was started meanwhile was adopted (kubelet found it listed) and stays.
+		if !c.Orphaned || c.State != store.ContainerCreated || now.Sub(time.Unix(0, c.CreatedAt)) < maxAge {
+			continue
+		}
+		klog.InfoS("removing a container no retry claimed", "containerID", c.ID, "name", c.Name)
+		if err := m.Remove(ctx, c.ID); err != nil {
+			klog.ErrorS(err, "removing an unclaimed container", "containerID", c.ID)
+			continue
+		}
+		n++
+	}
+	return n
+}

@@ -1,0 +1,66 @@
+package sandbox
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"k8s.io/klog/v2"
+)
+
+// CreateTimeout bounds one sandbox creation. A creation is not cut short when its caller gives up (kubelet's
+// deadline is 2 minutes and it then retries with the same name): it finishes, within this bound, for the retry.
+const CreateTimeout = 4 * time.Minute
+
+// createContext detaches a creation from its caller's cancellation, keeping its values, under CreateTimeout.
+func createContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), CreateTimeout)
+}
+
+// reserve makes the caller the only creator of name: it waits while another creation of that name is in
+// flight (a retry waits for the attempt its caller abandoned), as long as ctx allows. done ends the reservation.
+func (m *Manager) reserve(ctx context.Context, name string) (done func(), err error) {
+	for {
+		m.mu.Lock()
+		wait, busy := m.creating[name]
+		if !busy {
+			ch := make(chan struct{})
+			m.creating[name] = ch
+			m.mu.Unlock()
+			return func() {
+				m.mu.Lock()
+				delete(m.creating, name)
+				m.mu.Unlock()
+				close(ch)
+			}, nil
+		}
+		m.mu.Unlock()
+		klog.V(2).InfoS("waiting for the creation of a sandbox of the same name in flight", "name", name)
+		select {
+		case <-wait:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("pod sandbox %q is still being created by an earlier request: %w", name, ctx.Err())
+		}
+	}
+}
+
+// ReapOrphans removes sandboxes created for callers that gave up which no retry claimed within maxAge of their
+// creation and which have no containers. remove does the removal (the RemovePodSandbox path, which takes the
+// locks). It returns how many it removed.
+func (m *Manager) ReapOrphans(ctx context.Context, maxAge time.Duration, remove func(ctx context.Context, id string) error) int {
+	n := 0
+	now := time.Now()
+	for _, sb := range m.cfg.Store.Sandboxes() {
+		// One that got containers meanwhile was adopted (kubelet found it listed) and stays.
+		if !sb.Orphaned || now.Sub(time.Unix(0, sb.CreatedAt)) < maxAge || len(m.cfg.Store.Containers(sb.ID)) > 0 {
+			continue
+		}
+		klog.InfoS("removing a sandbox no retry claimed", "podSandboxID", sb.ID, "name", sb.Name, "age", now.Sub(time.Unix(0, sb.CreatedAt)))
+		if err := remove(ctx, sb.ID); err != nil {
+			klog.ErrorS(err, "removing an unclaimed sandbox", "podSandboxID", sb.ID)
+			continue
+		}
+		n++
+	}
+	return n
+}
