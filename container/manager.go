@@ -319,9 +319,8 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 			return fmt.Errorf("create log dir: %w", err)
 		}
 	}
-	if _, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error { *x = *c; return nil }); err != nil {
-		return err
-	}
+	// No store write before the runtime create: rolling back an interrupted creation needs only what the intent
+	// record holds (ID, bundle, rootfs, snapshot key).
 	faultinject.Point(faultinject.ContainerBundle)
 	pid, err := rt.Create(ctx, ociruntime.CreateOpts{
 		ID: c.ID, Name: cfg.GetMetadata().GetName(), Bundle: c.Bundle, LogPath: c.LogPath,

@@ -19,6 +19,11 @@ func waitProcessExit(ctx context.Context, pid int, timeout time.Duration) error 
 	if errors.Is(err, unix.ESRCH) {
 		return nil
 	}
+	if errors.Is(err, unix.ENOENT) {
+		// Seen on 6.18 for a conmon that was exiting (its parent, PID 1, may never reap it): no pidfd, so watch
+		// /proc until it is a zombie or gone.
+		return pollExit(ctx, pid, timeout)
+	}
 	if err != nil {
 		return fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
@@ -45,6 +50,33 @@ func waitProcessExit(ctx context.Context, pid int, timeout time.Duration) error 
 			return err
 		}
 	}
+}
+
+// pollExit waits, checking /proc every 10ms, until pid has exited or is gone.
+func pollExit(ctx context.Context, pid int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for !exitedOrGone(pid) {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("process %d still running: %w", pid, context.DeadlineExceeded)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+// exitedOrGone reports whether pid no longer exists or is a zombie (exited, not reaped).
+func exitedOrGone(pid int) bool {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	s := string(data)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || i+2 >= len(s) || s[i+2] == 'Z' || s[i+2] == 'X'
 }
 
 // descendants lists the PIDs whose ancestry leads to root (excluding root), from /proc.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -209,6 +210,33 @@ func TestWatcherCloseWhileBlockedOnSend(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("Close hangs while the watcher is blocked sending")
+	}
+}
+
+func TestPollExitSeesZombieAndMissingProcess(t *testing.T) {
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Skip("no true binary:", err)
+	}
+	pid := cmd.Process.Pid
+	// Not reaped yet: a zombie once it has exited.
+	if err := pollExit(context.Background(), pid, 5*time.Second); err != nil {
+		t.Fatalf("pollExit on an exited child: %v", err)
+	}
+	_ = cmd.Wait()
+	if err := pollExit(context.Background(), pid, time.Second); err != nil {
+		t.Fatalf("pollExit on a reaped child: %v", err)
+	}
+	if !exitedOrGone(pid) {
+		t.Error("a reaped child is not reported gone")
+	}
+	if exitedOrGone(os.Getpid()) {
+		t.Error("the test process is reported exited")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := pollExit(ctx, os.Getpid(), time.Minute); err == nil {
+		t.Error("pollExit on a live process returned nil")
 	}
 }
 

@@ -217,6 +217,15 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	if sb.CgroupParent == "" {
 		sb.CgroupParent = m.cfg.DefaultCgroupParent
 	}
+	// The pins setup will make are named up front (unpinning a path never pinned is a no-op): one store write
+	// fewer per pod than recording them after pinning.
+	predicted := pinTypes(sb)
+	if _, _, ok := PodUserns(cfg); ok {
+		predicted = append(predicted, nsutil.User)
+	}
+	for _, t := range predicted {
+		sb.Namespaces[string(t)] = filepath.Join(m.nsDir, sb.ID, string(t))
+	}
 	// Intent first: a crash after this point leaves a record that recovery rolls back.
 	if err := m.cfg.Store.AddSandbox(sb); err != nil {
 		return "", err
@@ -256,22 +265,13 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 	if err := os.MkdirAll(sb.Dir, 0o711); err != nil {
 		return fmt.Errorf("create pod dir: %w", err)
 	}
-	var types []nsutil.Type
-	if !sb.HostNetwork {
-		types = append(types, nsutil.Net, nsutil.UTS)
-	}
-	if !sb.HostIPC {
-		types = append(types, nsutil.IPC)
-	}
-	pins, err := m.pinNamespaces(ctx, sb, types)
+	// The intent record already names these pins (see pinTypes), so a crash from here on unpins them.
+	pins, err := m.pinNamespaces(ctx, sb, pinTypes(sb))
 	if err != nil {
 		return fmt.Errorf("pin namespaces: %w", err)
 	}
 	for t, p := range pins {
 		sb.Namespaces[string(t)] = p
-	}
-	if err := m.persist(sb); err != nil {
-		return err
 	}
 	faultinject.Point(faultinject.SandboxPinned)
 	if uts := pins[nsutil.UTS]; uts != "" && cfg.GetHostname() != "" {
@@ -350,6 +350,18 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 		return err
 	}
 	return nil
+}
+
+// pinTypes are the namespaces a sandbox pins: net and uts unless it uses the host's network, ipc unless the host's.
+func pinTypes(sb *store.Sandbox) []nsutil.Type {
+	var types []nsutil.Type
+	if !sb.HostNetwork {
+		types = append(types, nsutil.Net, nsutil.UTS)
+	}
+	if !sb.HostIPC {
+		types = append(types, nsutil.IPC)
+	}
+	return types
 }
 
 func (m *Manager) persist(sb *store.Sandbox) error {

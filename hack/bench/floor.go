@@ -1,0 +1,265 @@
+package main
+
+import (
+	"archive/tar"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"github.com/containernetworking/cni/libcni"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
+)
+
+// measureFloor times what any runtime must do for the benchmark's pod, without a runtime: a new network
+// namespace pinned by a bind mount plus CNI ADD of the same conflist (libcni, the same plugins), then runc
+// create + start of a busybox bundle running the same command. Teardown is runc delete --force, CNI DEL and
+// unpinning the namespace. Everything is removed before it returns.
+func measureFloor(ctx context.Context, o *options) (*Results, error) {
+	dir := filepath.Join(o.workDir, "floor")
+	rootfs := filepath.Join(dir, "rootfs")
+	if err := os.MkdirAll(filepath.Join(dir, "netns"), 0o755); err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	img, err := mirrorImage(ctx, o.mirror, o.image)
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", o.image, err)
+	}
+	rc := mutate.Extract(img)
+	err = untar(rc, rootfs)
+	rc.Close()
+	if err != nil {
+		return nil, fmt.Errorf("extract %s: %w", o.image, err)
+	}
+	list, err := confList(o.cniConfDir)
+	if err != nil {
+		return nil, err
+	}
+	cni := libcni.NewCNIConfigWithCacheDir(o.cniBinDirs, filepath.Join(dir, "cni-cache"), nil)
+	stateRoot := filepath.Join(dir, "runc")
+
+	var netT, runcT, total, down []time.Duration
+	for i := 0; i < o.floorRuns; i++ {
+		id := fmt.Sprintf("noded-bench-floor-%d-%d", os.Getpid(), i)
+		nsPath := filepath.Join(dir, "netns", id)
+		rt := &libcni.RuntimeConf{ContainerID: id, NetNS: nsPath, IfName: "eth0",
+			Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "noded-bench"}, {"K8S_POD_NAME", id}}}
+		bundle := filepath.Join(dir, "bundles", id)
+		if err := writeBundle(bundle, rootfs, nsPath, o.floorParent+"/"+id); err != nil {
+			return nil, err
+		}
+		t0 := time.Now()
+		err := pinNetns(nsPath)
+		if err == nil {
+			_, err = cni.AddNetworkList(ctx, list, rt)
+		}
+		t1 := time.Now()
+		if err == nil {
+			err = runcCmd(ctx, o.runc, stateRoot, "create", "--bundle", bundle, id)
+		}
+		if err == nil {
+			err = runcCmd(ctx, o.runc, stateRoot, "start", id)
+		}
+		t2 := time.Now()
+		// Teardown, timed when everything worked, always done.
+		derr := errors.Join(
+			runcCmd(context.WithoutCancel(ctx), o.runc, stateRoot, "delete", "--force", id),
+			cniDel(context.WithoutCancel(ctx), cni, list, rt),
+			unpinNetns(nsPath),
+			removeCgroupTree(o.floorParent+"/"+id),
+			os.RemoveAll(bundle),
+		)
+		t3 := time.Now()
+		if err != nil {
+			return nil, errors.Join(err, derr)
+		}
+		if derr != nil {
+			return nil, derr
+		}
+		netT, runcT, total, down = append(netT, t1.Sub(t0)), append(runcT, t2.Sub(t1)), append(total, t2.Sub(t0)), append(down, t3.Sub(t2))
+	}
+	_ = removeCgroupTree(o.floorParent)
+	res := &Results{Label: "floor"}
+	res.addLatencies("floor netns+CNI ADD", netT)
+	res.addLatencies("floor runc create+start", runcT)
+	res.addLatencies("floor total", total)
+	res.addLatencies("floor teardown", down)
+	return res, nil
+}
+
+// runcCmd runs runc with its stdio on /dev/null (runc create hands its stdio to the container, so a pipe would
+// stay open for the container's lifetime); runc's own error messages go to a log file that an error quotes.
+func runcCmd(ctx context.Context, runc, root string, args ...string) error {
+	logPath := filepath.Join(root, fmt.Sprintf("runc-%s.log", args[len(args)-1]))
+	if err := os.MkdirAll(root, 0o700); err != nil {
+		return err
+	}
+	defer os.Remove(logPath)
+	cmd := exec.CommandContext(ctx, runc, append([]string{"--root", root, "--log", logPath}, args...)...)
+	if err := cmd.Run(); err != nil {
+		msg, _ := os.ReadFile(logPath)
+		return fmt.Errorf("runc %s: %w: %s", args[0], err, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+// cniDel runs CNI DEL. A failure is reported and ignored: on a shared machine another tool's iptables cleanup
+// can remove the pod's chain before DEL (the bridge plugin then fails), which is no fault of the floor.
+func cniDel(ctx context.Context, cni *libcni.CNIConfig, list *libcni.NetworkConfigList, rt *libcni.RuntimeConf) error {
+	if err := cni.DelNetworkList(ctx, list, rt); err != nil {
+		fmt.Fprintf(os.Stderr, "bench: floor: CNI DEL of %s (ignored): %v\n", rt.ContainerID, err)
+	}
+	return nil
+}
+
+// pinNetns makes a new network namespace and bind-mounts it on path, on a thread of its own that ends with the
+// goroutine (so no other goroutine runs in that namespace).
+func pinNetns(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("unshare netns: %w", err)
+			return
+		}
+		src := fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid())
+		if err := unix.Mount(src, path, "", unix.MS_BIND, ""); err != nil {
+			errc <- fmt.Errorf("pin netns: %w", err)
+			return
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		_ = os.Remove(path)
+		return err
+	}
+	return nil
+}
+
+func unpinNetns(path string) error {
+	if err := unix.Unmount(path, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+		return fmt.Errorf("unmount %s: %w", path, err)
+	}
+	if err := os.Remove(path); err != nil && !os.IsNotExist(err) {
+		return err
+	}
+	return nil
+}
+
+// confList loads the first .conflist of dir.
+func confList(dir string) (*libcni.NetworkConfigList, error) {
+	files, err := libcni.ConfFiles(dir, []string{".conflist"})
+	if err != nil || len(files) == 0 {
+		return nil, fmt.Errorf("no .conflist in %s: %v", dir, err)
+	}
+	return libcni.NetworkConfFromFile(files[0])
+}
+
+// writeBundle writes config.json of a busybox container sharing rootfs (read-only) that runs "sleep 3600" in
+// new pid, ipc, uts and mount namespaces and the given network namespace, the defaults runc spec uses.
+func writeBundle(bundle, rootfs, netns, cgroup string) error {
+	if err := os.MkdirAll(bundle, 0o700); err != nil {
+		return err
+	}
+	caps := []string{"CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FSETID", "CAP_FOWNER", "CAP_MKNOD", "CAP_NET_RAW",
+		"CAP_SETGID", "CAP_SETUID", "CAP_SETFCAP", "CAP_SETPCAP", "CAP_NET_BIND_SERVICE", "CAP_SYS_CHROOT",
+		"CAP_KILL", "CAP_AUDIT_WRITE"}
+	spec := specs.Spec{
+		Version: specs.Version,
+		Process: &specs.Process{
+			Args: []string{"sleep", "3600"}, Cwd: "/",
+			Env:          []string{"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"},
+			Capabilities: &specs.LinuxCapabilities{Bounding: caps, Effective: caps, Permitted: caps},
+		},
+		Root:     &specs.Root{Path: rootfs, Readonly: true},
+		Hostname: "bench",
+		Mounts: []specs.Mount{
+			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "strictatime", "mode=755", "size=65536k"}},
+			{Destination: "/dev/pts", Type: "devpts", Source: "devpts", Options: []string{"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}},
+			{Destination: "/dev/shm", Type: "tmpfs", Source: "shm", Options: []string{"nosuid", "noexec", "nodev", "mode=1777", "size=65536k"}},
+			{Destination: "/dev/mqueue", Type: "mqueue", Source: "mqueue", Options: []string{"nosuid", "noexec", "nodev"}},
+			{Destination: "/sys", Type: "sysfs", Source: "sysfs", Options: []string{"nosuid", "noexec", "nodev", "ro"}},
+		},
+		Linux: &specs.Linux{
+			CgroupsPath: cgroup,
+			Namespaces: []specs.LinuxNamespace{
+				{Type: specs.PIDNamespace}, {Type: specs.IPCNamespace}, {Type: specs.UTSNamespace},
+				{Type: specs.MountNamespace}, {Type: specs.NetworkNamespace, Path: netns},
+			},
+			MaskedPaths: []string{"/proc/acpi", "/proc/kcore", "/proc/keys", "/proc/latency_stats", "/proc/timer_list",
+				"/proc/timer_stats", "/proc/sched_debug", "/sys/firmware", "/proc/scsi"},
+			ReadonlyPaths: []string{"/proc/asound", "/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"},
+		},
+	}
+	data, err := json.Marshal(spec)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(bundle, "config.json"), data, 0o600)
+}
+
+// untar extracts a flattened image filesystem (no whiteouts) into dir: directories, regular files, symlinks
+// and hard links; device nodes are skipped.
+func untar(r io.Reader, dir string) error {
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		name := filepath.Clean("/" + h.Name)
+		if name == "/" {
+			continue
+		}
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := os.MkdirAll(p, os.FileMode(h.Mode)&os.ModePerm); err != nil {
+				return err
+			}
+		case tar.TypeReg:
+			f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, os.FileMode(h.Mode)&os.ModePerm)
+			if err != nil {
+				return err
+			}
+			_, err = io.Copy(f, tr)
+			f.Close()
+			if err != nil {
+				return err
+			}
+		case tar.TypeSymlink:
+			_ = os.Remove(p)
+			if err := os.Symlink(h.Linkname, p); err != nil {
+				return err
+			}
+		case tar.TypeLink:
+			_ = os.Remove(p)
+			if err := os.Link(filepath.Join(dir, filepath.Clean("/"+h.Linkname)), p); err != nil {
+				return err
+			}
+		}
+		_ = os.Lchown(p, h.Uid, h.Gid)
+	}
+}
