@@ -97,8 +97,9 @@ func (m *Manager) Status(id string, verbose bool) (*runtimeapi.ContainerStatus, 
 
 // List returns the containers matching filter.
 func (m *Manager) List(filter *runtimeapi.ContainerFilter) []*runtimeapi.Container {
-	var out []*runtimeapi.Container
-	for _, c := range m.cfg.Store.Containers("") {
+	recs := m.cfg.Store.ContainerRecords("")
+	out := make([]*runtimeapi.Container, 0, len(recs))
+	for _, c := range recs {
 		if c.State == store.ContainerCreating {
 			continue
 		}
@@ -117,7 +118,7 @@ func (m *Manager) List(filter *runtimeapi.ContainerFilter) []*runtimeapi.Contain
 			}
 		}
 		out = append(out, &runtimeapi.Container{
-			Id: c.ID, PodSandboxId: c.SandboxID, Metadata: c.Config.GetMetadata(), Image: imageSpec(&c),
+			Id: c.ID, PodSandboxId: c.SandboxID, Metadata: c.Config.GetMetadata(), Image: imageSpec(c),
 			ImageRef: c.ImageRef, ImageId: c.ImageID, State: criState(c.State), CreatedAt: c.CreatedAt,
 			Labels: c.Config.GetLabels(), Annotations: c.Config.GetAnnotations(),
 		})

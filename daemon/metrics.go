@@ -19,7 +19,7 @@ func (d *Daemon) serveMetrics(svc *services) (stop func(), err error) {
 		for _, sb := range svc.store.Sandboxes() {
 			pods[string(sb.State)]++
 		}
-		for _, c := range svc.store.Containers("") {
+		for _, c := range svc.store.ContainerRecords("") {
 			containers[string(c.State)]++
 		}
 		return pods, containers

@@ -74,14 +74,14 @@ func (p *Provider) ContainerStats(ctx context.Context, id string) (*runtimeapi.C
 func (p *Provider) ListContainerStats(ctx context.Context, filter *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error) {
 	p.maybePrune(false)
 	var out []*runtimeapi.ContainerStats
-	for _, c := range p.cfg.Store.Containers("") {
+	for _, c := range p.cfg.Store.ContainerRecords("") {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		if !hasStats(c.State) || !matchContainer(&c, filter) {
+		if !hasStats(c.State) || !matchContainer(c, filter) {
 			continue
 		}
-		r, err := p.read(ctx, &c, cgstats.WantCPU|cgstats.WantMemory)
+		r, err := p.read(ctx, c, cgstats.WantCPU|cgstats.WantMemory)
 		if err != nil {
 			klog.V(2).InfoS("container stats unavailable", "containerID", c.ID, "err", err)
 		}

@@ -163,7 +163,7 @@ func (p *Provider) maybePrune(force bool) {
 		return
 	}
 	live := map[string]bool{}
-	for _, c := range p.cfg.Store.Containers("") {
+	for _, c := range p.cfg.Store.ContainerRecords("") {
 		live["c/"+c.ID] = true
 	}
 	for _, sb := range p.cfg.Store.Sandboxes() {

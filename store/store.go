@@ -260,6 +260,22 @@ func (s *Store) Containers(sandboxID string) []Container {
 	return out
 }
 
+// ContainerRecords is Containers without the copies, for hot read-only paths (ListContainers, stats): the
+// records are the store's own, shared and never modified once stored (updates replace them), so callers must not
+// modify them either. Sorted by creation time.
+func (s *Store) ContainerRecords(sandboxID string) []*Container {
+	s.mu.RLock()
+	out := make([]*Container, 0, len(s.containers))
+	for _, c := range s.containers {
+		if sandboxID == "" || c.SandboxID == sandboxID {
+			out = append(out, c)
+		}
+	}
+	s.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt < out[j].CreatedAt })
+	return out
+}
+
 // ---- helpers ----
 
 type record interface{ encode() ([]byte, error) }
