@@ -59,12 +59,28 @@ func (st iptablesState) linesMatching(needles ...string) []string {
 func restoreIptables(t *testing.T, bin string, before iptablesState, markers ...string) {
 	t.Helper()
 	after := saveIptables(t, bin)
+	marked := func(l string) bool {
+		for _, m := range markers {
+			if strings.Contains(l, m) {
+				return true
+			}
+		}
+		return false
+	}
+	// The test's chains: new CNI-* chains that a rule naming the test (a marker) lives in or jumps to. Other new
+	// chains belong to whoever else runs CNI on this machine meanwhile (and may be empty for a moment): left alone.
 	newChains := map[string]map[string]bool{}
 	for tbl, lines := range after {
 		newChains[tbl] = map[string]bool{}
 		for l := range lines {
-			if strings.HasPrefix(l, ":CNI-") && !before[tbl][l] {
-				newChains[tbl][l[1:]] = true
+			if !strings.HasPrefix(l, "-A ") || before[tbl][l] || !marked(l) {
+				continue
+			}
+			f := splitRule(l)
+			for i := range f {
+				if (i == 1 || (i > 1 && f[i-1] == "-j")) && strings.HasPrefix(f[i], "CNI-") && !before[tbl][":"+f[i]] {
+					newChains[tbl][f[i]] = true
+				}
 			}
 		}
 	}
@@ -74,10 +90,7 @@ func restoreIptables(t *testing.T, bin string, before iptablesState, markers ...
 				continue
 			}
 			f := splitRule(l)
-			ours := false
-			for _, m := range markers {
-				ours = ours || strings.Contains(l, m)
-			}
+			ours := marked(l)
 			if len(f) >= 2 && newChains[tbl][f[1]] {
 				ours = true // a rule inside a chain the test created
 			}
