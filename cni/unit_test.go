@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -151,12 +152,13 @@ func TestRuntimeConf(t *testing.T) {
 }
 
 func TestDefaultConflistTemplate(t *testing.T) {
-	tmpl, err := os.ReadFile("../hack/cni/10-noded.conflist")
+	// As install-conf.sh writes it.
+	conf, err := exec.Command("../hack/cni/render-conflist.sh", "noded", "noded0", "10.88.0.0/16").Output()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	writeFile(t, filepath.Join(dir, "10-noded.conflist"), strings.ReplaceAll(string(tmpl), "@SUBNET@", "10.88.0.0/16"))
+	writeFile(t, filepath.Join(dir, "10-noded.conflist"), string(conf))
 	m, err := New(dir, []string{"/usr/lib/cni"})
 	if err != nil {
 		t.Fatal(err)

@@ -28,33 +28,11 @@ bench_registry() {
 	fi
 }
 
-# write_conflist DIR: the same bridge + host-local + portmap + loopback list as hack/cni/10-noded.conflist,
-# with this runtime's name, bridge, subnet and IPAM state under RUN.
+# write_conflist DIR: hack/cni's network list (as noded's default) with this runtime's name, bridge, subnet and
+# IPAM state under RUN.
 write_conflist() {
 	mkdir -p "$1" "$RUN/cni/ipam"
-	cat >"$1/10-$NAME.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "$NAME",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$BRIDGE",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "$RUN/cni/ipam",
-        "ranges": [[{ "subnet": "$SUBNET" }]],
-        "routes": [{ "dst": "0.0.0.0/0" }]
-      }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true }, "snat": true },
-    { "type": "loopback" }
-  ]
-}
-EOF
+	"$REPO/hack/cni/render-conflist.sh" "$NAME" "$BRIDGE" "$SUBNET" "$RUN/cni/ipam" >"$1/10-$NAME.conflist"
 }
 
 # cgroup_dirs CG: the directory of cgroup CG in every mounted hierarchy (v1 controllers and unified).

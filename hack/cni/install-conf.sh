@@ -9,7 +9,6 @@ set -eu
 
 CONFDIR=${1:-/etc/cni/net.d}
 HERE=$(cd "$(dirname "$0")" && pwd)
-TEMPLATE="$HERE/10-noded.conflist"
 CANDIDATES="10.88.0.0/16 10.244.0.0/16 10.200.0.0/16 10.123.0.0/16 10.77.0.0/16"
 
 for f in "$CONFDIR"/*.conflist; do
@@ -52,7 +51,7 @@ fi
 mkdir -p "$CONFDIR"
 tmp=$(mktemp "$CONFDIR/.10-noded.conflist.XXXXXX")
 trap 'rm -f "$tmp"' EXIT
-sed "s#@SUBNET@#$subnet#" "$TEMPLATE" >"$tmp"
+"$HERE/render-conflist.sh" noded noded0 "$subnet" >"$tmp"
 chmod 0644 "$tmp"
 mv "$tmp" "$CONFDIR/10-noded.conflist"
 trap - EXIT

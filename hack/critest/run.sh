@@ -226,29 +226,7 @@ if [ "${CRITEST_KEEP_IMAGES:-}" != 1 ]; then
 fi
 
 # --- noded configuration
-cat >"$RUN/cni/net.d/10-$NETNAME.conflist" <<EOF
-{
-  "cniVersion": "1.0.0",
-  "name": "$NETNAME",
-  "plugins": [
-    {
-      "type": "bridge",
-      "bridge": "$BRIDGE",
-      "isGateway": true,
-      "ipMasq": true,
-      "hairpinMode": true,
-      "ipam": {
-        "type": "host-local",
-        "dataDir": "$RUN/cni/ipam",
-        "ranges": [[{ "subnet": "$SUBNET" }]],
-        "routes": [{ "dst": "0.0.0.0/0" }]
-      }
-    },
-    { "type": "portmap", "capabilities": { "portMappings": true }, "snat": true },
-    { "type": "loopback" }
-  ]
-}
-EOF
+"$REPO/hack/cni/render-conflist.sh" "$NETNAME" "$BRIDGE" "$SUBNET" "$RUN/cni/ipam" >"$RUN/cni/net.d/10-$NETNAME.conflist"
 {
 	echo 'default_runtime = "runc"'
 	echo 'cgroup_driver = "cgroupfs"'
