@@ -323,7 +323,7 @@ func (s *Service) ensureLayer(ctx context.Context, u *unpacking, i int) error {
 			return err
 		}
 		unpack = func(ctx context.Context) (struct{}, error) {
-			return struct{}{}, s.unpackLayer(ctx, u.repo, l, parentKey)
+			return struct{}{}, s.unpackLayer(ctx, u.repo, l, parentKey, nil, nil)
 		}
 	} else {
 		// Unpack slots are taken in layer order, so the lowest unfinished layer always holds one: a layer
@@ -344,7 +344,7 @@ func (s *Service) ensureLayer(ctx context.Context, u *unpacking, i int) error {
 		defer s.unpackSlots.Release(1)
 		unpack = func(fctx context.Context) (struct{}, error) {
 			wait := func() error { return s.waitParentCommitted(fctx, u, i, parentKey) }
-			return struct{}{}, s.unpackLayerOnto(fctx, u.la, u.repo, l, parentKey, wait)
+			return struct{}{}, s.unpackLayer(fctx, u.repo, l, parentKey, u.la, wait)
 		}
 	}
 	if _, err := s.layers.do(ctx, l.ChainID.String(), unpack); err != nil {
@@ -414,10 +414,14 @@ func (s *Service) removeUnpack(ctx context.Context, key string) {
 	}
 }
 
-// unpackLayer applies layer l on parentKey and commits it as l.ChainID, unless that snapshot exists. The
+// unpackLayer applies layer l and commits it as l.ChainID on parentKey, unless that snapshot exists. The
 // compressed stream is read from the content store as it is written there; the digest of the uncompressed
 // stream must equal l.DiffID and the download must verify, else the snapshot is discarded.
-func (s *Service) unpackLayer(ctx context.Context, repo *registry.Repository, l Layer, parentKey string) (retErr error) {
+//
+// With la nil the layer is applied in a snapshot prepared on parentKey (any snapshotter). With a LayerApplier it
+// is applied into a snapshot without a parent while the layers below may still be unpacking (waitParent returns
+// once the parent is committed) and committed onto parentKey.
+func (s *Service) unpackLayer(ctx context.Context, repo *registry.Repository, l Layer, parentKey string, la snapshotter.LayerApplier, waitParent func() error) (retErr error) {
 	if ok, err := s.committed(ctx, l.ChainID.String()); err != nil || ok {
 		return err
 	}
@@ -428,7 +432,11 @@ func (s *Service) unpackLayer(ctx context.Context, repo *registry.Repository, l 
 	defer closeStream()
 
 	key := unpackKeyPrefix + randomHex()
-	mounts, err := s.sn.Prepare(ctx, key, parentKey, snapshotter.WithLabels(map[string]string{labelUnpack: l.ChainID.String()}))
+	prepareParent := parentKey
+	if la != nil {
+		prepareParent = ""
+	}
+	mounts, err := s.sn.Prepare(ctx, key, prepareParent, snapshotter.WithLabels(map[string]string{labelUnpack: l.ChainID.String()}))
 	if err != nil {
 		return fmt.Errorf("prepare snapshot: %w", err)
 	}
@@ -439,49 +447,19 @@ func (s *Service) unpackLayer(ctx context.Context, repo *registry.Repository, l 
 	}()
 	diff := digest.SHA256.Digester()
 	tee := io.TeeReader(dec, diff.Hash())
-	if _, err := s.apply(ctx, key, mounts, tee); err != nil {
-		return firstErr(dl.failed(), fmt.Errorf("apply: %w", err))
+	if la != nil {
+		_, err = la.ApplyLayerOnto(ctx, key, parentKey, waitParent, tee)
+	} else {
+		_, err = s.apply(ctx, key, mounts, tee)
 	}
-	if err := finishLayer(ctx, dl, tee, diff, l); err != nil {
-		return err
-	}
-	return s.commitLayer(ctx, l, key, func() error {
-		return s.sn.Commit(ctx, l.ChainID.String(), key, snapshotter.WithLabels(map[string]string{LabelLayer: l.DiffID.String()}))
-	})
-}
-
-// unpackLayerOnto is unpackLayer for a LayerApplier: the layer is applied into a snapshot without a parent
-// while the layers below may still be unpacking (waitParent returns once the parent is committed) and
-// committed on parentKey.
-func (s *Service) unpackLayerOnto(ctx context.Context, la snapshotter.LayerApplier, repo *registry.Repository, l Layer, parentKey string, waitParent func() error) (retErr error) {
-	if ok, err := s.committed(ctx, l.ChainID.String()); err != nil || ok {
-		return err
-	}
-	dl, dec, closeStream, err := s.layerStream(ctx, repo, l)
 	if err != nil {
-		return err
-	}
-	defer closeStream()
-
-	key := unpackKeyPrefix + randomHex()
-	if _, err := s.sn.Prepare(ctx, key, "", snapshotter.WithLabels(map[string]string{labelUnpack: l.ChainID.String()})); err != nil {
-		return fmt.Errorf("prepare snapshot: %w", err)
-	}
-	defer func() {
-		if retErr != nil {
-			s.removeUnpack(ctx, key)
-		}
-	}()
-	diff := digest.SHA256.Digester()
-	tee := io.TeeReader(dec, diff.Hash())
-	if _, err := la.ApplyLayerOnto(ctx, key, parentKey, waitParent, tee); err != nil {
 		return firstErr(dl.failed(), fmt.Errorf("apply: %w", err))
 	}
 	if err := finishLayer(ctx, dl, tee, diff, l); err != nil {
 		return err
 	}
 	labels := snapshotter.WithLabels(map[string]string{LabelLayer: l.DiffID.String()})
-	if parentKey == "" {
+	if la == nil || parentKey == "" {
 		return s.commitLayer(ctx, l, key, func() error { return s.sn.Commit(ctx, l.ChainID.String(), key, labels) })
 	}
 	if err := waitParent(); err != nil {
