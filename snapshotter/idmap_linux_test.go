@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 
@@ -21,16 +22,7 @@ func testUserns(t *testing.T) string {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	return filepath.Join("/proc", itoa(cmd.Process.Pid), "ns", "user")
-}
-
-func itoa(n int) string { return string(appendInt(nil, n)) }
-
-func appendInt(b []byte, n int) []byte {
-	if n >= 10 {
-		b = appendInt(b, n/10)
-	}
-	return append(b, byte('0'+n%10))
+	return filepath.Join("/proc", strconv.Itoa(cmd.Process.Pid), "ns", "user")
 }
 
 func ownerOf(t *testing.T, path string) uint32 {
