@@ -13,6 +13,13 @@ if [ -n "$unformatted" ]; then echo "gofmt needed:"; echo "$unformatted"; exit 1
 echo "== go vet"
 go vet ./...
 
+echo "== kubelet for the kubelet integration test (hack/k8s/build.sh: built once, then cached)"
+# TestKubeletStandalone runs this kubelet on a private noded; the build takes about 10 min cold, seconds warm.
+kubelet_start=$SECONDS
+NODED_KUBELET="$(./hack/k8s/build.sh --print kubelet)/kubelet"
+export NODED_KUBELET
+echo "kubelet: ${NODED_KUBELET} ($((SECONDS - kubelet_start)) s)"
+
 echo "== go test (unit and integration)"
 # -p 1 keeps integration packages (which start real daemons, mounts and networks) from running side by side.
 go test -count=1 -p 1 -timeout 60m ./... 2>&1 | tee /tmp/noded-test.log
