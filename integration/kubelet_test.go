@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,8 +32,9 @@ func busyboxContainer(name, script string) obj {
 // TestKubeletStandalone runs the real kubelet (v1.37.2, standalone: static pods from a dir, no API server) on
 // a private noded and checks what kubelet does with the CRI: a pod on the CNI network whose readiness (HTTP) and
 // liveness (exec) probes kubelet runs, with limits and an emptyDir shared by two containers; a host-network pod;
-// a container that fails and is restarted by kubelet; logs and exec through kubelet's own API; and, once the
-// manifests are gone and kubelet stopped, nothing left on the host.
+// a container that fails and is restarted by kubelet (with its termination message); logs, exec and
+// port-forward through kubelet's own API; /stats/summary; and, once the manifests are gone and kubelet stopped
+// (leaving a pod running, as it does), nothing left on the host.
 func TestKubeletStandalone(t *testing.T) {
 	framework.RequireRoot(t)
 	bin := framework.KubeletBinary(t)
@@ -82,7 +85,7 @@ func TestKubeletStandalone(t *testing.T) {
 		"terminationGracePeriodSeconds": 2,
 		"volumes":                       []obj{{"name": "state", "emptyDir": obj{}}},
 		"containers": []obj{merge(busyboxContainer("flaky",
-			"if [ -e /state/ran ]; then echo second-run; exec sleep 100000; fi; touch /state/ran; echo first-run; exit 3"),
+			"if [ -e /state/ran ]; then echo second-run; exec sleep 100000; fi; touch /state/ran; echo first-run; echo first-run-failed > /dev/termination-log; exit 3"),
 			obj{"volumeMounts": []obj{{"name": "state", "mountPath": "/state"}}})},
 	}))
 
@@ -181,8 +184,9 @@ func TestKubeletStandalone(t *testing.T) {
 		if c.RestartCount != 1 {
 			t.Errorf("restartCount = %d, want 1", c.RestartCount)
 		}
-		if c.LastState.Terminated == nil || c.LastState.Terminated.ExitCode != 3 {
-			t.Errorf("last state = %+v, want terminated with exit code 3", c.LastState)
+		// The termination message comes from the file kubelet mounted at /dev/termination-log.
+		if lt := c.LastState.Terminated; lt == nil || lt.ExitCode != 3 || lt.Reason != "Error" || strings.TrimSpace(lt.Message) != "first-run-failed" {
+			t.Errorf("last state = %+v, want terminated with exit code 3, reason Error, message first-run-failed", lt)
 		}
 		if logs, err := k.ContainerLogs(ctx, kubeletNS, restart, "flaky", ""); err != nil || strings.TrimSpace(logs) != "second-run" {
 			t.Errorf("current logs = %q, %v", logs, err)
@@ -205,7 +209,7 @@ func TestKubeletStandalone(t *testing.T) {
 		}
 	})
 
-	t.Run("LogsAndExecThroughKubelet", func(t *testing.T) {
+	t.Run("LogsExecAndPortForwardThroughKubelet", func(t *testing.T) {
 		logs, err := k.ContainerLogs(ctx, kubeletNS, web, "writer", "")
 		if err != nil || strings.TrimSpace(logs) != "writer-started" {
 			t.Errorf("writer logs = %q, %v", logs, err)
@@ -220,6 +224,66 @@ func TestKubeletStandalone(t *testing.T) {
 		}
 		if _, _, code, err := k.Exec(ctx, kubeletNS, web, "server", "sh", "-c", "exit 7"); err != nil || code != 7 {
 			t.Errorf("exec exit 7 = code %d, err %v", code, err)
+		}
+		// Port-forward reaches the pod's httpd and the page the writer put into the emptyDir.
+		reply, err := k.PortForward(ctx, kubeletNS, web, 8080, []byte("GET /from-writer HTTP/1.0\r\n\r\n"))
+		if err != nil || !strings.HasPrefix(string(reply), "HTTP/1.") || !strings.Contains(string(reply), " 200 ") {
+			t.Errorf("port-forward to 8080: %q, %v", reply, err)
+		}
+	})
+
+	t.Run("StatsSummary", func(t *testing.T) {
+		// kubelet's summary takes container CPU, memory and writable-layer figures from ListContainerStats.
+		type fs struct {
+			UsedBytes *uint64 `json:"usedBytes"`
+		}
+		type summary struct {
+			Pods []struct {
+				PodRef struct {
+					Name string `json:"name"`
+				} `json:"podRef"`
+				Containers []struct {
+					Name string `json:"name"`
+					CPU  struct {
+						UsageCoreNanoSeconds *uint64 `json:"usageCoreNanoSeconds"`
+					} `json:"cpu"`
+					Memory struct {
+						WorkingSetBytes *uint64 `json:"workingSetBytes"`
+					} `json:"memory"`
+					Rootfs fs `json:"rootfs"`
+					Logs   fs `json:"logs"`
+				} `json:"containers"`
+			} `json:"pods"`
+		}
+		var last string
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			b, err := k.Get(ctx, "/stats/summary")
+			var sum summary
+			if err == nil {
+				err = json.Unmarshal(b, &sum)
+			}
+			good := 0
+			for _, p := range sum.Pods {
+				if p.PodRef.Name != web {
+					continue
+				}
+				for _, c := range p.Containers {
+					if c.CPU.UsageCoreNanoSeconds != nil && *c.CPU.UsageCoreNanoSeconds > 0 &&
+						c.Memory.WorkingSetBytes != nil && *c.Memory.WorkingSetBytes > 0 &&
+						c.Rootfs.UsedBytes != nil && c.Logs.UsedBytes != nil {
+						good++
+					}
+				}
+			}
+			if good == 2 {
+				break
+			}
+			last = fmt.Sprintf("%s (%v)", b, err)
+			if time.Now().After(deadline) {
+				t.Fatalf("/stats/summary has no CPU, memory, rootfs and logs figures for both containers of %s: %s", web, last)
+			}
+			time.Sleep(time.Second)
 		}
 	})
 

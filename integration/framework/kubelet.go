@@ -415,6 +415,7 @@ type KubeletContainerStatus struct {
 		Terminated *struct {
 			ExitCode int    `json:"exitCode"`
 			Reason   string `json:"reason"`
+			Message  string `json:"message"`
 		} `json:"terminated"`
 	} `json:"lastState"`
 }
@@ -528,38 +529,20 @@ func (k *Kubelet) Exec(ctx context.Context, namespace, pod, container string, cm
 	for _, c := range cmd {
 		q.Add("command", c)
 	}
-	u := k.url("/exec/" + url.PathEscape(namespace) + "/" + url.PathEscape(pod) + "/" + url.PathEscape(container) + "?" + q.Encode())
-	rt, err := spdy.NewRoundTripper(&tls.Config{InsecureSkipVerify: true}) //nolint:gosec // loopback test kubelet
+	conn, err := k.dialStream(ctx, "/exec/"+url.PathEscape(namespace)+"/"+url.PathEscape(pod)+"/"+
+		url.PathEscape(container)+"?"+q.Encode(), "v4.channel.k8s.io")
 	if err != nil {
 		return "", "", 0, err
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, nil)
-	if err != nil {
-		return "", "", 0, err
-	}
-	req.Header.Set(httpstream.HeaderProtocolVersion, "v4.channel.k8s.io")
-	resp, err := rt.RoundTrip(req)
-	if err != nil {
-		return "", "", 0, fmt.Errorf("exec request: %w", err)
-	}
-	conn, err := rt.NewConnection(resp)
-	if err != nil {
-		return "", "", 0, fmt.Errorf("exec upgrade: %w", err)
 	}
 	defer conn.Close()
-	stream := func(typ string) (httpstream.Stream, error) {
-		h := http.Header{}
-		h.Set("streamType", typ)
-		return conn.CreateStream(h)
-	}
-	errStream, err := stream("error")
+	errStream, err := createStream(conn, "streamType", "error")
 	if err != nil {
 		return "", "", 0, err
 	}
 	var outBuf, errBuf bytes.Buffer
 	var wg sync.WaitGroup
 	for typ, buf := range map[string]*bytes.Buffer{"stdout": &outBuf, "stderr": &errBuf} {
-		s, err := stream(typ)
+		s, err := createStream(conn, "streamType", typ)
 		if err != nil {
 			return "", "", 0, err
 		}
@@ -573,6 +556,66 @@ func (k *Kubelet) Exec(ctx context.Context, namespace, pod, container string, cm
 	wg.Wait()
 	code, err = execExitCode(status)
 	return outBuf.String(), errBuf.String(), code, err
+}
+
+// PortForward opens a connection to port in the pod through kubelet's /portForward as `kubectl port-forward`
+// does (SPDY, portforward.k8s.io; kubelet proxies it to the runtime's streaming server), writes request, closes
+// its side and returns what the pod's server answered until it closed the connection.
+func (k *Kubelet) PortForward(ctx context.Context, namespace, pod string, port int, request []byte) ([]byte, error) {
+	conn, err := k.dialStream(ctx, "/portForward/"+url.PathEscape(namespace)+"/"+url.PathEscape(pod), "portforward.k8s.io")
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	hdr := []string{"port", strconv.Itoa(port), "requestID", "0"}
+	errStream, err := createStream(conn, append([]string{"streamType", "error"}, hdr...)...)
+	if err != nil {
+		return nil, err
+	}
+	data, err := createStream(conn, append([]string{"streamType", "data"}, hdr...)...)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := data.Write(request); err != nil {
+		return nil, fmt.Errorf("port-forward write: %w", err)
+	}
+	_ = data.Close() // half-close: the server sees the end of the request
+	reply, rerr := io.ReadAll(data)
+	if msg, _ := io.ReadAll(errStream); len(msg) > 0 {
+		return reply, fmt.Errorf("port-forward error: %s", msg)
+	}
+	return reply, rerr
+}
+
+// dialStream upgrades a request to kubelet's API to a SPDY connection speaking protocol.
+func (k *Kubelet) dialStream(ctx context.Context, path, protocol string) (httpstream.Connection, error) {
+	rt, err := spdy.NewRoundTripper(&tls.Config{InsecureSkipVerify: true}) //nolint:gosec // loopback test kubelet
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, k.url(path), nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set(httpstream.HeaderProtocolVersion, protocol)
+	resp, err := rt.RoundTrip(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	conn, err := rt.NewConnection(resp)
+	if err != nil {
+		return nil, fmt.Errorf("upgrade %s: %w", path, err)
+	}
+	return conn, nil
+}
+
+// createStream opens a stream with the given header key/value pairs.
+func createStream(conn httpstream.Connection, kv ...string) (httpstream.Stream, error) {
+	h := http.Header{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		h.Set(kv[i], kv[i+1])
+	}
+	return conn.CreateStream(h)
 }
 
 // execExitCode decodes the v4 protocol's status (a metav1.Status; empty means success).
