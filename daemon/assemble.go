@@ -116,7 +116,8 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 			_, ok := s.runtimes[h]
 			return ok
 		},
-		CheckUserns: s.containers.CheckUserns,
+		CheckUserns:    s.containers.CheckUserns,
+		HostResolvConf: d.cfg.HostResolvConf,
 	}); err != nil {
 		return nil, fmt.Errorf("sandboxes: %w", err)
 	}

@@ -591,6 +591,30 @@ func TestNamespaces(t *testing.T) {
 	}
 }
 
+// procMount Unmasked (hostUsers: false): kubelet sends empty masked and read-only lists, which mean none only in
+// a user namespace; without one, empty lists keep the defaults.
+func TestUnmaskedProcWithUserNamespace(t *testing.T) {
+	p := testParams(t)
+	p.Runtime.UserNamespaces = true
+	sc(&p).MaskedPaths, sc(&p).ReadonlyPaths = []string{}, []string{}
+	s := mustBuild(t, p)
+	if !slices.Equal(s.Linux.MaskedPaths, DefaultMaskedPaths()) || !slices.Equal(s.Linux.ReadonlyPaths, DefaultReadonlyPaths()) {
+		t.Errorf("no user namespace, empty lists: masked %v readonly %v; want the defaults", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+	}
+	m := []*runtimeapi.IDMapping{{HostId: 65536, ContainerId: 0, Length: 65536}}
+	sc(&p).NamespaceOptions = &runtimeapi.NamespaceOption{UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: m, Gids: m}}
+	s = mustBuild(t, p)
+	if len(s.Linux.MaskedPaths) != 0 || len(s.Linux.ReadonlyPaths) != 0 {
+		t.Errorf("user namespace, empty lists: masked %v readonly %v; want none", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+	}
+	// Default procMount in a user namespace: kubelet's default lists are used as sent.
+	sc(&p).MaskedPaths, sc(&p).ReadonlyPaths = DefaultMaskedPaths(), DefaultReadonlyPaths()
+	s = mustBuild(t, p)
+	if !slices.Equal(s.Linux.MaskedPaths, DefaultMaskedPaths()) || !slices.Equal(s.Linux.ReadonlyPaths, DefaultReadonlyPaths()) {
+		t.Errorf("user namespace, default lists: masked %v readonly %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+	}
+}
+
 func TestResourcesAndSysctls(t *testing.T) {
 	p := testParams(t)
 	p.PidsLimit = 100
