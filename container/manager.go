@@ -27,6 +27,7 @@ import (
 	"github.com/noded/noded/internal/keymutex"
 	"github.com/noded/noded/oci"
 	"github.com/noded/noded/ociruntime"
+	"github.com/noded/noded/sandbox"
 	"github.com/noded/noded/snapshotter"
 	"github.com/noded/noded/store"
 )
@@ -587,8 +588,31 @@ func (m *Manager) emit(c *store.Container, typ runtimeapi.ContainerEventType) {
 	if m.cfg.OnEvent == nil {
 		return
 	}
-	m.cfg.OnEvent(&runtimeapi.ContainerEventResponse{
-		ContainerId: c.ID, ContainerEventType: typ, CreatedAt: time.Now().UnixNano(),
-		ContainersStatuses: []*runtimeapi.ContainerStatus{ToStatus(c)},
-	})
+	m.cfg.OnEvent(m.event(c, typ))
+}
+
+// event builds a lifecycle event of c the way kubelet's evented PLEG takes it: with the status of c's pod and
+// of all the pod's containers, as they are now (c as given, even if the store has moved on; a deleted c is no
+// longer one of them). kubelet drops events without a pod status.
+func (m *Manager) event(c *store.Container, typ runtimeapi.ContainerEventType) *runtimeapi.ContainerEventResponse {
+	ev := &runtimeapi.ContainerEventResponse{ContainerId: c.ID, ContainerEventType: typ, CreatedAt: time.Now().UnixNano()}
+	if sb, err := m.cfg.Store.Sandbox(c.SandboxID); err == nil {
+		ev.PodSandboxStatus = sandbox.ToStatus(&sb)
+	}
+	seen := false
+	for _, x := range m.cfg.Store.Containers(c.SandboxID) {
+		if x.ID == c.ID {
+			if typ == runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT {
+				continue
+			}
+			x, seen = *c, true
+		} else if x.State == store.ContainerCreating {
+			continue
+		}
+		ev.ContainersStatuses = append(ev.ContainersStatuses, ToStatus(&x))
+	}
+	if !seen && typ != runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT {
+		ev.ContainersStatuses = append(ev.ContainersStatuses, ToStatus(c))
+	}
+	return ev
 }
