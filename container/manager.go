@@ -23,6 +23,7 @@ import (
 	"github.com/noded/noded/cgroupsv2"
 	cgstats "github.com/noded/noded/cgroupsv2/stats"
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/features"
 	"github.com/noded/noded/internal/faultinject"
 	"github.com/noded/noded/internal/keymutex"
 	"github.com/noded/noded/oci"
@@ -59,6 +60,9 @@ type Config struct {
 	// CgroupReader reads cgroup counters; nil detects the host's layout.
 	CgroupReader *cgstats.Reader
 	Host         oci.HostInfo
+	// HostFeatures is what the kernel and the snapshot filesystem can do (probed at start); a handler gets a
+	// feature only if its runtime and the host both have it. Nil trusts the runtime alone.
+	HostFeatures *features.Host
 	// OnEvent is called (without locks held) for container lifecycle events.
 	OnEvent func(ev *runtimeapi.ContainerEventResponse)
 }
@@ -122,8 +126,19 @@ func (m *Manager) Features(ctx context.Context, handler string) (oci.Features, e
 	}
 	f := oci.Features{RecursiveReadOnly: rf.RecursiveReadOnly, IDMapMounts: rf.IDMapMounts,
 		UserNamespaces: rf.UserNamespaces, Seccomp: rf.Seccomp, CgroupV2: cgroupsv2.DetectHost().Unified}
+	if m.cfg.HostFeatures != nil {
+		hf := HandlerFeatures(*m.cfg.HostFeatures, rf)
+		f.RecursiveReadOnly, f.IDMapMounts, f.UserNamespaces = hf.RecursiveReadOnly, hf.IDMapMounts, hf.UserNamespaces
+	}
 	m.feats[rt.Name()] = f
 	return f, nil
+}
+
+// HandlerFeatures is what a handler whose runtime reports rf can do on a host that can do h.
+func HandlerFeatures(h features.Host, rf *ociruntime.Features) features.Handler {
+	return features.Combine(h, features.Runtime{
+		RecursiveReadOnly: rf.RecursiveReadOnly, UserNamespaces: rf.UserNamespaces, IDMapMounts: rf.IDMapMounts,
+	})
 }
 
 // UniqueName is the name a container is reserved under.
