@@ -22,11 +22,13 @@ import (
 	"github.com/noded/noded/cgroupsv2"
 	cgstats "github.com/noded/noded/cgroupsv2/stats"
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/features"
 	"github.com/noded/noded/internal/faultinject"
 	"github.com/noded/noded/internal/keymutex"
 	"github.com/noded/noded/oci"
 	"github.com/noded/noded/oci/signal"
 	"github.com/noded/noded/ociruntime"
+	"github.com/noded/noded/sandbox"
 	"github.com/noded/noded/snapshotter"
 	"github.com/noded/noded/store"
 )
@@ -61,6 +63,9 @@ type Config struct {
 	// Hugetlb says whether containers' cgroups can carry hugepage limits (cgroupsv2.DetectHugetlb); limits that
 	// cannot be applied are dropped when 0 and refused (FailedPrecondition) otherwise.
 	Hugetlb cgroupsv2.Hugetlb
+	// HostFeatures is what the kernel and the snapshot filesystem can do (probed at start); a handler gets a
+	// feature only if its runtime and the host both have it. Nil trusts the runtime alone.
+	HostFeatures *features.Host
 	// OnEvent is called (without locks held) for container lifecycle events.
 	OnEvent func(ev *runtimeapi.ContainerEventResponse)
 }
@@ -124,8 +129,19 @@ func (m *Manager) Features(ctx context.Context, handler string) (oci.Features, e
 	}
 	f := oci.Features{RecursiveReadOnly: rf.RecursiveReadOnly, IDMapMounts: rf.IDMapMounts,
 		UserNamespaces: rf.UserNamespaces, Seccomp: rf.Seccomp, CgroupV2: cgroupsv2.DetectHost().Unified}
+	if m.cfg.HostFeatures != nil {
+		hf := HandlerFeatures(*m.cfg.HostFeatures, rf)
+		f.RecursiveReadOnly, f.IDMapMounts, f.UserNamespaces = hf.RecursiveReadOnly, hf.IDMapMounts, hf.UserNamespaces
+	}
 	m.feats[rt.Name()] = f
 	return f, nil
+}
+
+// HandlerFeatures is what a handler whose runtime reports rf can do on a host that can do h.
+func HandlerFeatures(h features.Host, rf *ociruntime.Features) features.Handler {
+	return features.Combine(h, features.Runtime{
+		RecursiveReadOnly: rf.RecursiveReadOnly, UserNamespaces: rf.UserNamespaces, IDMapMounts: rf.IDMapMounts,
+	})
 }
 
 // UniqueName is the name a container is reserved under.
@@ -602,8 +618,31 @@ func (m *Manager) emit(c *store.Container, typ runtimeapi.ContainerEventType) {
 	if m.cfg.OnEvent == nil {
 		return
 	}
-	m.cfg.OnEvent(&runtimeapi.ContainerEventResponse{
-		ContainerId: c.ID, ContainerEventType: typ, CreatedAt: time.Now().UnixNano(),
-		ContainersStatuses: []*runtimeapi.ContainerStatus{ToStatus(c)},
-	})
+	m.cfg.OnEvent(m.event(c, typ))
+}
+
+// event builds a lifecycle event of c the way kubelet's evented PLEG takes it: with the status of c's pod and
+// of all the pod's containers, as they are now (c as given, even if the store has moved on; a deleted c is no
+// longer one of them). kubelet drops events without a pod status.
+func (m *Manager) event(c *store.Container, typ runtimeapi.ContainerEventType) *runtimeapi.ContainerEventResponse {
+	ev := &runtimeapi.ContainerEventResponse{ContainerId: c.ID, ContainerEventType: typ, CreatedAt: time.Now().UnixNano()}
+	if sb, err := m.cfg.Store.Sandbox(c.SandboxID); err == nil {
+		ev.PodSandboxStatus = sandbox.ToStatus(&sb)
+	}
+	seen := false
+	for _, x := range m.cfg.Store.Containers(c.SandboxID) {
+		if x.ID == c.ID {
+			if typ == runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT {
+				continue
+			}
+			x, seen = *c, true
+		} else if x.State == store.ContainerCreating {
+			continue
+		}
+		ev.ContainersStatuses = append(ev.ContainersStatuses, ToStatus(&x))
+	}
+	if !seen && typ != runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT {
+		ev.ContainersStatuses = append(ev.ContainersStatuses, ToStatus(c))
+	}
+	return ev
 }

@@ -38,6 +38,8 @@ type Info struct {
 	NetworkReady func(ctx context.Context) error
 	// Handlers lists the runtime handlers and their features.
 	Handlers func(ctx context.Context) []HandlerFeatures
+	// Verbose adds to Status(verbose) info (see VerboseInfo).
+	Verbose VerboseInfo
 }
 
 // RuntimeServer implements the CRI RuntimeService. Its RPC groups live in files of their own.
@@ -86,7 +88,9 @@ func (s *RuntimeServer) Status(ctx context.Context, req *runtimeapi.StatusReques
 			cond(runtimeapi.RuntimeReady, s.info.RuntimeReady, "OCIRuntimeNotReady"),
 			cond(runtimeapi.NetworkReady, s.info.NetworkReady, "NetworkPluginNotReady"),
 		}},
-		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
+		// mount_options: CRI Mount.mount_options are passed on (oci.mounts); user namespaces with the host's
+		// network are refused (sandbox.checkUserns), so user_namespaces_host_network stays false.
+		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true, MountOptions: true},
 	}
 	if s.info.Handlers != nil {
 		for _, h := range s.info.Handlers(ctx) {
@@ -101,6 +105,7 @@ func (s *RuntimeServer) Status(ctx context.Context, req *runtimeapi.StatusReques
 	}
 	if req.GetVerbose() {
 		resp.Info = map[string]string{"cgroupDriver": s.info.CgroupDriver, "podCIDR": s.PodCIDR()}
+		s.addVerboseInfo(ctx, resp.Info)
 		if b, err := json.Marshal(s.info.Hugetlb); err == nil {
 			resp.Info["hugetlb"] = string(b)
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/noded/noded/cni"
 	"github.com/noded/noded/container"
 	"github.com/noded/noded/cri"
+	"github.com/noded/noded/features"
 	"github.com/noded/noded/image"
 	"github.com/noded/noded/oci"
 	"github.com/noded/noded/ociruntime"
@@ -34,6 +35,8 @@ type services struct {
 	images     container.Images
 	imageSrv   *image.Service
 	stats      *stats.Provider
+	// hostFeatures is what the kernel and the snapshot filesystem can do, probed once at start.
+	hostFeatures features.Host
 }
 
 // assemble builds noded's services from its config. The returned cleanup closes what was opened.
@@ -100,9 +103,11 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.hostFeatures = probeHostFeatures(ctx, filepath.Join(d.opts.Root, "snapshots"))
 	if s.containers, err = container.New(container.Config{
 		StateDir: d.opts.State, Store: s.store, Images: s.images, Snapshotter: s.snapshots, Runtimes: s.runtimes,
 		DefaultRuntime: d.cfg.DefaultRuntime, Cgroups: cgroups, Host: host, OnEvent: d.events.Publish, Hugetlb: d.hugetlb,
+		HostFeatures: &s.hostFeatures,
 	}); err != nil {
 		return nil, fmt.Errorf("containers: %w", err)
 	}

@@ -115,6 +115,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		return err
 	}
 	defer svc.close()
+	d.probeHandlers(ctx, svc)
 	svc.reconcile(ctx)
 	d.live.mu.Lock()
 	d.live.images = svc.imageSrv
@@ -165,6 +166,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		RuntimeReady: d.runtimeReady,
 		NetworkReady: svc.cni.Status,
 		Handlers:     d.runtimeHandlers(svc),
+		Verbose:      cri.VerboseInfo{Config: d.effectiveConfigJSON, Features: d.featuresInfo(svc)},
 	}, &cri.Backends{Sandboxes: svc.sandboxes, Containers: svc.containers, State: svc.store, Events: &d.events, Stats: svc.stats, Streams: streams,
 		Starts: cri.NewStartLimiter(d.cfg.MaxConcurrentPodStarts, d.cfg.PodStartQueueWait.Duration)})
 	reapDone := make(chan struct{})

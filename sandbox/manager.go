@@ -548,11 +548,16 @@ func (m *Manager) Status(id string, verbose bool) (*runtimeapi.PodSandboxStatus,
 }
 
 func verboseInfo(sb *store.Sandbox) map[string]any {
-	return map[string]any{
+	v := map[string]any{
 		"id": sb.ID, "name": sb.Name, "state": sb.State, "dir": sb.Dir, "namespaces": sb.Namespaces,
 		"cgroupParent": sb.CgroupParent, "runtimeHandler": sb.RuntimeHandler, "cniResult": sb.CNIResult,
 		"initPid": sb.InitPID, "error": sb.Error, "config": sb.Config,
 	}
+	// cri-api's PodSandboxStatus has no field for pod-level resources: they are reported here.
+	if res, ovh := PodResources(sb); res != nil || ovh != nil {
+		v["podResources"] = map[string]any{"resources": res, "overhead": ovh}
+	}
+	return v
 }
 
 func criState(s store.SandboxState) runtimeapi.PodSandboxState {

@@ -45,6 +45,10 @@ type Sandbox struct {
 	// name is handed this sandbox instead of AlreadyExists.
 	Orphaned bool   `json:"orphaned,omitempty"`
 	Error    string `json:"error,omitempty"` // why the state is unknown
+	// ResourcesPB and OverheadPB are the pod-level resources of the last UpdatePodSandboxResources
+	// (LinuxContainerResources, proto-encoded); empty when none was received.
+	ResourcesPB []byte `json:"resourcesPB,omitempty"`
+	OverheadPB  []byte `json:"overheadPB,omitempty"`
 }
 
 func (s *Sandbox) encode() ([]byte, error) {
