@@ -120,7 +120,7 @@ func (m *Manager) Features(ctx context.Context, handler string) (oci.Features, e
 		return oci.Features{}, err
 	}
 	f := oci.Features{RecursiveReadOnly: rf.RecursiveReadOnly, IDMapMounts: rf.IDMapMounts,
-		UserNamespaces: rf.UserNamespaces, Seccomp: rf.Seccomp, CgroupV2: cgroupsv2.DetectHost().Unified}
+		UserNamespaces: rf.UserNamespaces, Seccomp: rf.Seccomp, Known: rf.Raw != nil, CgroupV2: cgroupsv2.DetectHost().Unified}
 	m.feats[rt.Name()] = f
 	return f, nil
 }
