@@ -7,10 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -135,5 +138,49 @@ func TestPodInitGivesNoHostProc(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRuntimeDefaultSeccompWithoutFeaturesCommand runs a container with the RuntimeDefault profile on a
+// runtime whose `features` command fails (as crun 1.8 has none): the profile must still be applied. A runtime
+// whose features say it has no seccomp fails CreateContainer with FailedPrecondition.
+func TestRuntimeDefaultSeccompWithoutFeaturesCommand(t *testing.T) {
+	dir := t.TempDir()
+	script := filepath.Join(dir, "nofeatures-runc")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\nfor a; do [ \"$a\" = features ] && { echo 'unknown command features' >&2; exit 1; }; done\nexec /usr/local/sbin/runc \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	noSeccomp := filepath.Join(dir, "noseccomp-runc")
+	if err := os.WriteFile(noSeccomp, []byte("#!/bin/sh\nfor a; do [ \"$a\" = features ] && { echo '{\"ociVersionMin\":\"1.0.0\",\"linux\":{\"seccomp\":{\"enabled\":false}}}'; exit 0; }; done\nexec /usr/local/sbin/runc \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e := newPodEnvWith(t, 76, fmt.Sprintf("[runtimes.nofeatures]\npath = %q\n[runtimes.noseccomp]\npath = %q\n", script, noSeccomp))
+	podCfg := e.podConfig(t, "nofeatures")
+	podID, err := e.n.Runtime.RunPodSandbox(e.ctx, podCfg, "nofeatures")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.n.Runtime.RemovePodSandbox(e.ctx, podID) })
+	seccomp := func(c *runtimeapi.ContainerConfig) {
+		c.Linux.SecurityContext.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+	}
+	code, out := e.output(t, podID, podCfg, "seccomp", seccomp, "grep", "^Seccomp:", "/proc/self/status")
+	if code != 0 || strings.Fields(out)[len(strings.Fields(out))-1] != "2" {
+		t.Fatalf("RuntimeDefault on a runtime without `features`: exit %d, %q, want Seccomp: 2 (filter)", code, out)
+	}
+
+	podCfg = e.podConfig(t, "noseccomp")
+	podID, err = e.n.Runtime.RunPodSandbox(e.ctx, podCfg, "noseccomp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = e.n.Runtime.RemovePodSandbox(e.ctx, podID) })
+	cfg := &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "seccomp"}, Image: &runtimeapi.ImageSpec{Image: "busybox"},
+		Command: []string{"true"}, Linux: &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{}},
+	}
+	seccomp(cfg)
+	if _, err := e.n.Runtime.CreateContainer(e.ctx, podID, cfg, podCfg); status.Code(err) != codes.FailedPrecondition {
+		t.Fatalf("RuntimeDefault on a runtime without seccomp: %v, want FailedPrecondition", err)
 	}
 }
