@@ -6,15 +6,21 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/noded/noded/integration/framework"
+	"github.com/noded/noded/internal/testimage"
 )
 
 // initPID returns the host PID of a shared-PID pod's init from the verbose sandbox status.
@@ -182,5 +188,115 @@ func TestRuntimeDefaultSeccompWithoutFeaturesCommand(t *testing.T) {
 	seccomp(cfg)
 	if _, err := e.n.Runtime.CreateContainer(e.ctx, podID, cfg, podCfg); status.Code(err) != codes.FailedPrecondition {
 		t.Fatalf("RuntimeDefault on a runtime without seccomp: %v, want FailedPrecondition", err)
+	}
+}
+
+// setuidImage returns busybox with /usr/local/bin/euid, a static setuid-root program printing "euid=N", and a
+// /secret readable by everyone (in the image).
+func setuidImage(t *testing.T) v1.Image {
+	t.Helper()
+	dir := t.TempDir()
+	src := "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc main() { fmt.Printf(\"euid=%d\\n\", os.Geteuid()) }\n"
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module euid\n\ngo 1.22\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("go", "build", "-o", "euid", ".")
+	cmd.Dir, cmd.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build euid: %v\n%s", err, out)
+	}
+	bin, err := os.ReadFile(filepath.Join(dir, "euid"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	layer := testimage.NewFS()
+	layer.WriteFile("/usr/local/bin/euid", bin, 0o755|fs.ModeSetuid)
+	layer.WriteFile("/secret", []byte("container-secret\n"), 0o644)
+	img, err := testimage.Derive(framework.Busybox(t), layer, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return img
+}
+
+// asNobody runs argv on the host as uid/gid 65534 without supplementary groups. A shell that already runs as
+// nobody executes argv: setpriv's own execve resolves the path while it still holds root's capabilities.
+func asNobody(argv ...string) (string, error) {
+	out, err := exec.Command("setpriv", append([]string{"--reuid", "65534", "--regid", "65534", "--clear-groups", "--",
+		"/bin/sh", "-c", `exec "$@"`, "sh"}, argv...)...).CombinedOutput()
+	return string(out), err
+}
+
+// TestBundleNotReachableByHostUsers: a host user that is not root must neither run a container's setuid-root
+// binaries as root nor read its files: the bundle dir is 0700 (0710 to the pod root's group with a user
+// namespace) and the host-side rootfs mount is nosuid,nodev. Inside the container setuid still works.
+func TestBundleNotReachableByHostUsers(t *testing.T) {
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Skip("setpriv (util-linux) not installed")
+	}
+	e := newPodEnv(t, 77, map[string]v1.Image{"library/suid:latest": setuidImage(t)})
+	if _, err := e.n.Image.PullImage(e.ctx, &runtimeapi.ImageSpec{Image: "suid"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	asUser := func(uid int64) ctrOpts {
+		return func(c *runtimeapi.ContainerConfig) {
+			c.Image.Image = "suid"
+			c.Linux.SecurityContext.RunAsUser = &runtimeapi.Int64Value{Value: uid}
+		}
+	}
+	for _, userns := range []bool{false, true} {
+		t.Run(fmt.Sprintf("userns=%v", userns), func(t *testing.T) {
+			podCfg := e.podConfig(t, fmt.Sprintf("bundle-userns-%v", userns))
+			if userns {
+				podCfg.Linux.SecurityContext.NamespaceOptions.UsernsOptions = usernsOptions(0, usernsHostID, 65536)
+			}
+			podID := e.runPod(t, podCfg)
+			t.Cleanup(func() { _ = e.n.Runtime.RemovePodSandbox(e.ctx, podID) })
+
+			// Inside, a non-root user runs the setuid-root binary as root (as critest's no_new_privs test needs).
+			id := e.runContainer(t, podID, podCfg, "suid", asUser(1000), "/usr/local/bin/euid")
+			st := e.waitExited(t, id)
+			if out := criLogMessages(t, st.LogPath); st.ExitCode != 0 || out != "euid=0\n" {
+				t.Fatalf("setuid binary in the container: exit %d, %q, want euid=0", st.ExitCode, out)
+			}
+
+			bundle := filepath.Join(e.n.State, "containers", id)
+			fi, err := os.Stat(bundle)
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantMode, wantGID := os.FileMode(0o700), uint32(0)
+			if userns {
+				wantMode, wantGID = 0o710, usernsHostID
+			}
+			if gid := fi.Sys().(*syscall.Stat_t).Gid; fi.Mode().Perm() != wantMode || gid != wantGID {
+				t.Errorf("bundle %s: mode %#o group %d, want %#o group %d", bundle, fi.Mode().Perm(), gid, wantMode, wantGID)
+			}
+			rootfs := filepath.Join(bundle, "rootfs")
+			if out, err := asNobody(filepath.Join(rootfs, "usr/local/bin/euid")); err == nil {
+				t.Errorf("host user nobody ran the container's setuid binary: %s", out)
+			}
+			if out, err := asNobody("cat", filepath.Join(rootfs, "secret")); err == nil {
+				t.Errorf("host user nobody read a container file: %s", out)
+			}
+
+			if userns {
+				return // the ID-mapped root is not nosuid: its setuid files belong to the pod's unprivileged IDs
+			}
+			// The second layer on its own: with the bundle opened up, the setuid bit still does nothing on the host.
+			if err := os.Chmod(bundle, 0o711); err != nil {
+				t.Fatal(err)
+			}
+			out, err := asNobody(filepath.Join(rootfs, "usr/local/bin/euid"))
+			if err := os.Chmod(bundle, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err != nil || out != "euid=65534\n" {
+				t.Errorf("setuid binary run by nobody from the host-side rootfs: %v, %q, want euid=65534 (nosuid)", err, out)
+			}
+		})
 	}
 }
