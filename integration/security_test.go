@@ -191,29 +191,63 @@ func TestRuntimeDefaultSeccompWithoutFeaturesCommand(t *testing.T) {
 	}
 }
 
-// setuidImage returns busybox with /usr/local/bin/euid, a static setuid-root program printing "euid=N", and a
-// /secret readable by everyone (in the image).
-func setuidImage(t *testing.T) v1.Image {
+// toolSource is a static helper for the security tests: "euid" prints the effective uid; "socket F..." tries
+// socket(F, SOCK_STREAM or SOCK_SEQPACKET, 0) for each family and prints "F:ok" or "F:<errno name>".
+const toolSource = `package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"syscall"
+)
+
+func main() {
+	if len(os.Args) > 1 && os.Args[1] == "socket" {
+		for _, a := range os.Args[2:] {
+			f, _ := strconv.Atoi(a)
+			typ := syscall.SOCK_STREAM
+			if f == 38 {
+				typ = syscall.SOCK_SEQPACKET
+			}
+			fd, err := syscall.Socket(f, typ, 0)
+			if err == nil {
+				syscall.Close(fd)
+				fmt.Printf("%d:ok\n", f)
+			} else if err == syscall.EPERM {
+				fmt.Printf("%d:EPERM\n", f)
+			} else {
+				fmt.Printf("%d:%v\n", f, err)
+			}
+		}
+		return
+	}
+	fmt.Printf("euid=%d\n", os.Geteuid())
+}
+`
+
+// securityImage returns busybox with /usr/local/bin/tool (toolSource) setuid-root, and a /secret readable by
+// everyone (in the image).
+func securityImage(t *testing.T) v1.Image {
 	t.Helper()
 	dir := t.TempDir()
-	src := "package main\n\nimport (\n\t\"fmt\"\n\t\"os\"\n)\n\nfunc main() { fmt.Printf(\"euid=%d\\n\", os.Geteuid()) }\n"
-	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(src), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(toolSource), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module euid\n\ngo 1.22\n"), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte("module example.com/sectool\n\ngo 1.22\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command("go", "build", "-o", "euid", ".")
+	cmd := exec.Command("go", "build", "-o", "sectool", ".")
 	cmd.Dir, cmd.Env = dir, append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build euid: %v\n%s", err, out)
+		t.Fatalf("build the test tool: %v\n%s", err, out)
 	}
-	bin, err := os.ReadFile(filepath.Join(dir, "euid"))
+	bin, err := os.ReadFile(filepath.Join(dir, "sectool"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	layer := testimage.NewFS()
-	layer.WriteFile("/usr/local/bin/euid", bin, 0o755|fs.ModeSetuid)
+	layer.WriteFile("/usr/local/bin/tool", bin, 0o755|fs.ModeSetuid)
 	layer.WriteFile("/secret", []byte("container-secret\n"), 0o644)
 	img, err := testimage.Derive(framework.Busybox(t), layer, nil)
 	if err != nil {
@@ -237,7 +271,7 @@ func TestBundleNotReachableByHostUsers(t *testing.T) {
 	if _, err := exec.LookPath("setpriv"); err != nil {
 		t.Skip("setpriv (util-linux) not installed")
 	}
-	e := newPodEnv(t, 77, map[string]v1.Image{"library/suid:latest": setuidImage(t)})
+	e := newPodEnv(t, 77, map[string]v1.Image{"library/suid:latest": securityImage(t)})
 	if _, err := e.n.Image.PullImage(e.ctx, &runtimeapi.ImageSpec{Image: "suid"}, nil, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +291,7 @@ func TestBundleNotReachableByHostUsers(t *testing.T) {
 			t.Cleanup(func() { _ = e.n.Runtime.RemovePodSandbox(e.ctx, podID) })
 
 			// Inside, a non-root user runs the setuid-root binary as root (as critest's no_new_privs test needs).
-			id := e.runContainer(t, podID, podCfg, "suid", asUser(1000), "/usr/local/bin/euid")
+			id := e.runContainer(t, podID, podCfg, "suid", asUser(1000), "/usr/local/bin/tool")
 			st := e.waitExited(t, id)
 			if out := criLogMessages(t, st.LogPath); st.ExitCode != 0 || out != "euid=0\n" {
 				t.Fatalf("setuid binary in the container: exit %d, %q, want euid=0", st.ExitCode, out)
@@ -276,7 +310,7 @@ func TestBundleNotReachableByHostUsers(t *testing.T) {
 				t.Errorf("bundle %s: mode %#o group %d, want %#o group %d", bundle, fi.Mode().Perm(), gid, wantMode, wantGID)
 			}
 			rootfs := filepath.Join(bundle, "rootfs")
-			if out, err := asNobody(filepath.Join(rootfs, "usr/local/bin/euid")); err == nil {
+			if out, err := asNobody(filepath.Join(rootfs, "usr/local/bin/tool")); err == nil {
 				t.Errorf("host user nobody ran the container's setuid binary: %s", out)
 			}
 			if out, err := asNobody("cat", filepath.Join(rootfs, "secret")); err == nil {
@@ -290,7 +324,7 @@ func TestBundleNotReachableByHostUsers(t *testing.T) {
 			if err := os.Chmod(bundle, 0o711); err != nil {
 				t.Fatal(err)
 			}
-			out, err := asNobody(filepath.Join(rootfs, "usr/local/bin/euid"))
+			out, err := asNobody(filepath.Join(rootfs, "usr/local/bin/tool"))
 			if err := os.Chmod(bundle, 0o700); err != nil {
 				t.Fatal(err)
 			}
@@ -298,5 +332,22 @@ func TestBundleNotReachableByHostUsers(t *testing.T) {
 				t.Errorf("setuid binary run by nobody from the host-side rootfs: %v, %q, want euid=65534 (nosuid)", err, out)
 			}
 		})
+	}
+}
+
+// TestRuntimeDefaultSeccompBlocksVsockAndAlg: under RuntimeDefault, socket(AF_ALG) and socket(AF_VSOCK) fail
+// with EPERM while AF_INET and AF_UNIX sockets work.
+func TestRuntimeDefaultSeccompBlocksVsockAndAlg(t *testing.T) {
+	e := newPodEnv(t, 78, map[string]v1.Image{"library/sectool:latest": securityImage(t)})
+	if _, err := e.n.Image.PullImage(e.ctx, &runtimeapi.ImageSpec{Image: "sectool"}, nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	podID, podCfg := e.newPod(t, "sockets")
+	code, out := e.output(t, podID, podCfg, "sockets", func(c *runtimeapi.ContainerConfig) {
+		c.Image.Image = "sectool"
+		c.Linux.SecurityContext.Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+	}, "/usr/local/bin/tool", "socket", "1", "2", "38", "40")
+	if want := "1:ok\n2:ok\n38:EPERM\n40:EPERM\n"; code != 0 || out != want {
+		t.Fatalf("sockets under RuntimeDefault: exit %d, %q, want %q", code, out, want)
 	}
 }
