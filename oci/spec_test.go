@@ -730,3 +730,24 @@ func TestSeccompDecidedByKernelNotProbe(t *testing.T) {
 		})
 	}
 }
+
+// TestWorkingDirUnderProcRefused: a working directory in /proc (CVE-2024-21626's /proc/self/fd/N), from the
+// container config or the image, is InvalidArgument.
+func TestWorkingDirUnderProcRefused(t *testing.T) {
+	for _, tc := range []struct{ cfg, img string }{
+		{"/proc/self/fd/7", ""}, {"/proc", ""}, {"//proc/../proc/1/cwd", ""}, {"", "/proc/self/fd/8"},
+	} {
+		p := testParams(t)
+		p.Config.WorkingDir, p.Image.WorkingDir = tc.cfg, tc.img
+		if _, err := Build(p); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("working dir %q (image %q): %v, want InvalidArgument", tc.cfg, tc.img, err)
+		}
+	}
+	for _, ok := range []string{"/procfs", "/srv/proc", "/"} {
+		p := testParams(t)
+		p.Config.WorkingDir = ok
+		if _, err := Build(p); err != nil {
+			t.Errorf("working dir %q: %v", ok, err)
+		}
+	}
+}
