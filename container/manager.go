@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/noded/noded/cgroupsv2"
 	cgstats "github.com/noded/noded/cgroupsv2/stats"
+	"github.com/noded/noded/container/rootfshook"
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/features"
 	"github.com/noded/noded/internal/faultinject"
@@ -128,7 +130,7 @@ func (m *Manager) Features(ctx context.Context, handler string) (oci.Features, e
 		return oci.Features{}, err
 	}
 	f := oci.Features{RecursiveReadOnly: rf.RecursiveReadOnly, IDMapMounts: rf.IDMapMounts,
-		UserNamespaces: rf.UserNamespaces, Seccomp: rf.Seccomp, CgroupV2: cgroupsv2.DetectHost().Unified}
+		UserNamespaces: rf.UserNamespaces, Seccomp: rf.Seccomp, Known: rf.Raw != nil, CgroupV2: cgroupsv2.DetectHost().Unified}
 	if m.cfg.HostFeatures != nil {
 		hf := HandlerFeatures(*m.cfg.HostFeatures, rf)
 		f.RecursiveReadOnly, f.IDMapMounts, f.UserNamespaces = hf.RecursiveReadOnly, hf.IDMapMounts, hf.UserNamespaces
@@ -273,19 +275,20 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	if err := checkContainerUserns(sb, cfg); err != nil {
 		return err
 	}
-	// 0711: a container whose root is mapped to an unprivileged host ID must traverse its bundle.
-	if err := os.MkdirAll(c.Rootfs, 0o711); err != nil {
+	idm, userns := podUserns(sb)
+	if err := makeBundleDir(c.Bundle, c.Rootfs, idm, userns); err != nil {
 		return err
 	}
 	mounts, err := m.cfg.Snapshotter.Prepare(ctx, c.SnapshotKey, img.ChainID)
 	if err != nil {
 		return fmt.Errorf("prepare rootfs snapshot: %w", err)
 	}
-	idm, userns := podUserns(sb)
 	if userns {
+		// Not nosuid: the flags of the host mount would be locked in the container's user namespace. A setuid
+		// file seen through the ID-mapped mount is owned by the pod's unprivileged host IDs anyway.
 		err = snapshotter.MountAllIDMapped(mounts, c.Rootfs, idm)
 	} else {
-		err = snapshotter.MountAll(mounts, c.Rootfs)
+		err = snapshotter.MountAll(hostSideMounts(mounts), c.Rootfs)
 	}
 	if err != nil {
 		return fmt.Errorf("mount rootfs: %w", err)
@@ -335,6 +338,17 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	if spec.Linux.Resources.HugepageLimits, err = m.cfg.Hugetlb.Filter(spec.Linux.Resources.HugepageLimits); err != nil {
 		return err
 	}
+	if !userns {
+		// The host-side root is nosuid,nodev; the hook clears both in the container's own view of it.
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("locate the noded binary: %w", err)
+		}
+		if spec.Hooks == nil {
+			spec.Hooks = &specs.Hooks{}
+		}
+		spec.Hooks.CreateContainer = append(spec.Hooks.CreateContainer, specs.Hook{Path: self, Args: rootfshook.Args(c.Rootfs)})
+	}
 	if u := oci.ContainerUser(spec); u != nil && u.Linux != nil {
 		c.UID, c.GID, c.SupplGroups = u.Linux.Uid, u.Linux.Gid, u.Linux.SupplementalGroups
 	}
@@ -363,6 +377,37 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	faultinject.Point(faultinject.ContainerRuntimeCreated)
 	c.Pid = pid
 	return nil
+}
+
+// makeBundleDir makes a container's bundle dir and its rootfs mount point. The bundle is 0700, so that no host
+// user reaches the container's files; with a user namespace it is 0710 with the group of the pod's root, which
+// the runtime needs to reach the rootfs as (as containerd does since CVE-2021-41103).
+func makeBundleDir(bundle, rootfs string, idm snapshotter.IDMapping, userns bool) error {
+	if err := os.MkdirAll(rootfs, 0o700); err != nil {
+		return err
+	}
+	mode := os.FileMode(0o700)
+	if userns {
+		if err := os.Chown(bundle, 0, idm.RootGID); err != nil {
+			return fmt.Errorf("bundle dir: %w", err)
+		}
+		mode = 0o710
+	}
+	if err := os.Chmod(bundle, mode); err != nil {
+		return fmt.Errorf("bundle dir: %w", err)
+	}
+	return nil
+}
+
+// hostSideMounts adds nosuid and nodev to the rootfs mounts: on the host, the container's setuid binaries and
+// device nodes must be inert (the container's own view gets them back from the rootfs hook).
+func hostSideMounts(mounts []snapshotter.Mount) []snapshotter.Mount {
+	out := make([]snapshotter.Mount, len(mounts))
+	for i, m := range mounts {
+		m.Options = append(slices.Clone(m.Options), "nosuid", "nodev")
+		out[i] = m
+	}
+	return out
 }
 
 // cleanup removes every resource of a container: runtime state, rootfs mount, snapshot, bundle.

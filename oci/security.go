@@ -170,6 +170,16 @@ func security(p Params, s *specs.Spec, sc *runtimeapi.LinuxContainerSecurityCont
 	return applyAppArmor(p, s, sc)
 }
 
+// SeccompApplicable returns a FailedPrecondition error when the runtime says it cannot apply seccomp profiles.
+// A runtime that did not answer `features` is trusted to apply them (crun 1.8 has seccomp but no features
+// command): whether a profile is wanted is decided from the kernel, never from a failed probe.
+func SeccompApplicable(f Features) error {
+	if f.Known && !f.Seccomp {
+		return errdefs.FailedPrecondition("seccomp: the OCI runtime reports no seccomp support; it cannot apply the profile")
+	}
+	return nil
+}
+
 // profileFromLegacy turns the deprecated seccomp_profile_path / apparmor_profile strings into a SecurityProfile.
 func profileFromLegacy(field, v string) (*runtimeapi.SecurityProfile, error) {
 	switch {
@@ -201,8 +211,11 @@ func applySeccomp(p Params, s *specs.Spec, sc *runtimeapi.LinuxContainerSecurity
 	case runtimeapi.SecurityProfile_Unconfined:
 		return nil
 	case runtimeapi.SecurityProfile_RuntimeDefault:
-		if !p.Runtime.Seccomp {
-			return nil // nothing to enforce with; the pod still runs, as with other runtimes
+		if !p.Host.Seccomp {
+			return nil // the kernel has no seccomp filters: nothing to enforce with, as with other runtimes
+		}
+		if err := SeccompApplicable(p.Runtime); err != nil {
+			return err
 		}
 		profile = seccomp.DefaultProfile()
 	case runtimeapi.SecurityProfile_Localhost:
@@ -210,8 +223,11 @@ func applySeccomp(p Params, s *specs.Spec, sc *runtimeapi.LinuxContainerSecurity
 		if ref == "" {
 			return errdefs.InvalidArgument("seccomp: localhost profile without localhost_ref")
 		}
-		if !p.Runtime.Seccomp {
-			return errdefs.InvalidArgument("seccomp: localhost profile %q requested but seccomp is not supported by the runtime", ref)
+		if !p.Host.Seccomp {
+			return errdefs.FailedPrecondition("seccomp: localhost profile %q requested but the kernel does not support seccomp filters", ref)
+		}
+		if err := SeccompApplicable(p.Runtime); err != nil {
+			return err
 		}
 		var err error
 		if profile, err = seccomp.Load(ref); err != nil {

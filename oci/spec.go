@@ -80,7 +80,11 @@ type Features struct {
 	RecursiveReadOnly bool // "rro" mount option
 	IDMapMounts       bool // mounts with uidMappings/gidMappings
 	UserNamespaces    bool
-	Seccomp           bool
+	// Seccomp is what the runtime's features document says about seccomp. It only counts when Known: a runtime
+	// without a features command (crun < 1.9) still applies the profiles it is given.
+	Seccomp bool
+	// Known is set when the runtime answered `features`; otherwise the fields above are unknown (false).
+	Known bool
 	// CgroupV2 is set when the host uses the unified hierarchy: containers then get their own cgroup namespace
 	// (on v1/hybrid hosts they share the host's, as containerd does, since runc's v1 cgroup mounts need it).
 	CgroupV2 bool
@@ -97,6 +101,8 @@ type HostInfo struct {
 	Capabilities uint64
 	// AppArmor reports whether the kernel has AppArmor enabled.
 	AppArmor bool
+	// Seccomp reports whether the kernel supports seccomp filters (SECCOMP_MODE_FILTER).
+	Seccomp bool
 	// Kernel is the kernel release, used by seccomp profile conditions.
 	Kernel string
 	// DevDir is the host device directory used for privileged containers ("" = /dev).

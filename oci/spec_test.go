@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -41,8 +42,8 @@ func testParams(t testing.TB) Params {
 		RootfsPath:  root,
 		Namespaces:  map[specs.LinuxNamespaceType]string{specs.NetworkNamespace: "/var/run/netns/x", specs.IPCNamespace: "/proc/1/ns/ipc", specs.UTSNamespace: "/proc/1/ns/uts", specs.PIDNamespace: ""},
 		CgroupsPath: "/kubepods/pod1/c1",
-		Runtime:     Features{Seccomp: true, RecursiveReadOnly: true},
-		Host:        HostInfo{OOMScoreAdjMin: -500, NofileMax: 20000, DevDir: t.TempDir()},
+		Runtime:     Features{Known: true, Seccomp: true, RecursiveReadOnly: true},
+		Host:        HostInfo{OOMScoreAdjMin: -500, NofileMax: 20000, DevDir: t.TempDir(), Seccomp: true},
 	}
 }
 
@@ -277,15 +278,16 @@ func TestSecurity(t *testing.T) {
 	if s = mustBuild(t, p); s.Linux.Seccomp.DefaultAction != specs.ActLog {
 		t.Errorf("localhost profile: %+v", s.Linux.Seccomp)
 	}
-	// RuntimeDefault without runtime support is skipped; Localhost is an error.
+	// A runtime that says it has no seccomp fails both RuntimeDefault and Localhost.
 	p.Runtime.Seccomp = false
-	if _, err := Build(p); !errdefs.IsInvalidArgument(err) {
-		t.Errorf("localhost without seccomp support: %v", err)
+	if _, err := Build(p); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("localhost without runtime seccomp support: %v", err)
 	}
 	sc(&p).Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
-	if s = mustBuild(t, p); s.Linux.Seccomp != nil {
-		t.Errorf("seccomp set without runtime support")
+	if _, err := Build(p); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("RuntimeDefault without runtime seccomp support: %v", err)
 	}
+	p.Runtime.Seccomp = true
 
 	// AppArmor.
 	sc(&p).Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "myprof"}
@@ -728,5 +730,73 @@ func TestParseFeatures(t *testing.T) {
 	}
 	if f, err := ParseFeatures([]byte(`{"mountOptions":["ro"]}`)); err != nil || f.RecursiveReadOnly || f.Seccomp {
 		t.Errorf("minimal features %+v %v", f, err)
+	}
+}
+
+// TestSeccompDecidedByKernelNotProbe pins the seccomp decision: a runtime that did not answer `features` (crun
+// 1.8) still gets the RuntimeDefault profile when the kernel has seccomp; a runtime that says it has none fails
+// with FailedPrecondition; only a kernel without seccomp filters runs RuntimeDefault unconfined.
+func TestSeccompDecidedByKernelNotProbe(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		kernel    bool
+		runtime   Features
+		want      bool
+		precond   bool
+		localhost bool
+	}{
+		{name: "no features command", kernel: true, runtime: Features{}, want: true},
+		{name: "features say seccomp", kernel: true, runtime: Features{Known: true, Seccomp: true}, want: true},
+		{name: "features say no seccomp", kernel: true, runtime: Features{Known: true}, precond: true},
+		{name: "kernel without seccomp", kernel: false, runtime: Features{Known: true, Seccomp: true}, want: false},
+		{name: "localhost, kernel without seccomp", kernel: false, runtime: Features{Known: true, Seccomp: true}, precond: true, localhost: true},
+		{name: "localhost, no features command", kernel: true, runtime: Features{}, want: true, localhost: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testParams(t)
+			p.Host.Seccomp, p.Runtime = tc.kernel, tc.runtime
+			sc(&p).Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+			if tc.localhost {
+				prof := filepath.Join(t.TempDir(), "p.json")
+				if err := os.WriteFile(prof, []byte(`{"defaultAction":"SCMP_ACT_LOG"}`), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				sc(&p).Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: prof}
+			}
+			s, err := Build(p)
+			if tc.precond {
+				if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+					t.Fatalf("want FailedPrecondition, got %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Linux.Seccomp != nil; got != tc.want {
+				t.Fatalf("seccomp set %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestWorkingDirUnderProcRefused: a working directory in /proc (CVE-2024-21626's /proc/self/fd/N), from the
+// container config or the image, is InvalidArgument.
+func TestWorkingDirUnderProcRefused(t *testing.T) {
+	for _, tc := range []struct{ cfg, img string }{
+		{"/proc/self/fd/7", ""}, {"/proc", ""}, {"//proc/../proc/1/cwd", ""}, {"", "/proc/self/fd/8"},
+	} {
+		p := testParams(t)
+		p.Config.WorkingDir, p.Image.WorkingDir = tc.cfg, tc.img
+		if _, err := Build(p); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("working dir %q (image %q): %v, want InvalidArgument", tc.cfg, tc.img, err)
+		}
+	}
+	for _, ok := range []string{"/procfs", "/srv/proc", "/"} {
+		p := testParams(t)
+		p.Config.WorkingDir = ok
+		if _, err := Build(p); err != nil {
+			t.Errorf("working dir %q: %v", ok, err)
+		}
 	}
 }
