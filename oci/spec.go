@@ -72,7 +72,8 @@ type Params struct {
 	Host        HostInfo
 	// PidsLimit, when > 0, sets linux.resources.pids.limit.
 	PidsLimit int64
-	// AppArmorDefaultProfile is the profile used for RuntimeDefault when AppArmor is enabled ("" = none).
+	// AppArmorDefaultProfile is the loaded profile used for RuntimeDefault when AppArmor is enabled; "" (none
+	// loaded) makes RuntimeDefault fail with FailedPrecondition there instead of running unconfined.
 	AppArmorDefaultProfile string
 }
 
@@ -98,6 +99,8 @@ type HostInfo struct {
 	Capabilities uint64
 	// AppArmor reports whether the kernel has AppArmor enabled.
 	AppArmor bool
+	// SELinux is the host's SELinux mode; labels are refused when it is enforcing.
+	SELinux SELinuxMode
 	// Kernel is the kernel release, used by seccomp profile conditions.
 	Kernel string
 	// DevDir is the host device directory used for privileged containers ("" = /dev).
