@@ -58,8 +58,17 @@ type Config struct {
 	// CgroupReader reads cgroup counters; nil detects the host's layout.
 	CgroupReader *cgstats.Reader
 	Host         oci.HostInfo
+	// AppArmor keeps the default AppArmor profile loaded where Host.AppArmor is set (nil: none, so
+	// RuntimeDefault AppArmor fails there with FailedPrecondition).
+	AppArmor AppArmorLoader
 	// OnEvent is called (without locks held) for container lifecycle events.
 	OnEvent func(ev *runtimeapi.ContainerEventResponse)
+}
+
+// AppArmorLoader loads the default AppArmor profile unless it is loaded, and returns its name
+// (implemented by *apparmor.Loader).
+type AppArmorLoader interface {
+	Ensure(ctx context.Context) (string, error)
 }
 
 // Manager runs containers.
@@ -123,6 +132,11 @@ func (m *Manager) Features(ctx context.Context, handler string) (oci.Features, e
 		UserNamespaces: rf.UserNamespaces, Seccomp: rf.Seccomp, CgroupV2: cgroupsv2.DetectHost().Unified}
 	m.feats[rt.Name()] = f
 	return f, nil
+}
+
+// CheckPodSecurity refuses pod security settings this host cannot honour (see oci.CheckPodSELinux).
+func (m *Manager) CheckPodSecurity(cfg *runtimeapi.PodSandboxConfig) error {
+	return oci.CheckPodSELinux(m.cfg.Host, cfg)
 }
 
 // UniqueName is the name a container is reserved under.
@@ -293,12 +307,21 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	} else {
 		files.ShmDir = filepath.Join(sb.Dir, "shm")
 	}
+	// The profile may have been unloaded since the start (an apparmor service reload): loaded again here.
+	var aaProfile string
+	var aaErr error
+	if m.cfg.Host.AppArmor && m.cfg.AppArmor != nil {
+		aaProfile, aaErr = m.cfg.AppArmor.Ensure(ctx)
+	}
 	spec, err := oci.Build(oci.Params{
 		ContainerID: c.ID, SandboxID: sb.ID, Config: cfg, SandboxConfig: sb.Config, Image: img.Config,
 		RootfsPath: c.Rootfs, Namespaces: ns, SandboxFiles: files, Hostname: sb.Hostname,
-		CgroupsPath: c.CgroupsPath, Runtime: feats, Host: m.cfg.Host,
+		CgroupsPath: c.CgroupsPath, Runtime: feats, Host: m.cfg.Host, AppArmorDefaultProfile: aaProfile,
 	})
 	if err != nil {
+		if aaErr != nil && errors.Is(err, errdefs.ErrFailedPrecondition) {
+			return fmt.Errorf("%w (%v)", err, aaErr)
+		}
 		return err
 	}
 	if u := oci.ContainerUser(spec); u != nil && u.Linux != nil {

@@ -35,6 +35,9 @@ type Info struct {
 	NetworkReady func(ctx context.Context) error
 	// Handlers lists the runtime handlers and their features.
 	Handlers func(ctx context.Context) []HandlerFeatures
+	// Security returns the host's security modules as noded uses them (keys "apparmor", "selinux"), for the
+	// verbose Status.
+	Security func() map[string]string
 }
 
 // RuntimeServer implements the CRI RuntimeService. Its RPC groups live in files of their own.
@@ -98,6 +101,11 @@ func (s *RuntimeServer) Status(ctx context.Context, req *runtimeapi.StatusReques
 	}
 	if req.GetVerbose() {
 		resp.Info = map[string]string{"cgroupDriver": s.info.CgroupDriver, "podCIDR": s.PodCIDR()}
+		if s.info.Security != nil {
+			for k, v := range s.info.Security() {
+				resp.Info[k] = v
+			}
+		}
 	}
 	return resp, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/noded/noded/apparmor"
 	"github.com/noded/noded/cgroupsv2"
 	"github.com/noded/noded/cni"
 	"github.com/noded/noded/container"
@@ -34,6 +35,8 @@ type services struct {
 	images     container.Images
 	imageSrv   *image.Service
 	stats      *stats.Provider
+	host       oci.HostInfo
+	apparmor   *apparmor.Loader // nil where AppArmor is not enabled
 }
 
 // assemble builds noded's services from its config. The returned cleanup closes what was opened.
@@ -100,10 +103,15 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.containers, err = container.New(container.Config{
+	s.host = host
+	ccfg := container.Config{
 		StateDir: d.opts.State, Store: s.store, Images: s.images, Snapshotter: s.snapshots, Runtimes: s.runtimes,
 		DefaultRuntime: d.cfg.DefaultRuntime, Cgroups: cgroups, Host: host, OnEvent: d.events.Publish,
-	}); err != nil {
+	}
+	if s.apparmor = loadAppArmor(ctx, host, d.opts.State); s.apparmor != nil {
+		ccfg.AppArmor = s.apparmor
+	}
+	if s.containers, err = container.New(ccfg); err != nil {
 		return nil, fmt.Errorf("containers: %w", err)
 	}
 	if s.sandboxes, err = sandbox.New(sandbox.Config{
@@ -116,7 +124,8 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 			_, ok := s.runtimes[h]
 			return ok
 		},
-		CheckUserns: s.containers.CheckUserns,
+		CheckUserns:   s.containers.CheckUserns,
+		CheckSecurity: s.containers.CheckPodSecurity,
 	}); err != nil {
 		return nil, fmt.Errorf("sandboxes: %w", err)
 	}

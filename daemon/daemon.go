@@ -156,6 +156,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		RuntimeReady: d.runtimeReady,
 		NetworkReady: svc.cni.Status,
 		Handlers:     d.runtimeHandlers(svc),
+		Security:     securityInfo(svc.host, svc.apparmor),
 	}, &cri.Backends{Sandboxes: svc.sandboxes, Containers: svc.containers, State: svc.store, Events: &d.events, Stats: svc.stats, Streams: streams,
 		Starts: cri.NewStartLimiter(d.cfg.MaxConcurrentPodStarts, d.cfg.PodStartQueueWait.Duration)})
 	reapDone := make(chan struct{})

@@ -56,6 +56,9 @@ type Config struct {
 	ValidHandler func(string) bool
 	// CheckUserns returns a FailedPrecondition error when a handler cannot run pods with a user namespace.
 	CheckUserns func(ctx context.Context, handler string) error
+	// CheckSecurity, if set, refuses pod security settings this host cannot honour (SELinux labels where
+	// SELinux is enforcing) with FailedPrecondition.
+	CheckSecurity func(cfg *runtimeapi.PodSandboxConfig) error
 }
 
 // Manager runs pod sandboxes.
@@ -131,6 +134,11 @@ func (m *Manager) validate(cfg *runtimeapi.PodSandboxConfig, handler string) err
 	}
 	if cfg.GetLogDirectory() != "" && !filepath.IsAbs(cfg.GetLogDirectory()) {
 		return errdefs.InvalidArgument("log directory %q must be absolute", cfg.GetLogDirectory())
+	}
+	if m.cfg.CheckSecurity != nil {
+		if err := m.cfg.CheckSecurity(cfg); err != nil {
+			return err
+		}
 	}
 	return nil
 }
