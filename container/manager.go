@@ -68,8 +68,17 @@ type Config struct {
 	// HostFeatures is what the kernel and the snapshot filesystem can do (probed at start); a handler gets a
 	// feature only if its runtime and the host both have it. Nil trusts the runtime alone.
 	HostFeatures *features.Host
+	// AppArmor keeps the default AppArmor profile loaded where Host.AppArmor is set (nil: none, so
+	// RuntimeDefault AppArmor fails there with FailedPrecondition).
+	AppArmor AppArmorLoader
 	// OnEvent is called (without locks held) for container lifecycle events.
 	OnEvent func(ev *runtimeapi.ContainerEventResponse)
+}
+
+// AppArmorLoader loads the default AppArmor profile unless it is loaded, and returns its name
+// (implemented by *apparmor.Loader).
+type AppArmorLoader interface {
+	Ensure(ctx context.Context) (string, error)
 }
 
 // Manager runs containers.
@@ -144,6 +153,11 @@ func HandlerFeatures(h features.Host, rf *ociruntime.Features) features.Handler 
 	return features.Combine(h, features.Runtime{
 		RecursiveReadOnly: rf.RecursiveReadOnly, UserNamespaces: rf.UserNamespaces, IDMapMounts: rf.IDMapMounts,
 	})
+}
+
+// CheckPodSecurity refuses pod security settings this host cannot honour (see oci.CheckPodSELinux).
+func (m *Manager) CheckPodSecurity(cfg *runtimeapi.PodSandboxConfig) error {
+	return oci.CheckPodSELinux(m.cfg.Host, cfg)
 }
 
 // UniqueName is the name a container is reserved under.
@@ -327,12 +341,21 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	} else {
 		files.ShmDir = filepath.Join(sb.Dir, "shm")
 	}
+	// The profile may have been unloaded since the start (an apparmor service reload): loaded again here.
+	var aaProfile string
+	var aaErr error
+	if m.cfg.Host.AppArmor && m.cfg.AppArmor != nil {
+		aaProfile, aaErr = m.cfg.AppArmor.Ensure(ctx)
+	}
 	spec, err := oci.Build(oci.Params{
 		ContainerID: c.ID, SandboxID: sb.ID, Config: cfg, SandboxConfig: sb.Config, Image: img.Config,
 		RootfsPath: c.Rootfs, Namespaces: ns, SandboxFiles: files, Hostname: sb.Hostname,
-		CgroupsPath: c.CgroupsPath, Runtime: feats, Host: m.cfg.Host,
+		CgroupsPath: c.CgroupsPath, Runtime: feats, Host: m.cfg.Host, AppArmorDefaultProfile: aaProfile,
 	})
 	if err != nil {
+		if aaErr != nil && errors.Is(err, errdefs.ErrFailedPrecondition) {
+			return fmt.Errorf("%w (%v)", err, aaErr)
+		}
 		return err
 	}
 	if spec.Linux.Resources.HugepageLimits, err = m.cfg.Hugetlb.Filter(spec.Linux.Resources.HugepageLimits); err != nil {

@@ -40,6 +40,9 @@ type Info struct {
 	Handlers func(ctx context.Context) []HandlerFeatures
 	// Verbose adds to Status(verbose) info (see VerboseInfo).
 	Verbose VerboseInfo
+	// Security returns the host's security modules as noded uses them (keys "apparmor", "selinux"), for the
+	// verbose Status.
+	Security func() map[string]string
 }
 
 // RuntimeServer implements the CRI RuntimeService. Its RPC groups live in files of their own.
@@ -108,6 +111,11 @@ func (s *RuntimeServer) Status(ctx context.Context, req *runtimeapi.StatusReques
 		s.addVerboseInfo(ctx, resp.Info)
 		if b, err := json.Marshal(s.info.Hugetlb); err == nil {
 			resp.Info["hugetlb"] = string(b)
+		}
+		if s.info.Security != nil {
+			for k, v := range s.info.Security() {
+				resp.Info[k] = v
+			}
 		}
 	}
 	return resp, nil

@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/noded/noded/apparmor"
 	"github.com/noded/noded/cgroupsv2"
 	"github.com/noded/noded/cni"
 	"github.com/noded/noded/container"
@@ -37,6 +38,8 @@ type services struct {
 	stats      *stats.Provider
 	// hostFeatures is what the kernel and the snapshot filesystem can do, probed once at start.
 	hostFeatures features.Host
+	host         oci.HostInfo
+	apparmor     *apparmor.Loader // nil where AppArmor is not enabled
 }
 
 // assemble builds noded's services from its config. The returned cleanup closes what was opened.
@@ -104,11 +107,16 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 		return nil, err
 	}
 	s.hostFeatures = probeHostFeatures(ctx, filepath.Join(d.opts.Root, "snapshots"))
-	if s.containers, err = container.New(container.Config{
+	s.host = host
+	ccfg := container.Config{
 		StateDir: d.opts.State, Store: s.store, Images: s.images, Snapshotter: s.snapshots, Runtimes: s.runtimes,
 		DefaultRuntime: d.cfg.DefaultRuntime, Cgroups: cgroups, Host: host, OnEvent: d.events.Publish, Hugetlb: d.hugetlb,
 		HostFeatures: &s.hostFeatures,
-	}); err != nil {
+	}
+	if s.apparmor = loadAppArmor(ctx, host, d.opts.State); s.apparmor != nil {
+		ccfg.AppArmor = s.apparmor
+	}
+	if s.containers, err = container.New(ccfg); err != nil {
 		return nil, fmt.Errorf("containers: %w", err)
 	}
 	if s.sandboxes, err = sandbox.New(sandbox.Config{
@@ -122,6 +130,7 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 			return ok
 		},
 		CheckUserns:    s.containers.CheckUserns,
+		CheckSecurity:  s.containers.CheckPodSecurity,
 		HostResolvConf: d.cfg.HostResolvConf,
 	}); err != nil {
 		return nil, fmt.Errorf("sandboxes: %w", err)

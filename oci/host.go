@@ -32,7 +32,7 @@ func DetectHost() (HostInfo, error) {
 	}
 	h.NofileMax = rl.Max
 	h.Capabilities = procCaps("CapBnd:")
-	h.AppArmor = AppArmorEnabled()
+	h.AppArmor, h.SELinux = DetectLSM("/")
 	h.Seccomp = SeccompEnabled()
 	var uts unix.Utsname
 	if err := unix.Uname(&uts); err == nil {
@@ -56,10 +56,10 @@ func procCaps(field string) uint64 {
 	return 0
 }
 
-// AppArmorEnabled reports whether the kernel has AppArmor enabled.
+// AppArmorEnabled reports whether the kernel has AppArmor enabled (see DetectLSM).
 func AppArmorEnabled() bool {
-	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
-	return err == nil && strings.HasPrefix(string(b), "Y")
+	enabled, _ := DetectLSM("/")
+	return enabled
 }
 
 // SeccompEnabled reports whether the kernel supports seccomp filters: PR_GET_SECCOMP answers (CONFIG_SECCOMP)

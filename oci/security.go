@@ -167,6 +167,9 @@ func security(p Params, s *specs.Spec, sc *runtimeapi.LinuxContainerSecurityCont
 	if err := applySeccomp(p, s, sc, caps); err != nil {
 		return err
 	}
+	if err := checkSELinux(p, sc); err != nil {
+		return err
+	}
 	return applyAppArmor(p, s, sc)
 }
 
@@ -264,20 +267,26 @@ func applyAppArmor(p Params, s *specs.Spec, sc *runtimeapi.LinuxContainerSecurit
 	case runtimeapi.SecurityProfile_Unconfined:
 		return nil
 	case runtimeapi.SecurityProfile_RuntimeDefault:
-		if p.Host.AppArmor && !sc.GetPrivileged() {
-			s.Process.ApparmorProfile = p.AppArmorDefaultProfile
+		// Without AppArmor in the kernel there is nothing to apply (as with other runtimes); privileged
+		// containers run unconfined unless they name a profile.
+		if !p.Host.AppArmor || sc.GetPrivileged() {
+			return nil
 		}
+		if p.AppArmorDefaultProfile == "" {
+			return errdefs.FailedPrecondition("apparmor: RuntimeDefault requested but the default profile is not loaded")
+		}
+		s.Process.ApparmorProfile = p.AppArmorDefaultProfile
 		return nil
 	case runtimeapi.SecurityProfile_Localhost:
 		if !p.Host.AppArmor {
 			return errdefs.InvalidArgument("apparmor: profile %q requested but AppArmor is not enabled on this host", prof.GetLocalhostRef())
 		}
-		if prof.GetLocalhostRef() == "" {
+		ref := strings.TrimPrefix(prof.GetLocalhostRef(), "localhost/")
+		if ref == "" {
 			return errdefs.InvalidArgument("apparmor: localhost profile without localhost_ref")
 		}
-		if !sc.GetPrivileged() {
-			s.Process.ApparmorProfile = prof.GetLocalhostRef()
-		}
+		// A profile the pod names is applied to privileged containers too: dropping it would be silent.
+		s.Process.ApparmorProfile = ref
 		return nil
 	}
 	return errdefs.InvalidArgument("apparmor: unknown profile type %v", prof.GetProfileType())

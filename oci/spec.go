@@ -71,7 +71,8 @@ type Params struct {
 	Host        HostInfo
 	// PidsLimit, when > 0, sets linux.resources.pids.limit.
 	PidsLimit int64
-	// AppArmorDefaultProfile is the profile used for RuntimeDefault when AppArmor is enabled ("" = none).
+	// AppArmorDefaultProfile is the loaded profile used for RuntimeDefault when AppArmor is enabled; "" (none
+	// loaded) makes RuntimeDefault fail with FailedPrecondition there instead of running unconfined.
 	AppArmorDefaultProfile string
 }
 
@@ -103,6 +104,8 @@ type HostInfo struct {
 	AppArmor bool
 	// Seccomp reports whether the kernel supports seccomp filters (SECCOMP_MODE_FILTER).
 	Seccomp bool
+	// SELinux is the host's SELinux mode; labels are refused when it is enforcing.
+	SELinux SELinuxMode
 	// Kernel is the kernel release, used by seccomp profile conditions.
 	Kernel string
 	// DevDir is the host device directory used for privileged containers ("" = /dev).

@@ -58,6 +58,9 @@ type Config struct {
 	CheckUserns func(ctx context.Context, handler string) error
 	// HostResolvConf is the host resolver file copied into pods without a DNS config ("" = /etc/resolv.conf).
 	HostResolvConf string
+	// CheckSecurity, if set, refuses pod security settings this host cannot honour (SELinux labels where
+	// SELinux is enforcing) with FailedPrecondition.
+	CheckSecurity func(cfg *runtimeapi.PodSandboxConfig) error
 }
 
 // Manager runs pod sandboxes.
@@ -133,6 +136,11 @@ func (m *Manager) validate(cfg *runtimeapi.PodSandboxConfig, handler string) err
 	}
 	if cfg.GetLogDirectory() != "" && !filepath.IsAbs(cfg.GetLogDirectory()) {
 		return errdefs.InvalidArgument("log directory %q must be absolute", cfg.GetLogDirectory())
+	}
+	if m.cfg.CheckSecurity != nil {
+		if err := m.cfg.CheckSecurity(cfg); err != nil {
+			return err
+		}
 	}
 	return nil
 }
