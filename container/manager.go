@@ -60,6 +60,8 @@ type Config struct {
 	Host         oci.HostInfo
 	// OnEvent is called (without locks held) for container lifecycle events.
 	OnEvent func(ev *runtimeapi.ContainerEventResponse)
+	// CheckpointProbe returns nil when CRIU can checkpoint on this host; nil runs ociruntime.CRIUCheck.
+	CheckpointProbe func(ctx context.Context) error
 }
 
 // Manager runs containers.
