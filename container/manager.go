@@ -45,6 +45,14 @@ type Images interface {
 	Resolve(ctx context.Context, ref string) (Image, error)
 }
 
+// CDIDevices checks and injects CDI devices (package cdi's Registry).
+type CDIDevices interface {
+	// Check fails (FailedPrecondition) when a device is unknown.
+	Check(devices []string) error
+	// Inject applies the devices' edits to the spec.
+	Inject(spec *specs.Spec, devices []string) error
+}
+
 // Config configures a Manager.
 type Config struct {
 	StateDir       string // bundles under <StateDir>/containers/<id>
@@ -60,6 +68,8 @@ type Config struct {
 	Host         oci.HostInfo
 	// OnEvent is called (without locks held) for container lifecycle events.
 	OnEvent func(ev *runtimeapi.ContainerEventResponse)
+	// CDI resolves CDI devices (ContainerConfig.CDI_devices, cdi.k8s.io/* annotations); nil: none are known.
+	CDI CDIDevices
 	// CheckpointProbe returns nil when CRIU can checkpoint on this host; nil runs ociruntime.CRIUCheck.
 	CheckpointProbe func(ctx context.Context) error
 }
@@ -180,6 +190,10 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		}
 		return "", err
 	}
+	cdiDevices, err := m.checkCDI(cfg)
+	if err != nil {
+		return "", err
+	}
 	rt, err := m.runtime(sb.RuntimeHandler)
 	if err != nil {
 		return "", err
@@ -212,7 +226,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		return "", err
 	}
 	faultinject.Point(faultinject.ContainerIntent)
-	if err := m.create(ctx, &sb, c, img, rt); err != nil {
+	if err := m.create(ctx, &sb, c, img, rt, cdiDevices); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		if cerr := m.cleanup(cctx, c); cerr != nil {
@@ -239,7 +253,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	return id, nil
 }
 
-func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Container, img Image, rt ociruntime.Runtime) error {
+func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Container, img Image, rt ociruntime.Runtime, cdiDevices []string) error {
 	cfg := c.Config
 	if err := checkContainerUserns(sb, cfg); err != nil {
 		return err
@@ -302,6 +316,11 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	})
 	if err != nil {
 		return err
+	}
+	if len(cdiDevices) > 0 {
+		if err := m.cfg.CDI.Inject(spec, cdiDevices); err != nil {
+			return err
+		}
 	}
 	if u := oci.ContainerUser(spec); u != nil && u.Linux != nil {
 		c.UID, c.GID, c.SupplGroups = u.Linux.Uid, u.Linux.Gid, u.Linux.SupplementalGroups

@@ -9,6 +9,7 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/noded/noded/cdi"
 	"github.com/noded/noded/cgroupsv2"
 	"github.com/noded/noded/cni"
 	"github.com/noded/noded/container"
@@ -100,9 +101,14 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 	if err != nil {
 		return nil, err
 	}
+	cdiRegistry, err := cdi.New(d.cfg.CDI.SpecDirs)
+	if err != nil {
+		return nil, err
+	}
 	if s.containers, err = container.New(container.Config{
 		StateDir: d.opts.State, Store: s.store, Images: s.images, Snapshotter: s.snapshots, Runtimes: s.runtimes,
 		DefaultRuntime: d.cfg.DefaultRuntime, Cgroups: cgroups, Host: host, OnEvent: d.events.Publish,
+		CDI: cdiRegistry,
 	}); err != nil {
 		return nil, fmt.Errorf("containers: %w", err)
 	}
