@@ -86,6 +86,9 @@ type Manager struct {
 	featMu sync.Mutex
 	feats  map[string]oci.Features
 
+	// volMu serialises mounting, counting the users of and removing image volume views.
+	volMu sync.Mutex
+
 	oom oomTracker
 }
 
@@ -194,6 +197,17 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	if err != nil {
 		return "", err
 	}
+	vols, err := m.resolveImageVolumes(ctx, cfg)
+	if err != nil {
+		return "", err
+	}
+	if len(vols) > 0 {
+		// The stored config reports each image mount's digested reference in ContainerStatus.mounts.
+		cfg = proto.Clone(cfg).(*runtimeapi.ContainerConfig)
+		for _, v := range vols {
+			cfg.Mounts[v.index].Image.ImageRef = v.image.Ref
+		}
+	}
 	rt, err := m.runtime(sb.RuntimeHandler)
 	if err != nil {
 		return "", err
@@ -214,7 +228,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		ID: id, SandboxID: sb.ID, Name: name, Config: cfg, State: store.ContainerCreating,
 		CreatedAt: time.Now().UnixNano(), ImageName: cfg.GetImage().GetImage(), ImageID: img.ID, ImageRef: img.Ref,
 		Runtime: rt.Name(), Bundle: bundle, Rootfs: filepath.Join(bundle, "rootfs"), SnapshotKey: "ctr-" + id,
-		CgroupsPath: cgroupsPath,
+		CgroupsPath: cgroupsPath, ImageVolumes: imageVolumeIDs(vols),
 	}
 	if cfg.GetLogPath() != "" && sb.Config.GetLogDirectory() != "" {
 		c.LogPath = filepath.Join(sb.Config.GetLogDirectory(), cfg.GetLogPath())
@@ -226,7 +240,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		return "", err
 	}
 	faultinject.Point(faultinject.ContainerIntent)
-	if err := m.create(ctx, &sb, c, img, rt, cdiDevices); err != nil {
+	if err := m.create(ctx, &sb, c, img, rt, cdiDevices, vols); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		if cerr := m.cleanup(cctx, c); cerr != nil {
@@ -253,7 +267,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	return id, nil
 }
 
-func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Container, img Image, rt ociruntime.Runtime, cdiDevices []string) error {
+func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Container, img Image, rt ociruntime.Runtime, cdiDevices []string, vols []imageVolume) error {
 	cfg := c.Config
 	if err := checkContainerUserns(sb, cfg); err != nil {
 		return err
@@ -276,6 +290,16 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 		return fmt.Errorf("mount rootfs: %w", err)
 	}
 	faultinject.Point(faultinject.ContainerRootfs)
+	volSources := map[int]string{}
+	for _, v := range vols {
+		root, err := m.acquireImageVolume(ctx, v.image)
+		if err != nil {
+			return err
+		}
+		if volSources[v.index], err = imageVolumeSource(v.index, root, cfg.GetMounts()[v.index].GetImageSubPath()); err != nil {
+			return err
+		}
+	}
 	feats, err := m.Features(ctx, sb.RuntimeHandler)
 	if err != nil {
 		return err
@@ -312,7 +336,7 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	spec, err := oci.Build(oci.Params{
 		ContainerID: c.ID, SandboxID: sb.ID, Config: cfg, SandboxConfig: sb.Config, Image: img.Config,
 		RootfsPath: c.Rootfs, Namespaces: ns, SandboxFiles: files, Hostname: sb.Hostname,
-		CgroupsPath: c.CgroupsPath, Runtime: feats, Host: m.cfg.Host,
+		CgroupsPath: c.CgroupsPath, Runtime: feats, Host: m.cfg.Host, ImageVolumes: volSources,
 	})
 	if err != nil {
 		return err
@@ -375,6 +399,9 @@ func (m *Manager) cleanup(ctx context.Context, c *store.Container) error {
 		errs = append(errs, err)
 	}
 	if err := m.cfg.Snapshotter.Remove(ctx, c.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
+		errs = append(errs, err)
+	}
+	if err := m.releaseImageVolumes(ctx, c); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) == 0 {

@@ -23,6 +23,7 @@ type ImageServer struct {
 	runtimeapi.UnimplementedImageServiceServer
 	svc    *image.Service
 	fsInfo FsInfoFunc
+	inUse  func(imageID string) error
 }
 
 // ImageServerOption configures an ImageServer.
@@ -31,6 +32,12 @@ type ImageServerOption func(*ImageServer)
 // WithFsInfo replaces the default ImageFsInfo (the image service's own usage: content store plus image layer
 // snapshots, no separate container filesystem).
 func WithFsInfo(f FsInfoFunc) ImageServerOption { return func(s *ImageServer) { s.fsInfo = f } }
+
+// WithImageInUse makes RemoveImage fail with inUse's error (FailedPrecondition) while the image is in a use that
+// must keep it, such as an image volume mounted by a container.
+func WithImageInUse(inUse func(imageID string) error) ImageServerOption {
+	return func(s *ImageServer) { s.inUse = inUse }
+}
 
 // NewImageServer returns the CRI ImageService of svc.
 func NewImageServer(svc *image.Service, opts ...ImageServerOption) *ImageServer {
@@ -184,6 +191,17 @@ func (s *ImageServer) RemoveImage(ctx context.Context, req *runtimeapi.RemoveIma
 	ref, err := imageRef(req.GetImage())
 	if err != nil {
 		return nil, err
+	}
+	if s.inUse != nil {
+		img, err := s.svc.Get(ctx, ref)
+		if err != nil && !errdefs.IsNotFound(err) {
+			return nil, err
+		}
+		if err == nil {
+			if err := s.inUse(img.ID); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := s.svc.Remove(ctx, ref); err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
