@@ -20,8 +20,8 @@ import (
 
 // Image volumes (KEP-4639): a Mount naming an image mounts a read-only view of that image's layers. There is one
 // view per image, shared by every container that mounts it: a View snapshot "imgvol-<image ID hex>" on the image's
-// top layer, mounted at <StateDir>/image-volumes/<image ID hex>. Each container bind-mounts it (or its
-// image_sub_path) read-only. The users of a view are the container records whose ImageVolumes list the image; the
+// top layer, mounted at <StateDir>/image-volumes/<image ID hex> (and, ID-mapped, at <image ID hex>@<pod ID> for
+// each pod with a user namespace). Each container bind-mounts it (or its image_sub_path) read-only. The users of a view are the container records whose ImageVolumes list the image; the
 // view is unmounted and its snapshot removed when the last of them is removed, and Recover removes views no record
 // uses (after a crash between the two).
 const (
@@ -94,13 +94,26 @@ func imageVolumeIDs(vols []imageVolume) []string {
 	return ids
 }
 
-// acquireImageVolume makes sure the shared view of img is mounted and returns its mount point. The caller's
-// container record must already list img.ID in ImageVolumes, so that a concurrent release keeps the view.
-func (m *Manager) acquireImageVolume(ctx context.Context, img Image) (string, error) {
+// viewDir is where the view of image id is mounted for sandbox sb: one mount shared by every container in the
+// host's user namespace, and one ID-mapped mount per pod with a user namespace (an overlay cannot be ID-mapped
+// once mounted; its layers are, as for the rootfs).
+func (m *Manager) viewDir(id string, sb *store.Sandbox) (string, snapshotter.IDMapping, bool) {
+	dir := filepath.Join(m.imageVolumesDir(), imageHex(id))
+	idm, userns := podUserns(sb)
+	if userns {
+		dir += "@" + sb.ID
+	}
+	return dir, idm, userns
+}
+
+// acquireImageVolume makes sure the view of img is mounted for the sandbox's containers and returns its mount
+// point. The caller's container record must already list img.ID in ImageVolumes, so that a concurrent release
+// keeps the view.
+func (m *Manager) acquireImageVolume(ctx context.Context, img Image, sb *store.Sandbox) (string, error) {
 	m.volMu.Lock()
 	defer m.volMu.Unlock()
 	key := imageVolumeKeyPrefix + imageHex(img.ID)
-	dir := filepath.Join(m.imageVolumesDir(), imageHex(img.ID))
+	dir, idm, userns := m.viewDir(img.ID, sb)
 	if mounted, err := isMountPoint(dir); err != nil {
 		return "", err
 	} else if mounted {
@@ -116,14 +129,20 @@ func (m *Manager) acquireImageVolume(ctx context.Context, img Image) (string, er
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return "", fmt.Errorf("image volume %s: %w", img.ID, err)
 	}
-	if err := snapshotter.MountAll(mounts, dir); err != nil {
+	if userns {
+		err = snapshotter.MountAllIDMapped(mounts, dir, idm)
+	} else {
+		err = snapshotter.MountAll(mounts, dir)
+	}
+	if err != nil {
+		_ = os.Remove(dir)
 		return "", fmt.Errorf("image volume %s: mount view: %w", img.ID, err)
 	}
 	return dir, nil
 }
 
-// releaseImageVolumes drops container c's use of its image volumes: a view no other container record uses is
-// unmounted and its snapshot removed.
+// releaseImageVolumes drops container c's use of its image volumes: the ID-mapped view of its pod goes with the
+// pod's last user, and a view no other container record uses is unmounted everywhere and its snapshot removed.
 func (m *Manager) releaseImageVolumes(ctx context.Context, c *store.Container) error {
 	if len(c.ImageVolumes) == 0 {
 		return nil
@@ -132,24 +151,44 @@ func (m *Manager) releaseImageVolumes(ctx context.Context, c *store.Container) e
 	defer m.volMu.Unlock()
 	var errs []error
 	for _, id := range c.ImageVolumes {
-		if len(m.imageVolumeUsers(id, c.ID)) > 0 {
+		users := m.imageVolumeUsers(id, c.ID)
+		if len(users) == 0 {
+			if err := m.removeImageVolume(ctx, id); err != nil {
+				errs = append(errs, err)
+			}
 			continue
 		}
-		if err := m.removeImageVolume(ctx, id); err != nil {
-			errs = append(errs, err)
+		if !slices.ContainsFunc(users, func(u *store.Container) bool { return u.SandboxID == c.SandboxID }) {
+			if err := unmountView(filepath.Join(m.imageVolumesDir(), imageHex(id)+"@"+c.SandboxID)); err != nil {
+				errs = append(errs, fmt.Errorf("image volume %s: %w", id, err))
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
-// removeImageVolume unmounts the view of image id and removes its snapshot and mount point. volMu is held.
-func (m *Manager) removeImageVolume(ctx context.Context, id string) error {
-	dir := filepath.Join(m.imageVolumesDir(), imageHex(id))
+func unmountView(dir string) error {
 	if err := snapshotter.UnmountAll(dir); err != nil {
-		return fmt.Errorf("image volume %s: %w", id, err)
+		return err
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("image volume %s: %w", id, err)
+		return err
+	}
+	return nil
+}
+
+// removeImageVolume unmounts every view of image id and removes its snapshot and mount points. volMu is held.
+func (m *Manager) removeImageVolume(ctx context.Context, id string) error {
+	base := filepath.Join(m.imageVolumesDir(), imageHex(id))
+	dirs, _ := filepath.Glob(base + "@*")
+	var errs []error
+	for _, dir := range append(dirs, base) {
+		if err := unmountView(dir); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("image volume %s: %w", id, errors.Join(errs...))
 	}
 	if err := m.cfg.Snapshotter.Remove(ctx, imageVolumeKeyPrefix+imageHex(id)); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("image volume %s: remove view snapshot: %w", id, err)
@@ -157,12 +196,12 @@ func (m *Manager) removeImageVolume(ctx context.Context, id string) error {
 	return nil
 }
 
-// imageVolumeUsers returns the IDs of the containers (except except) that mount image id as a volume.
-func (m *Manager) imageVolumeUsers(id, except string) []string {
-	var users []string
+// imageVolumeUsers returns the containers (except except) that mount image id as a volume.
+func (m *Manager) imageVolumeUsers(id, except string) []*store.Container {
+	var users []*store.Container
 	for _, c := range m.cfg.Store.ContainerRecords("") {
 		if c.ID != except && slices.Contains(c.ImageVolumes, id) {
-			users = append(users, c.ID)
+			users = append(users, c)
 		}
 	}
 	return users
@@ -173,10 +212,15 @@ func (m *Manager) imageVolumeUsers(id, except string) []string {
 func (m *Manager) ImageInUse(imageID string) error {
 	m.volMu.Lock()
 	defer m.volMu.Unlock()
-	if users := m.imageVolumeUsers(imageID, ""); len(users) > 0 {
-		return errdefs.FailedPrecondition("image %s is mounted as an image volume by container(s) %s", imageID, strings.Join(users, ", "))
+	users := m.imageVolumeUsers(imageID, "")
+	if len(users) == 0 {
+		return nil
 	}
-	return nil
+	ids := make([]string, len(users))
+	for i, u := range users {
+		ids[i] = u.ID
+	}
+	return errdefs.FailedPrecondition("image %s is mounted as an image volume by container(s) %s", imageID, strings.Join(ids, ", "))
 }
 
 // reconcileImageVolumes removes the views (snapshots and mounts) that no container record uses: left by a crash
@@ -196,7 +240,22 @@ func (m *Manager) reconcileImageVolumes(ctx context.Context) {
 	}
 	entries, _ := os.ReadDir(m.imageVolumesDir())
 	for _, e := range entries {
-		stale["sha256:"+e.Name()] = true
+		name := e.Name()
+		if strings.HasPrefix(name, ".") {
+			// A temporary clone of MountAllIDMapped, left by a crash.
+			_ = unmountView(filepath.Join(m.imageVolumesDir(), name))
+			continue
+		}
+		hex, sb, perPod := strings.Cut(name, "@")
+		id := "sha256:" + hex
+		users := m.imageVolumeUsers(id, "")
+		if perPod && len(users) > 0 && !slices.ContainsFunc(users, func(u *store.Container) bool { return u.SandboxID == sb }) {
+			klog.InfoS("removing an image volume view of a pod none of whose containers uses it", "image", id, "podSandboxID", sb)
+			if err := unmountView(filepath.Join(m.imageVolumesDir(), name)); err != nil {
+				klog.ErrorS(err, "removing an unused image volume view", "image", id)
+			}
+		}
+		stale[id] = true
 	}
 	for id := range stale {
 		if len(m.imageVolumeUsers(id, "")) > 0 {

@@ -178,7 +178,7 @@ func TestImageVolumeSharedUntilTheLastUserGoes(t *testing.T) {
 		if err := st.AddContainer(c); err != nil {
 			t.Fatal(err)
 		}
-		got, err := m.acquireImageVolume(ctx, img)
+		got, err := m.acquireImageVolume(ctx, img, &store.Sandbox{ID: "pod1"})
 		if err != nil || got != dir {
 			t.Fatalf("acquire for %s: %q, %v", id, got, err)
 		}
@@ -233,7 +233,7 @@ func TestImageVolumeSharedUntilTheLastUserGoes(t *testing.T) {
 	if err := st.AddContainer(c3); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.acquireImageVolume(ctx, img); err != nil {
+	if _, err := m.acquireImageVolume(ctx, img, &store.Sandbox{ID: "pod1"}); err != nil {
 		t.Fatal(err)
 	}
 	m.reconcileImageVolumes(ctx)

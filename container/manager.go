@@ -292,7 +292,7 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	faultinject.Point(faultinject.ContainerRootfs)
 	volSources := map[int]string{}
 	for _, v := range vols {
-		root, err := m.acquireImageVolume(ctx, v.image)
+		root, err := m.acquireImageVolume(ctx, v.image, sb)
 		if err != nil {
 			return err
 		}

@@ -245,6 +245,7 @@ func imageMount(p Params, i int, m *runtimeapi.Mount) (specs.Mount, string, erro
 			opts = append(opts, o)
 		}
 	}
+	// In a user namespace the caller's view is already ID-mapped as the rootfs is.
 	return specs.Mount{Destination: m.GetContainerPath(), Type: "bind", Source: src, Options: opts}, "rprivate", nil
 }
 
