@@ -12,6 +12,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/integration/framework"
+	"github.com/noded/noded/internal/faultinject"
 	"github.com/noded/noded/internal/testimage"
 )
 
@@ -209,4 +210,50 @@ func countMounts(dir string) int {
 		}
 	}
 	return n
+}
+
+// TestImageVolumeRolledBackAfterACrash kills noded while it creates a container with an image volume, after the
+// view is mounted and before the runtime is called: once noded is back, the interrupted creation is rolled back
+// with its view (no mount, the image removable), and the next creation mounts the view again.
+func TestImageVolumeRolledBackAfterACrash(t *testing.T) {
+	f := newFaultEnv(t, 73, "", map[string]v1.Image{"it/vol:latest": volumeImage(t)})
+	ref, err := f.n.Image.PullImage(f.ctx, &runtimeapi.ImageSpec{Image: "it/vol"}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	viewDir := filepath.Join(f.n.State, "image-volumes", strings.TrimPrefix(ref, "sha256:"))
+	podID, podCfg := f.newPod(t, "imgvol-crash")
+	cfg := f.sleeperConfig(podCfg)
+	cfg.Mounts = []*runtimeapi.Mount{{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: ref}, Readonly: true}}
+
+	f.arm(t, faultinject.ContainerBundle)
+	if _, err := f.n.Runtime.CreateContainer(f.ctx, podID, cfg, podCfg); err == nil {
+		t.Fatal("CreateContainer succeeded through the kill point")
+	}
+	f.crashAndRestart(t, faultinject.ContainerBundle)
+	if cs, err := f.n.Runtime.ListContainers(f.ctx, nil); err != nil || len(cs) != 0 {
+		t.Fatalf("containers after the rollback: %v %v", cs, err)
+	}
+	if n := countMounts(viewDir); n != 0 {
+		t.Errorf("%d mounts at the view after the interrupted creation was rolled back", n)
+	}
+
+	id, err := f.n.Runtime.CreateContainer(f.ctx, podID, cfg, podCfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := f.n.Runtime.StartContainer(f.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.exec(t, id, "cat", "/vol/data/hello.txt"); got != "hello-volume\n" {
+		t.Errorf("after the crash: %q", got)
+	}
+	f.removeAllPods(t)
+	if n := countMounts(viewDir); n != 0 {
+		t.Errorf("%d mounts at the view after its last user was removed", n)
+	}
+	if err := f.n.Image.RemoveImage(f.ctx, &runtimeapi.ImageSpec{Image: ref}); err != nil {
+		t.Errorf("RemoveImage once unused: %v", err)
+	}
+	f.assertNoLeaksFull(t)
 }
