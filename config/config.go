@@ -54,6 +54,7 @@ type Config struct {
 	HostResolvConf string `toml:"host_resolv_conf"`
 
 	CNI       CNI       `toml:"cni"`
+	CDI       CDI       `toml:"cdi"`
 	Registry  Registry  `toml:"registry"`
 	Streaming Streaming `toml:"streaming"`
 	Metrics   Metrics   `toml:"metrics"`
@@ -72,6 +73,12 @@ type Runtime struct {
 type CNI struct {
 	ConfDir string   `toml:"conf_dir"`
 	BinDirs []string `toml:"bin_dirs"`
+}
+
+// CDI configures Container Device Interface devices.
+type CDI struct {
+	// SpecDirs are the directories of CDI spec files, later ones winning over earlier ones for the same device.
+	SpecDirs []string `toml:"spec_dirs"`
 }
 
 // Registry configures image pulls.
@@ -167,6 +174,7 @@ func Default() Config {
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/usr/lib/cni", "/opt/cni/bin"},
 		},
+		CDI: CDI{SpecDirs: []string{"/etc/cdi", "/var/run/cdi"}},
 		Registry: Registry{
 			MaxConcurrentDownloads: 3,
 			StallTimeout:           Duration{time.Minute},
@@ -296,6 +304,11 @@ func (c *Config) Validate() error {
 	}
 	if c.CNI.ConfDir == "" || len(c.CNI.BinDirs) == 0 {
 		return errors.New("cni: conf_dir and bin_dirs must be set")
+	}
+	for i, d := range c.CDI.SpecDirs {
+		if !filepath.IsAbs(d) {
+			return fmt.Errorf("cdi.spec_dirs[%d]: %q must be absolute", i, d)
+		}
 	}
 	if c.Registry.MaxConcurrentDownloads < 1 {
 		return fmt.Errorf("registry.max_concurrent_downloads: %d must be at least 1", c.Registry.MaxConcurrentDownloads)

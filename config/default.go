@@ -53,6 +53,11 @@ root = {{q $rt.Root}}
 conf_dir = {{q .CNI.ConfDir}}
 bin_dirs = [{{range $i, $d := .CNI.BinDirs}}{{if $i}}, {{end}}{{q $d}}{{end}}]
 
+[cdi]
+# Directories of CDI spec files (*.json, *.yaml) resolving the devices of ContainerConfig.CDI_devices and of
+# cdi.k8s.io/* annotations; a device defined in several, the later directory wins. Read when a container asks.
+spec_dirs = [{{range $i, $d := .CDI.SpecDirs}}{{if $i}}, {{end}}{{q $d}}{{end}}]
+
 [registry]
 # Layers of one pull fetched in parallel.
 max_concurrent_downloads = {{.Registry.MaxConcurrentDownloads}}

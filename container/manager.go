@@ -49,6 +49,14 @@ type Images interface {
 	Resolve(ctx context.Context, ref string) (Image, error)
 }
 
+// CDIDevices checks and injects CDI devices (package cdi's Registry).
+type CDIDevices interface {
+	// Check fails (FailedPrecondition) when a device is unknown.
+	Check(devices []string) error
+	// Inject applies the devices' edits to the spec.
+	Inject(spec *specs.Spec, devices []string) error
+}
+
 // Config configures a Manager.
 type Config struct {
 	StateDir       string // bundles under <StateDir>/containers/<id>
@@ -73,6 +81,10 @@ type Config struct {
 	AppArmor AppArmorLoader
 	// OnEvent is called (without locks held) for container lifecycle events.
 	OnEvent func(ev *runtimeapi.ContainerEventResponse)
+	// CDI resolves CDI devices (ContainerConfig.CDI_devices, cdi.k8s.io/* annotations); nil: none are known.
+	CDI CDIDevices
+	// CheckpointProbe returns nil when CRIU can checkpoint on this host; nil runs ociruntime.CRIUCheck.
+	CheckpointProbe func(ctx context.Context) error
 }
 
 // AppArmorLoader loads the default AppArmor profile unless it is loaded, and returns its name
@@ -92,6 +104,9 @@ type Manager struct {
 
 	featMu sync.Mutex
 	feats  map[string]oci.Features
+
+	// volMu serialises mounting, counting the users of and removing image volume views.
+	volMu sync.Mutex
 
 	oom oomTracker
 }
@@ -225,6 +240,21 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	if _, err := m.cfg.Hugetlb.Filter(res.HugepageLimits); err != nil {
 		return "", err
 	}
+	cdiDevices, err := m.checkCDI(cfg)
+	if err != nil {
+		return "", err
+	}
+	vols, err := m.resolveImageVolumes(ctx, cfg)
+	if err != nil {
+		return "", err
+	}
+	if len(vols) > 0 {
+		// The stored config reports each image mount's digested reference in ContainerStatus.mounts.
+		cfg = proto.Clone(cfg).(*runtimeapi.ContainerConfig)
+		for _, v := range vols {
+			cfg.Mounts[v.index].Image.ImageRef = v.image.Ref
+		}
+	}
 	rt, err := m.runtime(sb.RuntimeHandler)
 	if err != nil {
 		return "", err
@@ -245,7 +275,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		ID: id, SandboxID: sb.ID, Name: name, Config: cfg, State: store.ContainerCreating,
 		CreatedAt: time.Now().UnixNano(), ImageName: cfg.GetImage().GetImage(), ImageID: img.ID, ImageRef: img.Ref,
 		Runtime: rt.Name(), Bundle: bundle, Rootfs: filepath.Join(bundle, "rootfs"), SnapshotKey: "ctr-" + id,
-		CgroupsPath: cgroupsPath, StopSignal: stopSignal.Name,
+		CgroupsPath: cgroupsPath, StopSignal: stopSignal.Name, ImageVolumes: imageVolumeIDs(vols),
 	}
 	if cfg.GetLogPath() != "" && sb.Config.GetLogDirectory() != "" {
 		c.LogPath = filepath.Join(sb.Config.GetLogDirectory(), cfg.GetLogPath())
@@ -257,7 +287,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		return "", err
 	}
 	faultinject.Point(faultinject.ContainerIntent)
-	if err := m.create(ctx, &sb, c, img, rt); err != nil {
+	if err := m.create(ctx, &sb, c, img, rt, cdiDevices, vols); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		if cerr := m.cleanup(cctx, c); cerr != nil {
@@ -284,7 +314,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	return id, nil
 }
 
-func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Container, img Image, rt ociruntime.Runtime) error {
+func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Container, img Image, rt ociruntime.Runtime, cdiDevices []string, vols []imageVolume) error {
 	cfg := c.Config
 	if err := checkContainerUserns(sb, cfg); err != nil {
 		return err
@@ -308,6 +338,16 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 		return fmt.Errorf("mount rootfs: %w", err)
 	}
 	faultinject.Point(faultinject.ContainerRootfs)
+	volSources := map[int]string{}
+	for _, v := range vols {
+		root, err := m.acquireImageVolume(ctx, v.image, sb)
+		if err != nil {
+			return err
+		}
+		if volSources[v.index], err = imageVolumeSource(v.index, root, cfg.GetMounts()[v.index].GetImageSubPath()); err != nil {
+			return err
+		}
+	}
 	feats, err := m.Features(ctx, sb.RuntimeHandler)
 	if err != nil {
 		return err
@@ -351,6 +391,7 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 		ContainerID: c.ID, SandboxID: sb.ID, Config: cfg, SandboxConfig: sb.Config, Image: img.Config,
 		RootfsPath: c.Rootfs, Namespaces: ns, SandboxFiles: files, Hostname: sb.Hostname,
 		CgroupsPath: c.CgroupsPath, Runtime: feats, Host: m.cfg.Host, AppArmorDefaultProfile: aaProfile,
+		ImageVolumes: volSources,
 	})
 	if err != nil {
 		if aaErr != nil && errors.Is(err, errdefs.ErrFailedPrecondition) {
@@ -371,6 +412,11 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 			spec.Hooks = &specs.Hooks{}
 		}
 		spec.Hooks.CreateContainer = append(spec.Hooks.CreateContainer, specs.Hook{Path: self, Args: rootfshook.Args(c.Rootfs)})
+	}
+	if len(cdiDevices) > 0 {
+		if err := m.cfg.CDI.Inject(spec, cdiDevices); err != nil {
+			return err
+		}
 	}
 	if u := oci.ContainerUser(spec); u != nil && u.Linux != nil {
 		c.UID, c.GID, c.SupplGroups = u.Linux.Uid, u.Linux.Gid, u.Linux.SupplementalGroups
@@ -453,6 +499,9 @@ func (m *Manager) cleanup(ctx context.Context, c *store.Container) error {
 		errs = append(errs, err)
 	}
 	if err := m.cfg.Snapshotter.Remove(ctx, c.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
+		errs = append(errs, err)
+	}
+	if err := m.releaseImageVolumes(ctx, c); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) == 0 {

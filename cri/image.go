@@ -24,6 +24,7 @@ type ImageServer struct {
 	svc    *image.Service
 	fsInfo FsInfoFunc
 	ctrFs  func(ctx context.Context) (*runtimeapi.FilesystemUsage, error)
+	inUse  func(imageID string) error
 }
 
 // ImageServerOption configures an ImageServer.
@@ -37,6 +38,12 @@ func WithFsInfo(f FsInfoFunc) ImageServerOption { return func(s *ImageServer) { 
 // container_filesystems: kubelet's eviction and stats/summary read it.
 func WithContainerFs(f func(ctx context.Context) (*runtimeapi.FilesystemUsage, error)) ImageServerOption {
 	return func(s *ImageServer) { s.ctrFs = f }
+}
+
+// WithImageInUse makes RemoveImage fail with inUse's error (FailedPrecondition) while the image is in a use that
+// must keep it, such as an image volume mounted by a container.
+func WithImageInUse(inUse func(imageID string) error) ImageServerOption {
+	return func(s *ImageServer) { s.inUse = inUse }
 }
 
 // NewImageServer returns the CRI ImageService of svc.
@@ -191,6 +198,17 @@ func (s *ImageServer) RemoveImage(ctx context.Context, req *runtimeapi.RemoveIma
 	ref, err := imageRef(req.GetImage())
 	if err != nil {
 		return nil, err
+	}
+	if s.inUse != nil {
+		img, err := s.svc.Get(ctx, ref)
+		if err != nil && !errdefs.IsNotFound(err) {
+			return nil, err
+		}
+		if err == nil {
+			if err := s.inUse(img.ID); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if err := s.svc.Remove(ctx, ref); err != nil && !errdefs.IsNotFound(err) {
 		return nil, err

@@ -10,6 +10,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/noded/noded/apparmor"
+	"github.com/noded/noded/cdi"
 	"github.com/noded/noded/cgroupsv2"
 	"github.com/noded/noded/cni"
 	"github.com/noded/noded/container"
@@ -106,12 +107,16 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 	if err != nil {
 		return nil, err
 	}
+	cdiRegistry, err := cdi.New(d.cfg.CDI.SpecDirs)
+	if err != nil {
+		return nil, err
+	}
 	s.hostFeatures = probeHostFeatures(ctx, filepath.Join(d.opts.Root, "snapshots"))
 	s.host = host
 	ccfg := container.Config{
 		StateDir: d.opts.State, Store: s.store, Images: s.images, Snapshotter: s.snapshots, Runtimes: s.runtimes,
 		DefaultRuntime: d.cfg.DefaultRuntime, Cgroups: cgroups, Host: host, OnEvent: d.events.Publish, Hugetlb: d.hugetlb,
-		HostFeatures: &s.hostFeatures,
+		HostFeatures: &s.hostFeatures, CDI: cdiRegistry,
 	}
 	if s.apparmor = loadAppArmor(ctx, host, d.opts.State); s.apparmor != nil {
 		ccfg.AppArmor = s.apparmor

@@ -71,6 +71,9 @@ type Params struct {
 	Host        HostInfo
 	// PidsLimit, when > 0, sets linux.resources.pids.limit.
 	PidsLimit int64
+	// ImageVolumes maps the index (in Config.Mounts) of each image mount to the host path it binds read-only:
+	// the mounted view of the image, or its image_sub_path, already resolved inside the image by the caller.
+	ImageVolumes map[int]string
 	// AppArmorDefaultProfile is the loaded profile used for RuntimeDefault when AppArmor is enabled; "" (none
 	// loaded) makes RuntimeDefault fail with FailedPrecondition there instead of running unconfined.
 	AppArmorDefaultProfile string

@@ -414,7 +414,8 @@ func TestMounts(t *testing.T) {
 		{"missing host path", &runtimeapi.Mount{ContainerPath: "/x", HostPath: filepath.Join(vol, "nope")}, errdefs.IsNotFound},
 		{"rro without ro", &runtimeapi.Mount{ContainerPath: "/x", HostPath: vol, RecursiveReadOnly: true}, errdefs.IsInvalidArgument},
 		{"rro with propagation", &runtimeapi.Mount{ContainerPath: "/x", HostPath: "/", Readonly: true, RecursiveReadOnly: true, Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}, errdefs.IsInvalidArgument},
-		{"image volume", &runtimeapi.Mount{ContainerPath: "/x", Image: &runtimeapi.ImageSpec{Image: "img"}}, errdefs.IsInvalidArgument},
+		{"image volume not prepared", &runtimeapi.Mount{ContainerPath: "/x", Image: &runtimeapi.ImageSpec{Image: "img"}}, errdefs.IsInvalidArgument},
+		{"image volume with host path", &runtimeapi.Mount{ContainerPath: "/x", HostPath: vol, Image: &runtimeapi.ImageSpec{Image: "img"}}, errdefs.IsInvalidArgument},
 		{"bad option", &runtimeapi.Mount{ContainerPath: "/x", HostPath: vol, MountOptions: []string{"suid,dev"}}, errdefs.IsInvalidArgument},
 		{"idmap unsupported", &runtimeapi.Mount{ContainerPath: "/x", HostPath: vol, UidMappings: []*runtimeapi.IDMapping{{Length: 1}}}, errdefs.IsInvalidArgument},
 	}
@@ -798,5 +799,37 @@ func TestWorkingDirUnderProcRefused(t *testing.T) {
 		if _, err := Build(p); err != nil {
 			t.Errorf("working dir %q: %v", ok, err)
 		}
+	}
+}
+
+func TestImageVolumeMountIsReadOnlyPrivateBind(t *testing.T) {
+	p := testParams(t)
+	p.Config.Mounts = []*runtimeapi.Mount{
+		// kubelet's shape: readonly set; a request without it is read-only all the same.
+		{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: "sha256:aaaa"}, MountOptions: []string{"noexec"}},
+		{ContainerPath: "/sub", Image: &runtimeapi.ImageSpec{Image: "sha256:aaaa"}, ImageSubPath: "data", Readonly: true,
+			Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
+	}
+	p.ImageVolumes = map[int]string{0: "/state/image-volumes/aaaa", 1: "/state/image-volumes/aaaa/data"}
+	s := mustBuild(t, p)
+	for dst, src := range map[string]string{"/vol": "/state/image-volumes/aaaa", "/sub": "/state/image-volumes/aaaa/data"} {
+		m := findMount(s, dst)
+		if m.Source != src || m.Type != "bind" {
+			t.Errorf("%s: %+v, want a bind of %s", dst, m, src)
+		}
+		for _, o := range []string{"rbind", "rprivate", "ro", "nosuid", "nodev"} {
+			if !slices.Contains(m.Options, o) {
+				t.Errorf("%s: options %v lack %s", dst, m.Options, o)
+			}
+		}
+		if slices.Contains(m.Options, "rw") || slices.Contains(m.Options, "rslave") {
+			t.Errorf("%s: options %v", dst, m.Options)
+		}
+	}
+	if m := findMount(s, "/vol"); !slices.Contains(m.Options, "noexec") {
+		t.Errorf("mount_options not applied: %v", m.Options)
+	}
+	if s.Linux.RootfsPropagation != "" {
+		t.Errorf("an image volume changed the rootfs propagation to %q", s.Linux.RootfsPropagation)
 	}
 }

@@ -117,6 +117,10 @@ type Container struct {
 	ResourcesPB []byte  `json:"resources,omitempty"` // current LinuxContainerResources (proto)
 	Orphaned    bool    `json:"orphaned,omitempty"`
 	Error       string  `json:"error,omitempty"`
+
+	// ImageVolumes are the IDs of the images the container mounts as image volumes (their shared views stay while
+	// a record lists them).
+	ImageVolumes []string `json:"imageVolumes,omitempty"`
 }
 
 func (c *Container) encode() ([]byte, error) {
