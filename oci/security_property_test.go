@@ -283,9 +283,11 @@ func TestBuildSecurityProperties(t *testing.T) {
 			Privileged:   r.Intn(8) == 0,
 		}
 		if sc.Seccomp == nil && r.Intn(2) == 0 {
+			//lint:ignore SA1019 the deprecated field is still sent by older kubelets
 			sc.SeccompProfilePath = []string{"", "unconfined", "runtime/default", "docker/default", "localhost/" + prof}[r.Intn(5)]
 		}
 		if sc.Apparmor == nil && r.Intn(2) == 0 {
+			//lint:ignore SA1019 the deprecated field is still sent by older kubelets
 			sc.ApparmorProfile = []string{"", "unconfined", "runtime/default", "localhost/custom"}[r.Intn(4)]
 		}
 		switch r.Intn(4) {
