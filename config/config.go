@@ -50,8 +50,11 @@ type Config struct {
 	PodStartQueueWait Duration `toml:"pod_start_queue_wait"`
 	// UnclaimedCreateTimeout is how long a creation finished after its caller gave up waits for the retry.
 	UnclaimedCreateTimeout Duration `toml:"unclaimed_create_timeout"`
+	// HostResolvConf is the host's resolver file, copied into pods that have no DNS config (missing: empty file).
+	HostResolvConf string `toml:"host_resolv_conf"`
 
 	CNI       CNI       `toml:"cni"`
+	CDI       CDI       `toml:"cdi"`
 	Registry  Registry  `toml:"registry"`
 	Streaming Streaming `toml:"streaming"`
 	Metrics   Metrics   `toml:"metrics"`
@@ -70,6 +73,12 @@ type Runtime struct {
 type CNI struct {
 	ConfDir string   `toml:"conf_dir"`
 	BinDirs []string `toml:"bin_dirs"`
+}
+
+// CDI configures Container Device Interface devices.
+type CDI struct {
+	// SpecDirs are the directories of CDI spec files, later ones winning over earlier ones for the same device.
+	SpecDirs []string `toml:"spec_dirs"`
 }
 
 // Registry configures image pulls.
@@ -160,10 +169,12 @@ func Default() Config {
 		MaxConcurrentPodStarts: 64,
 		PodStartQueueWait:      Duration{10 * time.Second},
 		UnclaimedCreateTimeout: Duration{10 * time.Minute},
+		HostResolvConf:         "/etc/resolv.conf",
 		CNI: CNI{
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/usr/lib/cni", "/opt/cni/bin"},
 		},
+		CDI: CDI{SpecDirs: []string{"/etc/cdi", "/var/run/cdi"}},
 		Registry: Registry{
 			MaxConcurrentDownloads: 3,
 			StallTimeout:           Duration{time.Minute},
@@ -276,6 +287,9 @@ func (c *Config) Validate() error {
 	if c.Conmon == "" {
 		return errors.New("conmon: must be set")
 	}
+	if !filepath.IsAbs(c.HostResolvConf) {
+		return fmt.Errorf("host_resolv_conf: %q must be an absolute path", c.HostResolvConf)
+	}
 	if c.LogLevel < 0 || c.LogLevel > 10 {
 		return fmt.Errorf("log_level: %d is not between 0 and 10", c.LogLevel)
 	}
@@ -290,6 +304,11 @@ func (c *Config) Validate() error {
 	}
 	if c.CNI.ConfDir == "" || len(c.CNI.BinDirs) == 0 {
 		return errors.New("cni: conf_dir and bin_dirs must be set")
+	}
+	for i, d := range c.CDI.SpecDirs {
+		if !filepath.IsAbs(d) {
+			return fmt.Errorf("cdi.spec_dirs[%d]: %q must be absolute", i, d)
+		}
 	}
 	if c.Registry.MaxConcurrentDownloads < 1 {
 		return fmt.Errorf("registry.max_concurrent_downloads: %d must be at least 1", c.Registry.MaxConcurrentDownloads)

@@ -9,24 +9,28 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/noded/noded/cgroupsv2"
 	cgstats "github.com/noded/noded/cgroupsv2/stats"
+	"github.com/noded/noded/container/rootfshook"
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/features"
 	"github.com/noded/noded/internal/faultinject"
 	"github.com/noded/noded/internal/keymutex"
 	"github.com/noded/noded/oci"
+	"github.com/noded/noded/oci/signal"
 	"github.com/noded/noded/ociruntime"
+	"github.com/noded/noded/sandbox"
 	"github.com/noded/noded/snapshotter"
 	"github.com/noded/noded/store"
 )
@@ -45,6 +49,14 @@ type Images interface {
 	Resolve(ctx context.Context, ref string) (Image, error)
 }
 
+// CDIDevices checks and injects CDI devices (package cdi's Registry).
+type CDIDevices interface {
+	// Check fails (FailedPrecondition) when a device is unknown.
+	Check(devices []string) error
+	// Inject applies the devices' edits to the spec.
+	Inject(spec *specs.Spec, devices []string) error
+}
+
 // Config configures a Manager.
 type Config struct {
 	StateDir       string // bundles under <StateDir>/containers/<id>
@@ -58,8 +70,27 @@ type Config struct {
 	// CgroupReader reads cgroup counters; nil detects the host's layout.
 	CgroupReader *cgstats.Reader
 	Host         oci.HostInfo
+	// Hugetlb says whether containers' cgroups can carry hugepage limits (cgroupsv2.DetectHugetlb); limits that
+	// cannot be applied are dropped when 0 and refused (FailedPrecondition) otherwise.
+	Hugetlb cgroupsv2.Hugetlb
+	// HostFeatures is what the kernel and the snapshot filesystem can do (probed at start); a handler gets a
+	// feature only if its runtime and the host both have it. Nil trusts the runtime alone.
+	HostFeatures *features.Host
+	// AppArmor keeps the default AppArmor profile loaded where Host.AppArmor is set (nil: none, so
+	// RuntimeDefault AppArmor fails there with FailedPrecondition).
+	AppArmor AppArmorLoader
 	// OnEvent is called (without locks held) for container lifecycle events.
 	OnEvent func(ev *runtimeapi.ContainerEventResponse)
+	// CDI resolves CDI devices (ContainerConfig.CDI_devices, cdi.k8s.io/* annotations); nil: none are known.
+	CDI CDIDevices
+	// CheckpointProbe returns nil when CRIU can checkpoint on this host; nil runs ociruntime.CRIUCheck.
+	CheckpointProbe func(ctx context.Context) error
+}
+
+// AppArmorLoader loads the default AppArmor profile unless it is loaded, and returns its name
+// (implemented by *apparmor.Loader).
+type AppArmorLoader interface {
+	Ensure(ctx context.Context) (string, error)
 }
 
 // Manager runs containers.
@@ -73,6 +104,9 @@ type Manager struct {
 
 	featMu sync.Mutex
 	feats  map[string]oci.Features
+
+	// volMu serialises mounting, counting the users of and removing image volume views.
+	volMu sync.Mutex
 
 	oom oomTracker
 }
@@ -120,9 +154,25 @@ func (m *Manager) Features(ctx context.Context, handler string) (oci.Features, e
 		return oci.Features{}, err
 	}
 	f := oci.Features{RecursiveReadOnly: rf.RecursiveReadOnly, IDMapMounts: rf.IDMapMounts,
-		UserNamespaces: rf.UserNamespaces, Seccomp: rf.Seccomp, CgroupV2: cgroupsv2.DetectHost().Unified}
+		UserNamespaces: rf.UserNamespaces, Seccomp: rf.Seccomp, Known: rf.Raw != nil, CgroupV2: cgroupsv2.DetectHost().Unified}
+	if m.cfg.HostFeatures != nil {
+		hf := HandlerFeatures(*m.cfg.HostFeatures, rf)
+		f.RecursiveReadOnly, f.IDMapMounts, f.UserNamespaces = hf.RecursiveReadOnly, hf.IDMapMounts, hf.UserNamespaces
+	}
 	m.feats[rt.Name()] = f
 	return f, nil
+}
+
+// HandlerFeatures is what a handler whose runtime reports rf can do on a host that can do h.
+func HandlerFeatures(h features.Host, rf *ociruntime.Features) features.Handler {
+	return features.Combine(h, features.Runtime{
+		RecursiveReadOnly: rf.RecursiveReadOnly, UserNamespaces: rf.UserNamespaces, IDMapMounts: rf.IDMapMounts,
+	})
+}
+
+// CheckPodSecurity refuses pod security settings this host cannot honour (see oci.CheckPodSELinux).
+func (m *Manager) CheckPodSecurity(cfg *runtimeapi.PodSandboxConfig) error {
+	return oci.CheckPodSELinux(m.cfg.Host, cfg)
 }
 
 // UniqueName is the name a container is reserved under.
@@ -178,6 +228,33 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		}
 		return "", err
 	}
+	stopSignal, err := oci.StopSignal(cfg, img.Config)
+	if err != nil {
+		return "", err
+	}
+	// Resources are checked before anything is made, hugepage limits against what this node can apply.
+	res, err := oci.Resources(cfg.GetLinux().GetResources())
+	if err != nil {
+		return "", err
+	}
+	if _, err := m.cfg.Hugetlb.Filter(res.HugepageLimits); err != nil {
+		return "", err
+	}
+	cdiDevices, err := m.checkCDI(cfg)
+	if err != nil {
+		return "", err
+	}
+	vols, err := m.resolveImageVolumes(ctx, cfg)
+	if err != nil {
+		return "", err
+	}
+	if len(vols) > 0 {
+		// The stored config reports each image mount's digested reference in ContainerStatus.mounts.
+		cfg = proto.Clone(cfg).(*runtimeapi.ContainerConfig)
+		for _, v := range vols {
+			cfg.Mounts[v.index].Image.ImageRef = v.image.Ref
+		}
+	}
 	rt, err := m.runtime(sb.RuntimeHandler)
 	if err != nil {
 		return "", err
@@ -198,7 +275,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		ID: id, SandboxID: sb.ID, Name: name, Config: cfg, State: store.ContainerCreating,
 		CreatedAt: time.Now().UnixNano(), ImageName: cfg.GetImage().GetImage(), ImageID: img.ID, ImageRef: img.Ref,
 		Runtime: rt.Name(), Bundle: bundle, Rootfs: filepath.Join(bundle, "rootfs"), SnapshotKey: "ctr-" + id,
-		CgroupsPath: cgroupsPath,
+		CgroupsPath: cgroupsPath, StopSignal: stopSignal.Name, ImageVolumes: imageVolumeIDs(vols),
 	}
 	if cfg.GetLogPath() != "" && sb.Config.GetLogDirectory() != "" {
 		c.LogPath = filepath.Join(sb.Config.GetLogDirectory(), cfg.GetLogPath())
@@ -210,7 +287,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		return "", err
 	}
 	faultinject.Point(faultinject.ContainerIntent)
-	if err := m.create(ctx, &sb, c, img, rt); err != nil {
+	if err := m.create(ctx, &sb, c, img, rt, cdiDevices, vols); err != nil {
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		defer cancel()
 		if cerr := m.cleanup(cctx, c); cerr != nil {
@@ -237,29 +314,40 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	return id, nil
 }
 
-func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Container, img Image, rt ociruntime.Runtime) error {
+func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Container, img Image, rt ociruntime.Runtime, cdiDevices []string, vols []imageVolume) error {
 	cfg := c.Config
 	if err := checkContainerUserns(sb, cfg); err != nil {
 		return err
 	}
-	// 0711: a container whose root is mapped to an unprivileged host ID must traverse its bundle.
-	if err := os.MkdirAll(c.Rootfs, 0o711); err != nil {
+	idm, userns := podUserns(sb)
+	if err := makeBundleDir(c.Bundle, c.Rootfs, idm, userns); err != nil {
 		return err
 	}
 	mounts, err := m.cfg.Snapshotter.Prepare(ctx, c.SnapshotKey, img.ChainID)
 	if err != nil {
 		return fmt.Errorf("prepare rootfs snapshot: %w", err)
 	}
-	idm, userns := podUserns(sb)
 	if userns {
+		// Not nosuid: the flags of the host mount would be locked in the container's user namespace. A setuid
+		// file seen through the ID-mapped mount is owned by the pod's unprivileged host IDs anyway.
 		err = snapshotter.MountAllIDMapped(mounts, c.Rootfs, idm)
 	} else {
-		err = snapshotter.MountAll(mounts, c.Rootfs)
+		err = snapshotter.MountAll(hostSideMounts(mounts), c.Rootfs)
 	}
 	if err != nil {
 		return fmt.Errorf("mount rootfs: %w", err)
 	}
 	faultinject.Point(faultinject.ContainerRootfs)
+	volSources := map[int]string{}
+	for _, v := range vols {
+		root, err := m.acquireImageVolume(ctx, v.image, sb)
+		if err != nil {
+			return err
+		}
+		if volSources[v.index], err = imageVolumeSource(v.index, root, cfg.GetMounts()[v.index].GetImageSubPath()); err != nil {
+			return err
+		}
+	}
 	feats, err := m.Features(ctx, sb.RuntimeHandler)
 	if err != nil {
 		return err
@@ -293,19 +381,45 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	} else {
 		files.ShmDir = filepath.Join(sb.Dir, "shm")
 	}
+	// The profile may have been unloaded since the start (an apparmor service reload): loaded again here.
+	var aaProfile string
+	var aaErr error
+	if m.cfg.Host.AppArmor && m.cfg.AppArmor != nil {
+		aaProfile, aaErr = m.cfg.AppArmor.Ensure(ctx)
+	}
 	spec, err := oci.Build(oci.Params{
 		ContainerID: c.ID, SandboxID: sb.ID, Config: cfg, SandboxConfig: sb.Config, Image: img.Config,
 		RootfsPath: c.Rootfs, Namespaces: ns, SandboxFiles: files, Hostname: sb.Hostname,
-		CgroupsPath: c.CgroupsPath, Runtime: feats, Host: m.cfg.Host,
+		CgroupsPath: c.CgroupsPath, Runtime: feats, Host: m.cfg.Host, AppArmorDefaultProfile: aaProfile,
+		ImageVolumes: volSources,
 	})
 	if err != nil {
+		if aaErr != nil && errors.Is(err, errdefs.ErrFailedPrecondition) {
+			return fmt.Errorf("%w (%v)", err, aaErr)
+		}
 		return err
+	}
+	if spec.Linux.Resources.HugepageLimits, err = m.cfg.Hugetlb.Filter(spec.Linux.Resources.HugepageLimits); err != nil {
+		return err
+	}
+	if !userns {
+		// The host-side root is nosuid,nodev; the hook clears both in the container's own view of it.
+		self, err := os.Executable()
+		if err != nil {
+			return fmt.Errorf("locate the noded binary: %w", err)
+		}
+		if spec.Hooks == nil {
+			spec.Hooks = &specs.Hooks{}
+		}
+		spec.Hooks.CreateContainer = append(spec.Hooks.CreateContainer, specs.Hook{Path: self, Args: rootfshook.Args(c.Rootfs)})
+	}
+	if len(cdiDevices) > 0 {
+		if err := m.cfg.CDI.Inject(spec, cdiDevices); err != nil {
+			return err
+		}
 	}
 	if u := oci.ContainerUser(spec); u != nil && u.Linux != nil {
 		c.UID, c.GID, c.SupplGroups = u.Linux.Uid, u.Linux.Gid, u.Linux.SupplementalGroups
-	}
-	if sig, err := oci.StopSignal(cfg, img.Config); err == nil {
-		c.StopSignal = sig
 	}
 	data, err := json.Marshal(spec)
 	if err != nil {
@@ -334,6 +448,37 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	return nil
 }
 
+// makeBundleDir makes a container's bundle dir and its rootfs mount point. The bundle is 0700, so that no host
+// user reaches the container's files; with a user namespace it is 0710 with the group of the pod's root, which
+// the runtime needs to reach the rootfs as (as containerd does since CVE-2021-41103).
+func makeBundleDir(bundle, rootfs string, idm snapshotter.IDMapping, userns bool) error {
+	if err := os.MkdirAll(rootfs, 0o700); err != nil {
+		return err
+	}
+	mode := os.FileMode(0o700)
+	if userns {
+		if err := os.Chown(bundle, 0, idm.RootGID); err != nil {
+			return fmt.Errorf("bundle dir: %w", err)
+		}
+		mode = 0o710
+	}
+	if err := os.Chmod(bundle, mode); err != nil {
+		return fmt.Errorf("bundle dir: %w", err)
+	}
+	return nil
+}
+
+// hostSideMounts adds nosuid and nodev to the rootfs mounts: on the host, the container's setuid binaries and
+// device nodes must be inert (the container's own view gets them back from the rootfs hook).
+func hostSideMounts(mounts []snapshotter.Mount) []snapshotter.Mount {
+	out := make([]snapshotter.Mount, len(mounts))
+	for i, m := range mounts {
+		m.Options = append(slices.Clone(m.Options), "nosuid", "nodev")
+		out[i] = m
+	}
+	return out
+}
+
 // cleanup removes every resource of a container: runtime state, rootfs mount, snapshot, bundle.
 func (m *Manager) cleanup(ctx context.Context, c *store.Container) error {
 	var errs []error
@@ -354,6 +499,9 @@ func (m *Manager) cleanup(ctx context.Context, c *store.Container) error {
 		errs = append(errs, err)
 	}
 	if err := m.cfg.Snapshotter.Remove(ctx, c.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
+		errs = append(errs, err)
+	}
+	if err := m.releaseImageVolumes(ctx, c); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
@@ -507,8 +655,8 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 	if timeout > 0 {
 		sig := syscall.SIGTERM
 		if c.StopSignal != "" {
-			if s := unix.SignalNum(c.StopSignal); s != 0 {
-				sig = s
+			if s, err := signal.Parse(c.StopSignal); err == nil {
+				sig = s.Num
 			}
 		}
 		if err := rt.Kill(ctx, c.ID, sig, false); err != nil && !errdefs.IsNotFound(err) {
@@ -587,8 +735,31 @@ func (m *Manager) emit(c *store.Container, typ runtimeapi.ContainerEventType) {
 	if m.cfg.OnEvent == nil {
 		return
 	}
-	m.cfg.OnEvent(&runtimeapi.ContainerEventResponse{
-		ContainerId: c.ID, ContainerEventType: typ, CreatedAt: time.Now().UnixNano(),
-		ContainersStatuses: []*runtimeapi.ContainerStatus{ToStatus(c)},
-	})
+	m.cfg.OnEvent(m.event(c, typ))
+}
+
+// event builds a lifecycle event of c the way kubelet's evented PLEG takes it: with the status of c's pod and
+// of all the pod's containers, as they are now (c as given, even if the store has moved on; a deleted c is no
+// longer one of them). kubelet drops events without a pod status.
+func (m *Manager) event(c *store.Container, typ runtimeapi.ContainerEventType) *runtimeapi.ContainerEventResponse {
+	ev := &runtimeapi.ContainerEventResponse{ContainerId: c.ID, ContainerEventType: typ, CreatedAt: time.Now().UnixNano()}
+	if sb, err := m.cfg.Store.Sandbox(c.SandboxID); err == nil {
+		ev.PodSandboxStatus = sandbox.ToStatus(&sb)
+	}
+	seen := false
+	for _, x := range m.cfg.Store.Containers(c.SandboxID) {
+		if x.ID == c.ID {
+			if typ == runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT {
+				continue
+			}
+			x, seen = *c, true
+		} else if x.State == store.ContainerCreating {
+			continue
+		}
+		ev.ContainersStatuses = append(ev.ContainersStatuses, ToStatus(&x))
+	}
+	if !seen && typ != runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT {
+		ev.ContainersStatuses = append(ev.ContainersStatuses, ToStatus(c))
+	}
+	return ev
 }

@@ -11,7 +11,11 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/oci"
+	"github.com/noded/noded/oci/seccomp"
 	"github.com/noded/noded/ociruntime"
+	"github.com/noded/noded/sandbox"
+	"github.com/noded/noded/sandbox/nsutil"
 	"github.com/noded/noded/sandbox/podinit"
 	"github.com/noded/noded/store"
 )
@@ -52,36 +56,13 @@ func (m *Manager) StartPodInit(ctx context.Context, sb *store.Sandbox) (int, err
 	if err := os.WriteFile(filepath.Join(rootfs, "init"), nil, 0o755); err != nil {
 		return 0, err
 	}
-	spec := &specs.Spec{
-		Version: specs.Version,
-		Root:    &specs.Root{Path: rootfs, Readonly: true},
-		Process: &specs.Process{
-			Args: []string{"/init", podinit.Command}, Cwd: "/", Env: []string{"PATH=/"},
-			NoNewPrivileges: true, Capabilities: &specs.LinuxCapabilities{},
-		},
-		Hostname: "",
-		Mounts: []specs.Mount{
-			{Destination: "/init", Type: "bind", Source: self, Options: []string{"bind", "ro", "nosuid", "nodev"}},
-			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"nosuid", "noexec", "nodev"}},
-			// runc reopens the init's /dev/null stdio inside the root: the bundle dir may be on a nodev mount
-			// (/run on systemd hosts), so the device nodes runc creates need a /dev of their own.
-			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "noexec", "mode=755", "size=64k"}},
-		},
-		Linux: &specs.Linux{
-			CgroupsPath: cgroupsPath,
-			Namespaces:  []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}},
-			MaskedPaths: []string{"/proc/kcore", "/proc/keys", "/proc/timer_list"},
-		},
+	feats, err := m.Features(ctx, sb.RuntimeHandler)
+	if err != nil {
+		return 0, err
 	}
-	for t, typ := range map[string]specs.LinuxNamespaceType{"net": specs.NetworkNamespace, "ipc": specs.IPCNamespace, "uts": specs.UTSNamespace} {
-		if p, ok := sb.Namespaces[t]; ok {
-			spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: typ, Path: p})
-		}
-	}
-	if _, ok := podUserns(sb); ok {
-		// The init's PID namespace must be owned by the pod's user namespace for containers to mount /proc.
-		// Joined by path alone: the runtime reads the mappings from the namespace.
-		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: sb.Namespaces["user"]})
+	spec, err := podInitSpec(sb, self, rootfs, cgroupsPath, m.cfg.Host, feats)
+	if err != nil {
+		return 0, err
 	}
 	data, err := json.Marshal(spec)
 	if err != nil {
@@ -100,6 +81,80 @@ func (m *Manager) StartPodInit(ctx context.Context, sb *store.Sandbox) (int, err
 		return 0, fmt.Errorf("start pod init: %w", err)
 	}
 	return pid, nil
+}
+
+// PodInitUID and PodInitGID are the IDs the pod init runs as (in the pod's user namespace when it has one):
+// the conventional unprivileged ID of pause containers.
+const (
+	PodInitUID = 65535
+	PodInitGID = 65535
+)
+
+// podInitSpec is the OCI spec of a pod's init. Containers of the pod reach the init's root through /proc/1/root,
+// and a writable procfs there writes the host's /proc/sys. The init only waits for children, so it gets as
+// little as the runtime allows: a read-only /proc (runc reads /proc/sys/kernel/cap_last_cap while setting the
+// process up, so there must be one) with the default masked and read-only paths on top, an unprivileged user,
+// no capabilities, no new privileges, a read-only root and /dev, and the RuntimeDefault seccomp profile where
+// the kernel has seccomp (and the runtime does not say it lacks it).
+func podInitSpec(sb *store.Sandbox, self, rootfs, cgroupsPath string, host oci.HostInfo, feats oci.Features) (*specs.Spec, error) {
+	spec := &specs.Spec{
+		Version: specs.Version,
+		Root:    &specs.Root{Path: rootfs, Readonly: true},
+		Process: &specs.Process{
+			Args: []string{"/init", podinit.Command}, Cwd: "/", Env: []string{"PATH=/"},
+			User:            specs.User{UID: PodInitUID, GID: PodInitGID},
+			NoNewPrivileges: true, Capabilities: &specs.LinuxCapabilities{},
+		},
+		Mounts: []specs.Mount{
+			{Destination: "/init", Type: "bind", Source: self, Options: []string{"bind", "ro", "nosuid", "nodev"}},
+			{Destination: "/proc", Type: "proc", Source: "proc", Options: []string{"ro", "nosuid", "noexec", "nodev"}},
+			// runc reopens the init's /dev/null stdio inside the root: the bundle dir may be on a nodev mount
+			// (/run on systemd hosts), so the device nodes runc creates need a /dev of their own. runc makes
+			// the devices first and remounts /dev read-only afterwards.
+			{Destination: "/dev", Type: "tmpfs", Source: "tmpfs", Options: []string{"nosuid", "noexec", "ro", "mode=755", "size=64k"}},
+		},
+		Linux: &specs.Linux{
+			CgroupsPath:   cgroupsPath,
+			Namespaces:    []specs.LinuxNamespace{{Type: specs.PIDNamespace}, {Type: specs.MountNamespace}},
+			MaskedPaths:   oci.DefaultMaskedPaths(),
+			ReadonlyPaths: oci.DefaultReadonlyPaths(),
+		},
+	}
+	for _, ns := range []struct {
+		key string
+		typ specs.LinuxNamespaceType
+	}{{"net", specs.NetworkNamespace}, {"ipc", specs.IPCNamespace}, {"uts", specs.UTSNamespace}} {
+		if p, ok := sb.Namespaces[ns.key]; ok {
+			spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: ns.typ, Path: p})
+		}
+	}
+	if _, ok := podUserns(sb); ok {
+		// The init's PID namespace must be owned by the pod's user namespace for containers to mount /proc.
+		// Joined by path alone: the runtime reads the mappings from the namespace.
+		spec.Linux.Namespaces = append(spec.Linux.Namespaces, specs.LinuxNamespace{Type: specs.UserNamespace, Path: sb.Namespaces["user"]})
+		// A mapping too small for 65535 leaves the init as the pod's root, an unprivileged host ID anyway.
+		uids, gids, _ := sandbox.PodUserns(sb.Config)
+		if !idMapped(uids, PodInitUID) || !idMapped(gids, PodInitGID) {
+			spec.Process.User = specs.User{}
+		}
+	}
+	if host.Seccomp && oci.SeccompApplicable(feats) == nil {
+		sc, err := seccomp.DefaultProfile().ToOCI(seccomp.Target{Kernel: host.Kernel})
+		if err != nil {
+			return nil, fmt.Errorf("pod init seccomp profile: %w", err)
+		}
+		spec.Linux.Seccomp = sc
+	}
+	return spec, nil
+}
+
+func idMapped(maps []nsutil.IDMap, id uint32) bool {
+	for _, m := range maps {
+		if id >= m.ContainerID && id-m.ContainerID < m.Size {
+			return true
+		}
+	}
+	return false
 }
 
 // StopPodInit kills the pod's init and deletes it; a pod without one is fine.

@@ -55,6 +55,7 @@ func (m *Manager) Recover(ctx context.Context) {
 			}
 		}
 	}
+	m.reconcileImageVolumes(ctx)
 }
 
 func (m *Manager) markUnknown(id, why string) {

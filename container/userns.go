@@ -9,6 +9,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/features"
 	"github.com/noded/noded/sandbox"
 	"github.com/noded/noded/sandbox/nsutil"
 	"github.com/noded/noded/snapshotter"
@@ -23,7 +24,13 @@ func (m *Manager) CheckUserns(ctx context.Context, handler string) error {
 		return err
 	}
 	if !f.UserNamespaces {
-		return errdefs.FailedPrecondition("runtime handler %q does not support user namespaces", handler)
+		why := ""
+		if rt, err := m.runtime(handler); err == nil && m.cfg.HostFeatures != nil {
+			if rf, err := rt.Features(ctx); err == nil {
+				why = ": " + HandlerFeatures(*m.cfg.HostFeatures, rf).Reasons[features.FeatureUserNamespaces]
+			}
+		}
+		return errdefs.FailedPrecondition("runtime handler %q does not support user namespaces%s", handler, why)
 	}
 	return searchableByOthers(m.bundlesDir)
 }

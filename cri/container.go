@@ -138,3 +138,18 @@ func (s *RuntimeServer) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRe
 	}
 	return &runtimeapi.ExecSyncResponse{Stdout: res.Stdout, Stderr: res.Stderr, ExitCode: res.ExitCode}, nil
 }
+
+// CheckpointContainer writes a CRIU checkpoint archive of a running container to the requested location; the
+// container keeps running. It answers FailedPrecondition where CRIU cannot checkpoint on the host.
+func (s *RuntimeServer) CheckpointContainer(ctx context.Context, req *runtimeapi.CheckpointContainerRequest) (*runtimeapi.CheckpointContainerResponse, error) {
+	if err := s.sandboxes(); err != nil {
+		return nil, err
+	}
+	if req.GetTimeout() < 0 {
+		return nil, errdefs.InvalidArgument("timeout must not be negative")
+	}
+	if err := s.Containers.Checkpoint(ctx, req.GetContainerId(), req.GetLocation(), time.Duration(req.GetTimeout())*time.Second); err != nil {
+		return nil, err
+	}
+	return &runtimeapi.CheckpointContainerResponse{}, nil
+}

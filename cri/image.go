@@ -23,6 +23,8 @@ type ImageServer struct {
 	runtimeapi.UnimplementedImageServiceServer
 	svc    *image.Service
 	fsInfo FsInfoFunc
+	ctrFs  func(ctx context.Context) (*runtimeapi.FilesystemUsage, error)
+	inUse  func(imageID string) error
 }
 
 // ImageServerOption configures an ImageServer.
@@ -31,6 +33,18 @@ type ImageServerOption func(*ImageServer)
 // WithFsInfo replaces the default ImageFsInfo (the image service's own usage: content store plus image layer
 // snapshots, no separate container filesystem).
 func WithFsInfo(f FsInfoFunc) ImageServerOption { return func(s *ImageServer) { s.fsInfo = f } }
+
+// WithContainerFs adds the container filesystem (the writable layers) to the default ImageFsInfo, as
+// container_filesystems: kubelet's eviction and stats/summary read it.
+func WithContainerFs(f func(ctx context.Context) (*runtimeapi.FilesystemUsage, error)) ImageServerOption {
+	return func(s *ImageServer) { s.ctrFs = f }
+}
+
+// WithImageInUse makes RemoveImage fail with inUse's error (FailedPrecondition) while the image is in a use that
+// must keep it, such as an image volume mounted by a container.
+func WithImageInUse(inUse func(imageID string) error) ImageServerOption {
+	return func(s *ImageServer) { s.inUse = inUse }
+}
 
 // NewImageServer returns the CRI ImageService of svc.
 func NewImageServer(svc *image.Service, opts ...ImageServerOption) *ImageServer {
@@ -185,6 +199,17 @@ func (s *ImageServer) RemoveImage(ctx context.Context, req *runtimeapi.RemoveIma
 	if err != nil {
 		return nil, err
 	}
+	if s.inUse != nil {
+		img, err := s.svc.Get(ctx, ref)
+		if err != nil && !errdefs.IsNotFound(err) {
+			return nil, err
+		}
+		if err == nil {
+			if err := s.inUse(img.ID); err != nil {
+				return nil, err
+			}
+		}
+	}
 	if err := s.svc.Remove(ctx, ref); err != nil && !errdefs.IsNotFound(err) {
 		return nil, err
 	}
@@ -204,10 +229,18 @@ func (s *ImageServer) ImageFsInfo(ctx context.Context, _ *runtimeapi.ImageFsInfo
 	if err != nil {
 		return nil, err
 	}
-	return &runtimeapi.ImageFsInfoResponse{ImageFilesystems: []*runtimeapi.FilesystemUsage{{
+	resp := &runtimeapi.ImageFsInfoResponse{ImageFilesystems: []*runtimeapi.FilesystemUsage{{
 		Timestamp:  u.Timestamp.UnixNano(),
 		FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: u.Mountpoint},
 		UsedBytes:  &runtimeapi.UInt64Value{Value: u.UsedBytes},
 		InodesUsed: &runtimeapi.UInt64Value{Value: u.InodesUsed},
-	}}}, nil
+	}}}
+	if s.ctrFs != nil {
+		c, err := s.ctrFs(ctx)
+		if err != nil {
+			return nil, err
+		}
+		resp.ContainerFilesystems = []*runtimeapi.FilesystemUsage{c}
+	}
+	return resp, nil
 }

@@ -270,3 +270,44 @@ func countStreamed(rs []*runtimeapi.StreamImagesResponse) int {
 	}
 	return n
 }
+
+func TestRemoveImageRefusedWhileInUse(t *testing.T) {
+	e := newImageEnv(t)
+	ctx := context.Background()
+	e.push(t, "vol:1", "0:0", map[string]string{"data": "x"})
+	pr, err := e.srv.PullImage(ctx, &runtimeapi.PullImageRequest{Image: spec(e.host + "/vol:1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked []string
+	inUse := true
+	srv := NewImageServer(e.svc, WithImageInUse(func(id string) error {
+		asked = append(asked, id)
+		if inUse {
+			return errdefs.FailedPrecondition("image %s is mounted as an image volume by container(s) c1", id)
+		}
+		return nil
+	}))
+	// By tag: the check gets the image ID, the image stays.
+	if _, err := srv.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: spec(e.host + "/vol:1")}); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Fatalf("RemoveImage in use: %v, want FailedPrecondition", err)
+	}
+	if !slices.Equal(asked, []string{pr.ImageRef}) {
+		t.Fatalf("in-use check asked for %v, want the image ID %s", asked, pr.ImageRef)
+	}
+	if st, err := srv.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec(pr.ImageRef)}); err != nil || st.GetImage() == nil {
+		t.Fatalf("image gone after a refused removal: %v %v", st, err)
+	}
+	inUse = false
+	if _, err := srv.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: spec(pr.ImageRef)}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := srv.ImageStatus(ctx, &runtimeapi.ImageStatusRequest{Image: spec(pr.ImageRef)}); err != nil || st.GetImage() != nil {
+		t.Fatalf("image still there: %v %v", st, err)
+	}
+	// Unknown images are still not an error, and need no check.
+	asked = nil
+	if _, err := srv.RemoveImage(ctx, &runtimeapi.RemoveImageRequest{Image: spec("nosuch:1")}); err != nil || len(asked) != 0 {
+		t.Fatalf("unknown image: %v, asked %v", err, asked)
+	}
+}

@@ -17,7 +17,7 @@ import (
 // CallObserver receives every finished call: its full method name, gRPC status code and latency.
 type CallObserver func(method string, code codes.Code, latency time.Duration)
 
-// UnaryInterceptor logs requests at -v=4 with their latency, turns panics into Internal errors and maps the
+// UnaryInterceptor logs requests at -v=4 with their latency (secrets redacted), turns panics into Internal errors and maps the
 // project's error kinds to gRPC codes. It is the one place where errors become gRPC statuses.
 func UnaryInterceptor(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
 	return ObservedUnaryInterceptor(nil)(ctx, req, info, handler)
@@ -81,7 +81,9 @@ func logCall(method string, req, resp any, err error, d time.Duration) {
 		return
 	}
 	if klogV := klog.V(4); klogV.Enabled() {
-		klogV.InfoS("RPC", "method", method, "latency", d, "request", req, "response", resp)
+		// Never the messages themselves: they hold registry credentials, Secrets in env values, exec output
+		// and streaming tokens (see RedactForLog).
+		klogV.InfoS("RPC", "method", method, "latency", d, "request", RedactForLog(req), "response", RedactForLog(resp))
 	}
 }
 

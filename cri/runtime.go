@@ -4,6 +4,7 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -29,12 +30,19 @@ type HandlerFeatures struct {
 type Info struct {
 	Version      string
 	CgroupDriver string // cgroupsv2.DriverSystemd or DriverCgroupfs
+	// Hugetlb is whether hugepage limits can be applied (Status verbose info["hugetlb"], as JSON).
+	Hugetlb cgroupsv2.Hugetlb
 	// RuntimeReady returns nil when the default OCI runtime can run containers.
 	RuntimeReady func(ctx context.Context) error
 	// NetworkReady returns nil when pod networking (CNI) is usable.
 	NetworkReady func(ctx context.Context) error
 	// Handlers lists the runtime handlers and their features.
 	Handlers func(ctx context.Context) []HandlerFeatures
+	// Verbose adds to Status(verbose) info (see VerboseInfo).
+	Verbose VerboseInfo
+	// Security returns the host's security modules as noded uses them (keys "apparmor", "selinux"), for the
+	// verbose Status.
+	Security func() map[string]string
 }
 
 // RuntimeServer implements the CRI RuntimeService. Its RPC groups live in files of their own.
@@ -83,7 +91,9 @@ func (s *RuntimeServer) Status(ctx context.Context, req *runtimeapi.StatusReques
 			cond(runtimeapi.RuntimeReady, s.info.RuntimeReady, "OCIRuntimeNotReady"),
 			cond(runtimeapi.NetworkReady, s.info.NetworkReady, "NetworkPluginNotReady"),
 		}},
-		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true},
+		// mount_options: CRI Mount.mount_options are passed on (oci.mounts); user namespaces with the host's
+		// network are refused (sandbox.checkUserns), so user_namespaces_host_network stays false.
+		Features: &runtimeapi.RuntimeFeatures{SupplementalGroupsPolicy: true, MountOptions: true},
 	}
 	if s.info.Handlers != nil {
 		for _, h := range s.info.Handlers(ctx) {
@@ -98,6 +108,15 @@ func (s *RuntimeServer) Status(ctx context.Context, req *runtimeapi.StatusReques
 	}
 	if req.GetVerbose() {
 		resp.Info = map[string]string{"cgroupDriver": s.info.CgroupDriver, "podCIDR": s.PodCIDR()}
+		s.addVerboseInfo(ctx, resp.Info)
+		if b, err := json.Marshal(s.info.Hugetlb); err == nil {
+			resp.Info["hugetlb"] = string(b)
+		}
+		if s.info.Security != nil {
+			for k, v := range s.info.Security() {
+				resp.Info[k] = v
+			}
+		}
 	}
 	return resp, nil
 }

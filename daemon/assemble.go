@@ -9,10 +9,13 @@ import (
 
 	"k8s.io/klog/v2"
 
+	"github.com/noded/noded/apparmor"
+	"github.com/noded/noded/cdi"
 	"github.com/noded/noded/cgroupsv2"
 	"github.com/noded/noded/cni"
 	"github.com/noded/noded/container"
 	"github.com/noded/noded/cri"
+	"github.com/noded/noded/features"
 	"github.com/noded/noded/image"
 	"github.com/noded/noded/oci"
 	"github.com/noded/noded/ociruntime"
@@ -34,6 +37,10 @@ type services struct {
 	images     container.Images
 	imageSrv   *image.Service
 	stats      *stats.Provider
+	// hostFeatures is what the kernel and the snapshot filesystem can do, probed once at start.
+	hostFeatures features.Host
+	host         oci.HostInfo
+	apparmor     *apparmor.Loader // nil where AppArmor is not enabled
 }
 
 // assemble builds noded's services from its config. The returned cleanup closes what was opened.
@@ -100,10 +107,21 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 	if err != nil {
 		return nil, err
 	}
-	if s.containers, err = container.New(container.Config{
+	cdiRegistry, err := cdi.New(d.cfg.CDI.SpecDirs)
+	if err != nil {
+		return nil, err
+	}
+	s.hostFeatures = probeHostFeatures(ctx, filepath.Join(d.opts.Root, "snapshots"))
+	s.host = host
+	ccfg := container.Config{
 		StateDir: d.opts.State, Store: s.store, Images: s.images, Snapshotter: s.snapshots, Runtimes: s.runtimes,
-		DefaultRuntime: d.cfg.DefaultRuntime, Cgroups: cgroups, Host: host, OnEvent: d.events.Publish,
-	}); err != nil {
+		DefaultRuntime: d.cfg.DefaultRuntime, Cgroups: cgroups, Host: host, OnEvent: d.events.Publish, Hugetlb: d.hugetlb,
+		HostFeatures: &s.hostFeatures, CDI: cdiRegistry,
+	}
+	if s.apparmor = loadAppArmor(ctx, host, d.opts.State); s.apparmor != nil {
+		ccfg.AppArmor = s.apparmor
+	}
+	if s.containers, err = container.New(ccfg); err != nil {
 		return nil, fmt.Errorf("containers: %w", err)
 	}
 	if s.sandboxes, err = sandbox.New(sandbox.Config{
@@ -116,7 +134,9 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 			_, ok := s.runtimes[h]
 			return ok
 		},
-		CheckUserns: s.containers.CheckUserns,
+		CheckUserns:    s.containers.CheckUserns,
+		CheckSecurity:  s.containers.CheckPodSecurity,
+		HostResolvConf: d.cfg.HostResolvConf,
 	}); err != nil {
 		return nil, fmt.Errorf("sandboxes: %w", err)
 	}

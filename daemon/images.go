@@ -70,5 +70,6 @@ func (r imageResolver) Resolve(ctx context.Context, ref string) (container.Image
 }
 
 func newImageServer(s *services) runtimeapi.ImageServiceServer {
-	return cri.NewImageServer(s.imageSrv)
+	return cri.NewImageServer(s.imageSrv, cri.WithContainerFs(s.stats.ContainerFsUsage),
+		cri.WithImageInUse(s.containers.ImageInUse))
 }

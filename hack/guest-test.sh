@@ -80,6 +80,17 @@ if [ -x /usr/local/sbin/runc ]; then
 	cp /usr/local/sbin/runc "$out/runc"
 	envs+=(NODED_TEST_RUNC="$out/runc")
 fi
+# The AppArmor guest test needs apparmor_parser, which the guest image lacks: the host's (it needs only libc),
+# its ABI files and a wrapper pointing it at them. That test runs only in a guest whose kernel has AppArmor
+# enabled (NODEVM_RUN naming a run script that boots with lsm=capability,yama,apparmor); elsewhere it skips.
+if [ -x /usr/sbin/apparmor_parser ] && [ -d /etc/apparmor.d/abi ]; then
+	mkdir -p "$out/apparmor/inc"
+	cp /usr/sbin/apparmor_parser "$out/apparmor/apparmor_parser.bin"
+	cp -r /etc/apparmor.d/abi "$out/apparmor/inc/"
+	printf '#!/bin/sh\nexec "%s/apparmor_parser.bin" -I "%s/inc" "$@"\n' "$out/apparmor" "$out/apparmor" >"$out/apparmor/apparmor_parser"
+	chmod +x "$out/apparmor/apparmor_parser"
+	envs+=(NODED_TEST_APPARMOR_DIR="$out/apparmor")
+fi
 
 start=$(date +%s)
 if [ -z "$vm" ]; then

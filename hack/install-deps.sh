@@ -6,7 +6,7 @@ set -euo pipefail
 PKGS=(
   runc conmon crun containernetworking-plugins iptables iproute2 util-linux procps
   busybox libseccomp-dev pkg-config gcc make ca-certificates docker-registry
-  nginx-light kmod psmisc
+  nginx-light kmod psmisc apparmor
 )
 RUNC_VERSION="${RUNC_VERSION:-v1.5.2}"
 PREFIX="${NODED_PREFIX:-/usr/local}"

@@ -162,9 +162,9 @@ func TestUnknownRPCIsUnimplemented(t *testing.T) {
 		t.Fatalf("unknown RPC: %v, want Unimplemented", err)
 	}
 	// A registered RPC noded does not do yet answers Unimplemented with a message naming it.
-	_, err = runtimeapi.NewRuntimeServiceClient(conn).CheckpointContainer(ctx, &runtimeapi.CheckpointContainerRequest{})
-	if status.Code(err) != codes.Unimplemented || !strings.Contains(status.Convert(err).Message(), "CheckpointContainer") {
-		t.Fatalf("CheckpointContainer: %v, want Unimplemented naming the RPC", err)
+	_, err = runtimeapi.NewRuntimeServiceClient(conn).RestorePod(ctx, &runtimeapi.RestorePodRequest{})
+	if status.Code(err) != codes.Unimplemented || !strings.Contains(status.Convert(err).Message(), "RestorePod") {
+		t.Fatalf("RestorePod: %v, want Unimplemented naming the RPC", err)
 	}
 }
 

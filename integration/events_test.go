@@ -56,8 +56,10 @@ func TestContainerEventsInOrder(t *testing.T) {
 				continue
 			}
 			got = append(got, ev.ContainerEventType)
-			if len(ev.ContainersStatuses) == 0 || ev.CreatedAt == 0 {
-				t.Errorf("event %v lacks the container status or time", ev.ContainerEventType)
+			// A deleted container is no longer one of the pod's: its pod (of one container) then has none.
+			deleted := ev.ContainerEventType == runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT
+			if (len(ev.ContainersStatuses) == 0) != deleted || ev.CreatedAt == 0 || ev.PodSandboxStatus.GetId() != pod {
+				t.Errorf("event %v lacks the pod or container status or time", ev.ContainerEventType)
 			}
 		case <-timeout:
 			t.Fatalf("events so far %v, want %v", got, want)

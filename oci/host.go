@@ -32,7 +32,8 @@ func DetectHost() (HostInfo, error) {
 	}
 	h.NofileMax = rl.Max
 	h.Capabilities = procCaps("CapBnd:")
-	h.AppArmor = AppArmorEnabled()
+	h.AppArmor, h.SELinux = DetectLSM("/")
+	h.Seccomp = SeccompEnabled()
 	var uts unix.Utsname
 	if err := unix.Uname(&uts); err == nil {
 		h.Kernel = unix.ByteSliceToString(uts.Release[:])
@@ -55,10 +56,20 @@ func procCaps(field string) uint64 {
 	return 0
 }
 
-// AppArmorEnabled reports whether the kernel has AppArmor enabled.
+// AppArmorEnabled reports whether the kernel has AppArmor enabled (see DetectLSM).
 func AppArmorEnabled() bool {
-	b, err := os.ReadFile("/sys/module/apparmor/parameters/enabled")
-	return err == nil && strings.HasPrefix(string(b), "Y")
+	enabled, _ := DetectLSM("/")
+	return enabled
+}
+
+// SeccompEnabled reports whether the kernel supports seccomp filters: PR_GET_SECCOMP answers (CONFIG_SECCOMP)
+// and PR_SET_SECCOMP with SECCOMP_MODE_FILTER and no filter fails with EFAULT, not EINVAL
+// (CONFIG_SECCOMP_FILTER). Nothing is installed by the probe.
+func SeccompEnabled() bool {
+	if _, err := unix.PrctlRetInt(unix.PR_GET_SECCOMP, 0, 0, 0, 0); err != nil {
+		return false
+	}
+	return unix.Prctl(unix.PR_SET_SECCOMP, unix.SECCOMP_MODE_FILTER, 0, 0, 0) == unix.EFAULT
 }
 
 // ParseFeatures derives Features from the output of `<runtime> features` (the OCI features document).
@@ -68,7 +79,7 @@ func ParseFeatures(data []byte) (Features, error) {
 	if err := json.Unmarshal(data, &f); err != nil {
 		return Features{}, fmt.Errorf("parse runtime features: %w", err)
 	}
-	var out Features
+	out := Features{Known: true}
 	out.RecursiveReadOnly = slices.Contains(f.MountOptions, "rro")
 	if l := f.Linux; l != nil {
 		out.UserNamespaces = slices.Contains(l.Namespaces, "user")

@@ -138,8 +138,8 @@ func criMount(p Params, i int, m *runtimeapi.Mount) (specs.Mount, string, error)
 	if dst == "/" {
 		return specs.Mount{}, "", errdefs.InvalidArgument("mounts[%d]: container_path must not be /", i)
 	}
-	if m.GetImage() != nil && m.GetImage().GetImage() != "" {
-		return specs.Mount{}, "", errdefs.InvalidArgument("mounts[%d]: image volume mounts (image %q) are not supported", i, m.GetImage().GetImage())
+	if m.GetImage().GetImage() != "" {
+		return imageMount(p, i, m)
 	}
 	src := m.GetHostPath()
 	if !filepath.IsAbs(src) {
@@ -215,6 +215,38 @@ func criMount(p Params, i int, m *runtimeapi.Mount) (specs.Mount, string, error)
 		}
 	}
 	return om, prop, nil
+}
+
+// imageMount converts an image volume mount: a private, read-only bind of the path the caller prepared (the
+// image's view, or its sub path). Image volumes are read-only whatever the request says.
+func imageMount(p Params, i int, m *runtimeapi.Mount) (specs.Mount, string, error) {
+	src, ok := p.ImageVolumes[i]
+	if !ok || !filepath.IsAbs(src) {
+		return specs.Mount{}, "", errdefs.InvalidArgument("mounts[%d]: image volume %q was not prepared", i, m.GetImage().GetImage())
+	}
+	if m.GetHostPath() != "" {
+		return specs.Mount{}, "", errdefs.InvalidArgument("mounts[%d]: host_path and image are mutually exclusive", i)
+	}
+	if len(m.GetUidMappings()) > 0 || len(m.GetGidMappings()) > 0 {
+		return specs.Mount{}, "", errdefs.InvalidArgument("mounts[%d]: idmap mappings are not supported on image volumes", i)
+	}
+	opts := []string{"rbind", "rprivate", "ro", "nosuid", "nodev"}
+	if m.GetRecursiveReadOnly() {
+		if !p.Runtime.RecursiveReadOnly {
+			return specs.Mount{}, "", errdefs.InvalidArgument("mounts[%d]: recursive_read_only is not supported by the runtime", i)
+		}
+		opts = append(opts, "rro")
+	}
+	for _, o := range m.GetMountOptions() {
+		if !slices.Contains(allowedMountOptions, o) {
+			return specs.Mount{}, "", errdefs.InvalidArgument("mounts[%d]: mount option %q is not allowed", i, o)
+		}
+		if !slices.Contains(opts, o) {
+			opts = append(opts, o)
+		}
+	}
+	// In a user namespace the caller's view is already ID-mapped as the rootfs is.
+	return specs.Mount{Destination: m.GetContainerPath(), Type: "bind", Source: src, Options: opts}, "rprivate", nil
 }
 
 type propagationInfo struct {

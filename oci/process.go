@@ -103,6 +103,11 @@ func process(p Params, u *user.Resolved) (*specs.Process, error) {
 	if !filepath.IsAbs(cwd) {
 		return nil, errdefs.InvalidArgument("working_dir %q must be an absolute path", cwd)
 	}
+	// A working directory in /proc is how CVE-2024-21626 leaked the runtime's file descriptors (/proc/self/fd/N)
+	// to the container; nothing legitimate starts there.
+	if c := filepath.Clean(cwd); c == "/proc" || strings.HasPrefix(c, "/proc/") {
+		return nil, errdefs.InvalidArgument("working_dir %q: a working directory under /proc is not allowed", cwd)
+	}
 
 	nofile := uint64(DefaultRlimitNofile)
 	if p.Host.NofileMax > 0 && nofile > p.Host.NofileMax {

@@ -144,12 +144,15 @@ func security(p Params, s *specs.Spec, sc *runtimeapi.LinuxContainerSecurityCont
 	if !privileged {
 		s.Linux.MaskedPaths = DefaultMaskedPaths()
 		s.Linux.ReadonlyPaths = DefaultReadonlyPaths()
-		// kubelet sends the lists explicitly; it sends empty ones for an Unmasked proc mount, which the CRI
-		// wire format cannot tell apart from "not sent", so empty lists keep the defaults.
-		if m := sc.GetMaskedPaths(); len(m) > 0 {
+		// kubelet sends the lists explicitly: the defaults for procMount Default, empty ones for Unmasked, which
+		// it allows only with a user namespace (hostUsers: false). The CRI wire format cannot tell an empty list
+		// from one not sent, so an empty list means "none" only in a user namespace, as kubelet enforces; outside
+		// one it keeps the defaults.
+		userns := slices.ContainsFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace })
+		if m := sc.GetMaskedPaths(); len(m) > 0 || userns {
 			s.Linux.MaskedPaths = slices.Clone(m)
 		}
-		if r := sc.GetReadonlyPaths(); len(r) > 0 {
+		if r := sc.GetReadonlyPaths(); len(r) > 0 || userns {
 			s.Linux.ReadonlyPaths = slices.Clone(r)
 		}
 		for _, list := range [][]string{s.Linux.MaskedPaths, s.Linux.ReadonlyPaths} {
@@ -164,7 +167,20 @@ func security(p Params, s *specs.Spec, sc *runtimeapi.LinuxContainerSecurityCont
 	if err := applySeccomp(p, s, sc, caps); err != nil {
 		return err
 	}
+	if err := checkSELinux(p, sc); err != nil {
+		return err
+	}
 	return applyAppArmor(p, s, sc)
+}
+
+// SeccompApplicable returns a FailedPrecondition error when the runtime says it cannot apply seccomp profiles.
+// A runtime that did not answer `features` is trusted to apply them (crun 1.8 has seccomp but no features
+// command): whether a profile is wanted is decided from the kernel, never from a failed probe.
+func SeccompApplicable(f Features) error {
+	if f.Known && !f.Seccomp {
+		return errdefs.FailedPrecondition("seccomp: the OCI runtime reports no seccomp support; it cannot apply the profile")
+	}
+	return nil
 }
 
 // profileFromLegacy turns the deprecated seccomp_profile_path / apparmor_profile strings into a SecurityProfile.
@@ -198,8 +214,11 @@ func applySeccomp(p Params, s *specs.Spec, sc *runtimeapi.LinuxContainerSecurity
 	case runtimeapi.SecurityProfile_Unconfined:
 		return nil
 	case runtimeapi.SecurityProfile_RuntimeDefault:
-		if !p.Runtime.Seccomp {
-			return nil // nothing to enforce with; the pod still runs, as with other runtimes
+		if !p.Host.Seccomp {
+			return nil // the kernel has no seccomp filters: nothing to enforce with, as with other runtimes
+		}
+		if err := SeccompApplicable(p.Runtime); err != nil {
+			return err
 		}
 		profile = seccomp.DefaultProfile()
 	case runtimeapi.SecurityProfile_Localhost:
@@ -207,8 +226,11 @@ func applySeccomp(p Params, s *specs.Spec, sc *runtimeapi.LinuxContainerSecurity
 		if ref == "" {
 			return errdefs.InvalidArgument("seccomp: localhost profile without localhost_ref")
 		}
-		if !p.Runtime.Seccomp {
-			return errdefs.InvalidArgument("seccomp: localhost profile %q requested but seccomp is not supported by the runtime", ref)
+		if !p.Host.Seccomp {
+			return errdefs.FailedPrecondition("seccomp: localhost profile %q requested but the kernel does not support seccomp filters", ref)
+		}
+		if err := SeccompApplicable(p.Runtime); err != nil {
+			return err
 		}
 		var err error
 		if profile, err = seccomp.Load(ref); err != nil {
@@ -245,20 +267,26 @@ func applyAppArmor(p Params, s *specs.Spec, sc *runtimeapi.LinuxContainerSecurit
 	case runtimeapi.SecurityProfile_Unconfined:
 		return nil
 	case runtimeapi.SecurityProfile_RuntimeDefault:
-		if p.Host.AppArmor && !sc.GetPrivileged() {
-			s.Process.ApparmorProfile = p.AppArmorDefaultProfile
+		// Without AppArmor in the kernel there is nothing to apply (as with other runtimes); privileged
+		// containers run unconfined unless they name a profile.
+		if !p.Host.AppArmor || sc.GetPrivileged() {
+			return nil
 		}
+		if p.AppArmorDefaultProfile == "" {
+			return errdefs.FailedPrecondition("apparmor: RuntimeDefault requested but the default profile is not loaded")
+		}
+		s.Process.ApparmorProfile = p.AppArmorDefaultProfile
 		return nil
 	case runtimeapi.SecurityProfile_Localhost:
 		if !p.Host.AppArmor {
 			return errdefs.InvalidArgument("apparmor: profile %q requested but AppArmor is not enabled on this host", prof.GetLocalhostRef())
 		}
-		if prof.GetLocalhostRef() == "" {
+		ref := strings.TrimPrefix(prof.GetLocalhostRef(), "localhost/")
+		if ref == "" {
 			return errdefs.InvalidArgument("apparmor: localhost profile without localhost_ref")
 		}
-		if !sc.GetPrivileged() {
-			s.Process.ApparmorProfile = prof.GetLocalhostRef()
-		}
+		// A profile the pod names is applied to privileged containers too: dropping it would be silent.
+		s.Process.ApparmorProfile = ref
 		return nil
 	}
 	return errdefs.InvalidArgument("apparmor: unknown profile type %v", prof.GetProfileType())

@@ -1,6 +1,7 @@
 package oci
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"slices"
@@ -41,8 +42,8 @@ func testParams(t testing.TB) Params {
 		RootfsPath:  root,
 		Namespaces:  map[specs.LinuxNamespaceType]string{specs.NetworkNamespace: "/var/run/netns/x", specs.IPCNamespace: "/proc/1/ns/ipc", specs.UTSNamespace: "/proc/1/ns/uts", specs.PIDNamespace: ""},
 		CgroupsPath: "/kubepods/pod1/c1",
-		Runtime:     Features{Seccomp: true, RecursiveReadOnly: true},
-		Host:        HostInfo{OOMScoreAdjMin: -500, NofileMax: 20000, DevDir: t.TempDir()},
+		Runtime:     Features{Known: true, Seccomp: true, RecursiveReadOnly: true},
+		Host:        HostInfo{OOMScoreAdjMin: -500, NofileMax: 20000, DevDir: t.TempDir(), Seccomp: true},
 	}
 }
 
@@ -277,15 +278,16 @@ func TestSecurity(t *testing.T) {
 	if s = mustBuild(t, p); s.Linux.Seccomp.DefaultAction != specs.ActLog {
 		t.Errorf("localhost profile: %+v", s.Linux.Seccomp)
 	}
-	// RuntimeDefault without runtime support is skipped; Localhost is an error.
+	// A runtime that says it has no seccomp fails both RuntimeDefault and Localhost.
 	p.Runtime.Seccomp = false
-	if _, err := Build(p); !errdefs.IsInvalidArgument(err) {
-		t.Errorf("localhost without seccomp support: %v", err)
+	if _, err := Build(p); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("localhost without runtime seccomp support: %v", err)
 	}
 	sc(&p).Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
-	if s = mustBuild(t, p); s.Linux.Seccomp != nil {
-		t.Errorf("seccomp set without runtime support")
+	if _, err := Build(p); !errors.Is(err, errdefs.ErrFailedPrecondition) {
+		t.Errorf("RuntimeDefault without runtime seccomp support: %v", err)
 	}
+	p.Runtime.Seccomp = true
 
 	// AppArmor.
 	sc(&p).Apparmor = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: "myprof"}
@@ -412,7 +414,8 @@ func TestMounts(t *testing.T) {
 		{"missing host path", &runtimeapi.Mount{ContainerPath: "/x", HostPath: filepath.Join(vol, "nope")}, errdefs.IsNotFound},
 		{"rro without ro", &runtimeapi.Mount{ContainerPath: "/x", HostPath: vol, RecursiveReadOnly: true}, errdefs.IsInvalidArgument},
 		{"rro with propagation", &runtimeapi.Mount{ContainerPath: "/x", HostPath: "/", Readonly: true, RecursiveReadOnly: true, Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER}, errdefs.IsInvalidArgument},
-		{"image volume", &runtimeapi.Mount{ContainerPath: "/x", Image: &runtimeapi.ImageSpec{Image: "img"}}, errdefs.IsInvalidArgument},
+		{"image volume not prepared", &runtimeapi.Mount{ContainerPath: "/x", Image: &runtimeapi.ImageSpec{Image: "img"}}, errdefs.IsInvalidArgument},
+		{"image volume with host path", &runtimeapi.Mount{ContainerPath: "/x", HostPath: vol, Image: &runtimeapi.ImageSpec{Image: "img"}}, errdefs.IsInvalidArgument},
 		{"bad option", &runtimeapi.Mount{ContainerPath: "/x", HostPath: vol, MountOptions: []string{"suid,dev"}}, errdefs.IsInvalidArgument},
 		{"idmap unsupported", &runtimeapi.Mount{ContainerPath: "/x", HostPath: vol, UidMappings: []*runtimeapi.IDMapping{{Length: 1}}}, errdefs.IsInvalidArgument},
 	}
@@ -591,6 +594,30 @@ func TestNamespaces(t *testing.T) {
 	}
 }
 
+// procMount Unmasked (hostUsers: false): kubelet sends empty masked and read-only lists, which mean none only in
+// a user namespace; without one, empty lists keep the defaults.
+func TestUnmaskedProcWithUserNamespace(t *testing.T) {
+	p := testParams(t)
+	p.Runtime.UserNamespaces = true
+	sc(&p).MaskedPaths, sc(&p).ReadonlyPaths = []string{}, []string{}
+	s := mustBuild(t, p)
+	if !slices.Equal(s.Linux.MaskedPaths, DefaultMaskedPaths()) || !slices.Equal(s.Linux.ReadonlyPaths, DefaultReadonlyPaths()) {
+		t.Errorf("no user namespace, empty lists: masked %v readonly %v; want the defaults", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+	}
+	m := []*runtimeapi.IDMapping{{HostId: 65536, ContainerId: 0, Length: 65536}}
+	sc(&p).NamespaceOptions = &runtimeapi.NamespaceOption{UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: m, Gids: m}}
+	s = mustBuild(t, p)
+	if len(s.Linux.MaskedPaths) != 0 || len(s.Linux.ReadonlyPaths) != 0 {
+		t.Errorf("user namespace, empty lists: masked %v readonly %v; want none", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+	}
+	// Default procMount in a user namespace: kubelet's default lists are used as sent.
+	sc(&p).MaskedPaths, sc(&p).ReadonlyPaths = DefaultMaskedPaths(), DefaultReadonlyPaths()
+	s = mustBuild(t, p)
+	if !slices.Equal(s.Linux.MaskedPaths, DefaultMaskedPaths()) || !slices.Equal(s.Linux.ReadonlyPaths, DefaultReadonlyPaths()) {
+		t.Errorf("user namespace, default lists: masked %v readonly %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+	}
+}
+
 func TestResourcesAndSysctls(t *testing.T) {
 	p := testParams(t)
 	p.PidsLimit = 100
@@ -631,6 +658,21 @@ func TestResourcesAndSysctls(t *testing.T) {
 	}
 }
 
+// kubelet's static CPU manager sends cpu_quota -1 for containers with exclusive CPUs: no quota.
+func TestResourcesCPUQuotaNoQuota(t *testing.T) {
+	r, err := Resources(&runtimeapi.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: -1, CpuShares: 2048, CpusetCpus: "1"})
+	if err != nil {
+		t.Fatalf("cpu_quota -1: %v", err)
+	}
+	if r.CPU == nil || r.CPU.Quota == nil || *r.CPU.Quota != -1 || r.CPU.Period == nil || *r.CPU.Period != 100000 || r.CPU.Cpus != "1" {
+		t.Errorf("cpu_quota -1 gives %+v, want quota -1 (unlimited) with the period and cpuset kept", r.CPU)
+	}
+	r, err = Resources(&runtimeapi.LinuxContainerResources{CpuQuota: 0, CpuShares: 2})
+	if err != nil || r.CPU == nil || r.CPU.Quota != nil {
+		t.Errorf("cpu_quota 0 = %+v, %v; want no quota", r, err)
+	}
+}
+
 func TestAnnotationsAndStopSignal(t *testing.T) {
 	p := testParams(t)
 	s := mustBuild(t, p)
@@ -648,20 +690,30 @@ func TestAnnotationsAndStopSignal(t *testing.T) {
 		cri  runtimeapi.Signal
 		img  string
 		want string
+		num  int
 	}{
-		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "", "SIGTERM"},
-		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "quit", "SIGQUIT"},
-		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "9", "SIGKILL"},
-		{runtimeapi.Signal_SIGNAL_SIGINT, "SIGQUIT", "SIGINT"},
-		{runtimeapi.Signal_SIGNAL_SIGRTMINPLUS1, "", "SIGRTMIN+1"},
+		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "", "SIGTERM", 15},
+		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "quit", "SIGQUIT", 3},
+		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "9", "SIGKILL", 9},
+		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "SIGRTMIN+3", "SIGRTMIN+3", 37},
+		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "SIGIOT", "SIGIOT", 6},
+		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "SIGRTMAX-2", "SIGRTMAX-2", 62},
+		{runtimeapi.Signal_SIGNAL_SIGINT, "SIGQUIT", "SIGINT", 2},
+		{runtimeapi.Signal_SIGNAL_SIGRTMINPLUS1, "", "SIGRTMIN+1", 35},
+		{runtimeapi.Signal_SIGNAL_SIGPOLL, "", "SIGPOLL", 29},
 	} {
 		got, err := StopSignal(&runtimeapi.ContainerConfig{StopSignal: tc.cri}, ImageConfig{StopSignal: tc.img})
-		if err != nil || got != tc.want {
-			t.Errorf("StopSignal(%v, %q) = %q, %v; want %q", tc.cri, tc.img, got, err, tc.want)
+		if err != nil || got.Name != tc.want || int(got.Num) != tc.num {
+			t.Errorf("StopSignal(%v, %q) = %+v, %v; want %s (%d)", tc.cri, tc.img, got, err, tc.want, tc.num)
 		}
 	}
-	if _, err := StopSignal(nil, ImageConfig{StopSignal: "SIGBOGUS"}); !errdefs.IsInvalidArgument(err) {
-		t.Errorf("bogus signal: %v", err)
+	for _, img := range []string{"SIGBOGUS", "SIGRTMIN+40", "0", "99"} {
+		if _, err := StopSignal(nil, ImageConfig{StopSignal: img}); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("image signal %q: %v, want InvalidArgument", img, err)
+		}
+	}
+	if _, err := StopSignal(&runtimeapi.ContainerConfig{StopSignal: 999}, ImageConfig{}); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("unknown CRI signal: %v, want InvalidArgument", err)
 	}
 }
 
@@ -679,5 +731,105 @@ func TestParseFeatures(t *testing.T) {
 	}
 	if f, err := ParseFeatures([]byte(`{"mountOptions":["ro"]}`)); err != nil || f.RecursiveReadOnly || f.Seccomp {
 		t.Errorf("minimal features %+v %v", f, err)
+	}
+}
+
+// TestSeccompDecidedByKernelNotProbe pins the seccomp decision: a runtime that did not answer `features` (crun
+// 1.8) still gets the RuntimeDefault profile when the kernel has seccomp; a runtime that says it has none fails
+// with FailedPrecondition; only a kernel without seccomp filters runs RuntimeDefault unconfined.
+func TestSeccompDecidedByKernelNotProbe(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		kernel    bool
+		runtime   Features
+		want      bool
+		precond   bool
+		localhost bool
+	}{
+		{name: "no features command", kernel: true, runtime: Features{}, want: true},
+		{name: "features say seccomp", kernel: true, runtime: Features{Known: true, Seccomp: true}, want: true},
+		{name: "features say no seccomp", kernel: true, runtime: Features{Known: true}, precond: true},
+		{name: "kernel without seccomp", kernel: false, runtime: Features{Known: true, Seccomp: true}, want: false},
+		{name: "localhost, kernel without seccomp", kernel: false, runtime: Features{Known: true, Seccomp: true}, precond: true, localhost: true},
+		{name: "localhost, no features command", kernel: true, runtime: Features{}, want: true, localhost: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := testParams(t)
+			p.Host.Seccomp, p.Runtime = tc.kernel, tc.runtime
+			sc(&p).Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_RuntimeDefault}
+			if tc.localhost {
+				prof := filepath.Join(t.TempDir(), "p.json")
+				if err := os.WriteFile(prof, []byte(`{"defaultAction":"SCMP_ACT_LOG"}`), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				sc(&p).Seccomp = &runtimeapi.SecurityProfile{ProfileType: runtimeapi.SecurityProfile_Localhost, LocalhostRef: prof}
+			}
+			s, err := Build(p)
+			if tc.precond {
+				if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+					t.Fatalf("want FailedPrecondition, got %v", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := s.Linux.Seccomp != nil; got != tc.want {
+				t.Fatalf("seccomp set %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestWorkingDirUnderProcRefused: a working directory in /proc (CVE-2024-21626's /proc/self/fd/N), from the
+// container config or the image, is InvalidArgument.
+func TestWorkingDirUnderProcRefused(t *testing.T) {
+	for _, tc := range []struct{ cfg, img string }{
+		{"/proc/self/fd/7", ""}, {"/proc", ""}, {"//proc/../proc/1/cwd", ""}, {"", "/proc/self/fd/8"},
+	} {
+		p := testParams(t)
+		p.Config.WorkingDir, p.Image.WorkingDir = tc.cfg, tc.img
+		if _, err := Build(p); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("working dir %q (image %q): %v, want InvalidArgument", tc.cfg, tc.img, err)
+		}
+	}
+	for _, ok := range []string{"/procfs", "/srv/proc", "/"} {
+		p := testParams(t)
+		p.Config.WorkingDir = ok
+		if _, err := Build(p); err != nil {
+			t.Errorf("working dir %q: %v", ok, err)
+		}
+	}
+}
+
+func TestImageVolumeMountIsReadOnlyPrivateBind(t *testing.T) {
+	p := testParams(t)
+	p.Config.Mounts = []*runtimeapi.Mount{
+		// kubelet's shape: readonly set; a request without it is read-only all the same.
+		{ContainerPath: "/vol", Image: &runtimeapi.ImageSpec{Image: "sha256:aaaa"}, MountOptions: []string{"noexec"}},
+		{ContainerPath: "/sub", Image: &runtimeapi.ImageSpec{Image: "sha256:aaaa"}, ImageSubPath: "data", Readonly: true,
+			Propagation: runtimeapi.MountPropagation_PROPAGATION_HOST_TO_CONTAINER},
+	}
+	p.ImageVolumes = map[int]string{0: "/state/image-volumes/aaaa", 1: "/state/image-volumes/aaaa/data"}
+	s := mustBuild(t, p)
+	for dst, src := range map[string]string{"/vol": "/state/image-volumes/aaaa", "/sub": "/state/image-volumes/aaaa/data"} {
+		m := findMount(s, dst)
+		if m.Source != src || m.Type != "bind" {
+			t.Errorf("%s: %+v, want a bind of %s", dst, m, src)
+		}
+		for _, o := range []string{"rbind", "rprivate", "ro", "nosuid", "nodev"} {
+			if !slices.Contains(m.Options, o) {
+				t.Errorf("%s: options %v lack %s", dst, m.Options, o)
+			}
+		}
+		if slices.Contains(m.Options, "rw") || slices.Contains(m.Options, "rslave") {
+			t.Errorf("%s: options %v", dst, m.Options)
+		}
+	}
+	if m := findMount(s, "/vol"); !slices.Contains(m.Options, "noexec") {
+		t.Errorf("mount_options not applied: %v", m.Options)
+	}
+	if s.Linux.RootfsPropagation != "" {
+		t.Errorf("an image volume changed the rootfs propagation to %q", s.Linux.RootfsPropagation)
 	}
 }

@@ -56,6 +56,11 @@ type Config struct {
 	ValidHandler func(string) bool
 	// CheckUserns returns a FailedPrecondition error when a handler cannot run pods with a user namespace.
 	CheckUserns func(ctx context.Context, handler string) error
+	// HostResolvConf is the host resolver file copied into pods without a DNS config ("" = /etc/resolv.conf).
+	HostResolvConf string
+	// CheckSecurity, if set, refuses pod security settings this host cannot honour (SELinux labels where
+	// SELinux is enforcing) with FailedPrecondition.
+	CheckSecurity func(cfg *runtimeapi.PodSandboxConfig) error
 }
 
 // Manager runs pod sandboxes.
@@ -131,6 +136,11 @@ func (m *Manager) validate(cfg *runtimeapi.PodSandboxConfig, handler string) err
 	}
 	if cfg.GetLogDirectory() != "" && !filepath.IsAbs(cfg.GetLogDirectory()) {
 		return errdefs.InvalidArgument("log directory %q must be absolute", cfg.GetLogDirectory())
+	}
+	if m.cfg.CheckSecurity != nil {
+		if err := m.cfg.CheckSecurity(cfg); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -307,7 +317,11 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 	if dns := cfg.GetDnsConfig(); dns != nil {
 		err = podfiles.WriteResolvConf(resolv, &podfiles.DNSConfig{Servers: dns.Servers, Searches: dns.Searches, Options: dns.Options})
 	} else {
-		err = podfiles.CopyFile(resolv, "/etc/resolv.conf")
+		hostResolv := m.cfg.HostResolvConf
+		if hostResolv == "" {
+			hostResolv = podfiles.DefaultHostResolvConf
+		}
+		err = podfiles.CopyHostResolvConf(resolv, hostResolv)
 	}
 	if err != nil {
 		return err
@@ -542,11 +556,16 @@ func (m *Manager) Status(id string, verbose bool) (*runtimeapi.PodSandboxStatus,
 }
 
 func verboseInfo(sb *store.Sandbox) map[string]any {
-	return map[string]any{
+	v := map[string]any{
 		"id": sb.ID, "name": sb.Name, "state": sb.State, "dir": sb.Dir, "namespaces": sb.Namespaces,
 		"cgroupParent": sb.CgroupParent, "runtimeHandler": sb.RuntimeHandler, "cniResult": sb.CNIResult,
 		"initPid": sb.InitPID, "error": sb.Error, "config": sb.Config,
 	}
+	// cri-api's PodSandboxStatus has no field for pod-level resources: they are reported here.
+	if res, ovh := PodResources(sb); res != nil || ovh != nil {
+		v["podResources"] = map[string]any{"resources": res, "overhead": ovh}
+	}
+	return v
 }
 
 func criState(s store.SandboxState) runtimeapi.PodSandboxState {

@@ -45,6 +45,10 @@ type Sandbox struct {
 	// name is handed this sandbox instead of AlreadyExists.
 	Orphaned bool   `json:"orphaned,omitempty"`
 	Error    string `json:"error,omitempty"` // why the state is unknown
+	// ResourcesPB and OverheadPB are the pod-level resources of the last UpdatePodSandboxResources
+	// (LinuxContainerResources, proto-encoded); empty when none was received.
+	ResourcesPB []byte `json:"resourcesPB,omitempty"`
+	OverheadPB  []byte `json:"overheadPB,omitempty"`
 }
 
 func (s *Sandbox) encode() ([]byte, error) {
@@ -113,6 +117,10 @@ type Container struct {
 	ResourcesPB []byte  `json:"resources,omitempty"` // current LinuxContainerResources (proto)
 	Orphaned    bool    `json:"orphaned,omitempty"`
 	Error       string  `json:"error,omitempty"`
+
+	// ImageVolumes are the IDs of the images the container mounts as image volumes (their shared views stay while
+	// a record lists them).
+	ImageVolumes []string `json:"imageVolumes,omitempty"`
 }
 
 func (c *Container) encode() ([]byte, error) {

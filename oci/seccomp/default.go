@@ -87,7 +87,7 @@ var basicSyscalls = []string{
 	// networking
 	"accept", "accept4", "bind", "connect", "getpeername", "getsockname", "getsockopt", "listen", "recv",
 	"recvfrom", "recvmmsg", "recvmmsg_time64", "recvmsg", "send", "sendmmsg", "sendmsg", "sendto", "setsockopt",
-	"shutdown", "socket", "socketcall", "socketpair",
+	"shutdown", "socketcall", "socketpair", // socket: see socketRules
 	// System V and POSIX IPC (IPC namespace)
 	"ipc", "mq_getsetattr", "mq_notify", "mq_open", "mq_timedreceive", "mq_timedreceive_time64", "mq_timedsend",
 	"mq_timedsend_time64", "mq_unlink", "msgctl", "msgget", "msgrcv", "msgsnd", "semctl", "semget", "semop",
@@ -127,6 +127,30 @@ var capSyscalls = []struct {
 const cloneNamespaceFlags = unix.CLONE_NEWNS | unix.CLONE_NEWUTS | unix.CLONE_NEWIPC | unix.CLONE_NEWUSER |
 	unix.CLONE_NEWPID | unix.CLONE_NEWNET | unix.CLONE_NEWCGROUP | unix.CLONE_NEWTIME
 
+// Address families socket(2) may not create: AF_ALG (38, the kernel crypto API, a recurring source of kernel
+// bugs) and AF_VSOCK (40, reaches the hypervisor and other VMs), as moby and containerd block them. socketcall
+// (32-bit) passes its arguments in memory and cannot be filtered.
+const (
+	afALG   = 38
+	afVSOCK = 40
+	afMax   = 46 // AF_MAX of Linux 6.x (AF_MCTP is 45)
+)
+
+// socketRules allow socket(2) for the known families but afALG and afVSOCK. The filter sees the whole 64-bit
+// register while the kernel uses its low 32 bits, so only exact values are allowed: below afALG (a value with
+// high bits set is not below it), afALG+1, and each family from afVSOCK+1 to afMax-1. A family newer than afMax
+// gets EPERM instead of EAFNOSUPPORT until it is added here.
+func socketRules() []Syscall {
+	rule := func(op specs.LinuxSeccompOperator, v uint64) Syscall {
+		return Syscall{Names: []string{"socket"}, Action: specs.ActAllow, Args: []specs.LinuxSeccompArg{{Index: 0, Value: v, Op: op}}}
+	}
+	out := []Syscall{rule(specs.OpLessThan, afALG), rule(specs.OpEqualTo, afALG+1)}
+	for f := uint64(afVSOCK + 1); f < afMax; f++ {
+		out = append(out, rule(specs.OpEqualTo, f))
+	}
+	return out
+}
+
 // allowedPersonas are the personality(2) arguments allowed: query (0xffffffff), PER_LINUX, PER_LINUX32,
 // UNAME26 and UNAME26|PER_LINUX32.
 var allowedPersonas = []uint64{0x0, 0x8, 0x20000, 0x20008, 0xffffffff}
@@ -144,6 +168,7 @@ func DefaultProfile() *Profile {
 		},
 		Syscalls: []Syscall{{Names: append([]string(nil), basicSyscalls...), Action: specs.ActAllow}},
 	}
+	p.Syscalls = append(p.Syscalls, socketRules()...)
 	for _, per := range allowedPersonas {
 		p.Syscalls = append(p.Syscalls, Syscall{
 			Names: []string{"personality"}, Action: specs.ActAllow,

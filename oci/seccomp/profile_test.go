@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 
 	"github.com/noded/noded/errdefs"
 )
@@ -33,7 +34,7 @@ func TestDefaultProfile(t *testing.T) {
 	if !slices.Equal(plain.Architectures, []specs.Arch{specs.ArchX86_64, specs.ArchX86, specs.ArchX32}) {
 		t.Fatalf("architectures %v", plain.Architectures)
 	}
-	for _, name := range []string{"read", "execve", "openat", "futex", "socket", "chroot", "ptrace", "sethostname"} {
+	for _, name := range []string{"read", "execve", "openat", "futex", "chroot", "ptrace", "sethostname"} {
 		if !allowed(plain, name) {
 			t.Errorf("%s should be allowed", name)
 		}
@@ -41,7 +42,7 @@ func TestDefaultProfile(t *testing.T) {
 	blocked := []string{"keyctl", "add_key", "request_key", "mount", "umount2", "reboot", "swapon", "swapoff",
 		"kexec_load", "init_module", "finit_module", "delete_module", "acct", "settimeofday", "clock_settime", "bpf",
 		"perf_event_open", "userfaultfd", "open_by_handle_at", "name_to_handle_at", "pivot_root", "setns", "unshare",
-		"io_uring_setup", "personality", "clone"}
+		"io_uring_setup", "personality", "clone", "socket"}
 	for _, name := range blocked {
 		if allowed(plain, name) {
 			t.Errorf("%s must not be allowed unconditionally", name)
@@ -170,5 +171,59 @@ func TestLoad(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(dir, "missing.json")); !errdefs.IsNotFound(err) {
 		t.Errorf("missing file: %v", err)
+	}
+}
+
+// socketAllowed evaluates the profile's socket rules for a family (first argument) as the kernel filter would:
+// an allow rule whose every comparison holds.
+func socketAllowed(p *specs.LinuxSeccomp, family uint64) bool {
+	for _, r := range p.Syscalls {
+		if !slices.Contains(r.Names, "socket") || r.Action != specs.ActAllow {
+			continue
+		}
+		ok := true
+		for _, a := range r.Args {
+			if a.Index != 0 {
+				ok = false
+				continue
+			}
+			switch a.Op {
+			case specs.OpLessThan:
+				ok = ok && family < a.Value
+			case specs.OpEqualTo:
+				ok = ok && family == a.Value
+			case specs.OpGreaterThan:
+				ok = ok && family > a.Value
+			case specs.OpNotEqual:
+				ok = ok && family != a.Value
+			case specs.OpMaskedEqual:
+				ok = ok && family&a.Value == a.ValueTwo
+			default:
+				ok = false
+			}
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
+}
+
+// TestDefaultProfileBlocksVsockAndAlg: socket(AF_VSOCK) and socket(AF_ALG) are denied, also with high bits set
+// in the register (the kernel reads only the low 32); the families containers use are allowed.
+func TestDefaultProfileBlocksVsockAndAlg(t *testing.T) {
+	p, err := DefaultProfile().ToOCI(Target{Arch: "amd64"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []uint64{unix.AF_UNIX, unix.AF_INET, unix.AF_INET6, unix.AF_NETLINK, unix.AF_PACKET, unix.AF_NFC, unix.AF_XDP, unix.AF_MCTP} {
+		if !socketAllowed(p, f) {
+			t.Errorf("socket(%d) denied", f)
+		}
+	}
+	for _, f := range []uint64{unix.AF_ALG, unix.AF_VSOCK, 1<<32 | unix.AF_ALG, 1<<32 | unix.AF_VSOCK, 1<<63 | unix.AF_VSOCK} {
+		if socketAllowed(p, f) {
+			t.Errorf("socket(%#x) allowed", f)
+		}
 	}
 }

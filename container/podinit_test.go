@@ -1,0 +1,70 @@
+package container
+
+import (
+	"slices"
+	"testing"
+
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+
+	"github.com/noded/noded/oci"
+	"github.com/noded/noded/store"
+)
+
+// TestPodInitSpecIsUnprivileged pins the pod init's spec: containers of a shared-PID pod reach the init's root
+// through /proc/1/root, so it must hold nothing worth reaching (only a read-only procfs with the default masked
+// and read-only paths: a writable one would be the host's /proc/sys) and run as an unprivileged user with no
+// capabilities under the RuntimeDefault seccomp profile.
+func TestPodInitSpecIsUnprivileged(t *testing.T) {
+	sb := &store.Sandbox{ID: "pod1", Namespaces: map[string]string{"net": "/run/netns/x", "ipc": "/p/ipc", "uts": "/p/uts"}}
+	host := oci.HostInfo{Seccomp: true, Kernel: "6.1.0"}
+	s, err := podInitSpec(sb, "/usr/bin/noded", "/b/rootfs", "/pods/podinit-pod1", host, oci.Features{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range s.Mounts {
+		if m.Type == "sysfs" || m.Destination == "/sys" {
+			t.Errorf("pod init has %s mounted at %s", m.Type, m.Destination)
+		}
+		if !slices.Contains(m.Options, "ro") || !slices.Contains(m.Options, "nosuid") {
+			t.Errorf("mount %s is not ro,nosuid: %v", m.Destination, m.Options)
+		}
+	}
+	if u := s.Process.User; u.UID != 65535 || u.GID != 65535 || len(u.AdditionalGids) != 0 {
+		t.Errorf("pod init user %+v, want 65535:65535", u)
+	}
+	c := s.Process.Capabilities
+	if c == nil || len(c.Bounding)+len(c.Effective)+len(c.Permitted)+len(c.Inheritable)+len(c.Ambient) != 0 {
+		t.Errorf("pod init capabilities %+v, want none", c)
+	}
+	if !s.Process.NoNewPrivileges || !s.Root.Readonly {
+		t.Errorf("noNewPrivileges %v, read-only root %v", s.Process.NoNewPrivileges, s.Root.Readonly)
+	}
+	if s.Linux.Seccomp == nil || s.Linux.Seccomp.DefaultAction != specs.ActErrno {
+		t.Errorf("pod init seccomp %+v, want the RuntimeDefault profile", s.Linux.Seccomp)
+	}
+	for _, p := range []string{"/proc/sys", "/proc/sysrq-trigger"} {
+		if !slices.Contains(s.Linux.ReadonlyPaths, p) {
+			t.Errorf("%s not read-only", p)
+		}
+	}
+	if !slices.Contains(s.Linux.MaskedPaths, "/proc/kcore") {
+		t.Errorf("masked paths %v", s.Linux.MaskedPaths)
+	}
+	var types []specs.LinuxNamespaceType
+	for _, ns := range s.Linux.Namespaces {
+		types = append(types, ns.Type)
+	}
+	for _, want := range []specs.LinuxNamespaceType{specs.PIDNamespace, specs.MountNamespace, specs.NetworkNamespace, specs.IPCNamespace, specs.UTSNamespace} {
+		if !slices.Contains(types, want) {
+			t.Errorf("namespaces %v lack %s", types, want)
+		}
+	}
+
+	// The profile follows the container rules: none without kernel support or when the runtime says it has none.
+	if s, _ := podInitSpec(sb, "/n", "/r", "/c", oci.HostInfo{}, oci.Features{}); s.Linux.Seccomp != nil {
+		t.Error("seccomp profile on a kernel without seccomp")
+	}
+	if s, _ := podInitSpec(sb, "/n", "/r", "/c", host, oci.Features{Known: true}); s.Linux.Seccomp != nil {
+		t.Error("seccomp profile for a runtime without seccomp")
+	}
+}
