@@ -287,6 +287,63 @@ func TestKubeletStandalone(t *testing.T) {
 		}
 	})
 
+	t.Run("KubeletRestartKeepsPods", func(t *testing.T) {
+		// A restarted kubelet finds its pods through the CRI (sandboxes, containers, their labels and
+		// annotations) and adopts them: no container is started again, no restart is counted.
+		type seen struct {
+			id       string
+			restarts int
+		}
+		snapshot := func() map[string]seen {
+			out := map[string]seen{}
+			for _, name := range []string{web, hostnet, restart} {
+				p := k.WaitPod(ctx, kubeletNS, name, 2*time.Minute, "ready", ready)
+				for _, c := range p.Status.ContainerStatuses {
+					out[name+"/"+c.Name] = seen{c.ContainerID, c.RestartCount}
+				}
+			}
+			return out
+		}
+		before := snapshot()
+		if started, err := k.Metric(ctx, "kubelet_started_containers_total"); err != nil || started < 4 {
+			t.Fatalf("kubelet_started_containers_total = %v (%v) before the restart, want at least 4", started, err)
+		}
+		cs, err := n.Runtime.ListContainers(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k.Restart()
+		// Pod syncs have run to their end (at least as many as there are pods; kubelet coalesces a pod's pending
+		// updates, so which pod each was is not known): what kubelet decided to do with the containers it found
+		// is done, or at least under way and then seen by the checks below.
+		deadline := time.Now().Add(2 * time.Minute)
+		for {
+			synced, err := k.Metric(ctx, "kubelet_pod_worker_duration_seconds_count")
+			if err == nil && synced >= 3 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("restarted kubelet completed %v pod syncs (%v), want at least 3", synced, err)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+		after := snapshot()
+		if started, err := k.Metric(ctx, "kubelet_started_containers_total"); err != nil || started != 0 {
+			t.Errorf("restarted kubelet started %v containers (%v), want none", started, err)
+		}
+		if cs2, err := n.Runtime.ListContainers(ctx, nil); err != nil || len(cs2) != len(cs) {
+			t.Errorf("noded has %d containers after kubelet restarted, %d before (%v)", len(cs2), len(cs), err)
+		}
+		if len(before) != 4 {
+			t.Fatalf("containers before the restart: %v", before)
+		}
+		for c, b := range before {
+			if a := after[c]; a != b {
+				t.Errorf("%s: container %s with %d restarts before kubelet restarted, %s with %d after", c, b.id, b.restarts, a.id, a.restarts)
+			}
+		}
+	})
+
 	// Teardown as on a node: two manifests go and kubelet stops their pods; then kubelet stops and, by design,
 	// leaves the host-network pod running, its root dir mounted and its cgroups in place. The cleanup must
 	// leave nothing behind.

@@ -317,6 +317,14 @@ func (k *Kubelet) Stop() {
 	k.cmd = nil
 }
 
+// Restart stops kubelet (SIGTERM) and starts it again on the same dirs and config, as an upgrade or a crash
+// loop of kubelet would; its pods keep running meanwhile.
+func (k *Kubelet) Restart() {
+	k.t.Helper()
+	k.Stop()
+	k.start()
+}
+
 // WriteStaticPod writes a pod manifest (marshalled to JSON) into the static pod dir; kubelet picks it up within
 // fileCheckFrequency. The pod kubelet runs is named "<name>-<NodeName>".
 func (k *Kubelet) WriteStaticPod(name string, pod any) {
@@ -494,6 +502,38 @@ func (k *Kubelet) logAbout(s string, lines int) string {
 		out = out[len(out)-lines:]
 	}
 	return strings.Join(out, "\n")
+}
+
+// Metric sums the samples of kubelet's /metrics whose name is name and whose labels contain every label
+// (`key="value"`); a metric kubelet has not recorded yet is 0.
+func (k *Kubelet) Metric(ctx context.Context, name string, labels ...string) (float64, error) {
+	b, err := k.Get(ctx, "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	var sum float64
+	for _, l := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(l, name+"{") && !strings.HasPrefix(l, name+" ") {
+			continue
+		}
+		series, value, ok := strings.Cut(l, " ")
+		if i := strings.LastIndex(l, "} "); i >= 0 {
+			series, value, ok = l[:i+1], l[i+2:], true
+		}
+		match := ok
+		for _, want := range labels {
+			match = match && strings.Contains(series, want)
+		}
+		if !match {
+			continue
+		}
+		v, err := strconv.ParseFloat(strings.Fields(value)[0], 64)
+		if err != nil {
+			return 0, fmt.Errorf("metric line %q: %w", l, err)
+		}
+		sum += v
+	}
+	return sum, nil
 }
 
 // ContainerLogs returns a container's log through kubelet's /containerLogs (query as kubectl logs sends it,
