@@ -32,9 +32,10 @@ func busyboxContainer(name, script string) obj {
 // TestKubeletStandalone runs the real kubelet (v1.37.2, standalone: static pods from a dir, no API server) on
 // a private noded and checks what kubelet does with the CRI: a pod on the CNI network whose readiness (HTTP) and
 // liveness (exec) probes kubelet runs, with limits and an emptyDir shared by two containers; a host-network pod;
-// a container that fails and is restarted by kubelet (with its termination message); logs, exec and
-// port-forward through kubelet's own API; /stats/summary; and, once the manifests are gone and kubelet stopped
-// (leaving a pod running, as it does), nothing left on the host.
+// a container that fails and is restarted by kubelet (with its termination message); init and sidecar
+// containers, hooks and a restrictive security context; logs, exec and port-forward through kubelet's own API;
+// /stats/summary; a kubelet restart that adopts the running pods; and, once the manifests are gone and kubelet
+// stopped (leaving a pod running, as it does), nothing left on the host.
 func TestKubeletStandalone(t *testing.T) {
 	framework.RequireRoot(t)
 	bin := framework.KubeletBinary(t)
@@ -87,6 +88,34 @@ func TestKubeletStandalone(t *testing.T) {
 		"containers": []obj{merge(busyboxContainer("flaky",
 			"if [ -e /state/ran ]; then echo second-run; exec sleep 100000; fi; touch /state/ran; echo first-run; echo first-run-failed > /dev/termination-log; exit 3"),
 			obj{"volumeMounts": []obj{{"name": "state", "mountPath": "/state"}}})},
+	}))
+
+	// An init container, a sidecar (an init container that keeps running) whose startup probe holds the main
+	// container back, hooks, a downward API variable, a subPath mount and a restrictive security context.
+	lifecycle := k.PodName("lifecycle")
+	shared := []obj{{"name": "shared", "mountPath": "/shared"}}
+	k.WriteStaticPod("lifecycle", staticPod("lifecycle", obj{
+		"terminationGracePeriodSeconds": 2,
+		"securityContext":               obj{"fsGroup": 2000, "supplementalGroups": []int{3000}},
+		"volumes":                       []obj{{"name": "shared", "emptyDir": obj{}}},
+		"initContainers": []obj{
+			merge(busyboxContainer("init", "echo from-init > /shared/init"), obj{"volumeMounts": shared}),
+			merge(busyboxContainer("sidecar", "echo from-sidecar > /shared/sidecar && exec sleep 100000"), obj{
+				"restartPolicy": "Always",
+				"startupProbe":  obj{"exec": obj{"command": []string{"test", "-e", "/shared/sidecar"}}, "periodSeconds": 1},
+				"volumeMounts":  shared,
+			}),
+		},
+		"containers": []obj{merge(busyboxContainer("main", "cat /shared/init /shared/sidecar && id && exec sleep 100000"), obj{
+			"env": []obj{{"name": "POD_NAME", "valueFrom": obj{"fieldRef": obj{"fieldPath": "metadata.name"}}}},
+			"lifecycle": obj{
+				"postStart": obj{"exec": obj{"command": []string{"sh", "-c", "echo from-poststart > /shared/poststart"}}},
+				"preStop":   obj{"exec": obj{"command": []string{"true"}}},
+			},
+			"securityContext": obj{"runAsUser": 1000, "runAsGroup": 1000, "readOnlyRootFilesystem": true,
+				"allowPrivilegeEscalation": false, "capabilities": obj{"drop": []string{"ALL"}}},
+			"volumeMounts": append([]obj{{"name": "shared", "mountPath": "/sub", "subPath": "subdir"}}, shared...),
+		})},
 	}))
 
 	ready := func(p *framework.KubeletPod) bool { return p.Condition("Ready") == "True" }
@@ -232,6 +261,21 @@ func TestKubeletStandalone(t *testing.T) {
 		}
 	})
 
+	t.Run("InitSidecarHooksSecurityContext", func(t *testing.T) {
+		k.WaitPod(ctx, kubeletNS, lifecycle, 3*time.Minute, "ready", ready)
+		logs, err := k.ContainerLogs(ctx, kubeletNS, lifecycle, "main", "")
+		if want := "from-init\nfrom-sidecar\nuid=1000 gid=1000 groups=1000,2000,3000\n"; err != nil || logs != want {
+			t.Errorf("main logs = %q (%v), want %q", logs, err, want)
+		}
+		out, errOut, code, err := k.Exec(ctx, kubeletNS, lifecycle, "main", "sh", "-c",
+			"cat /shared/poststart; echo $POD_NAME; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; "+
+				"touch /rootfs-write 2>/dev/null || echo read-only; stat -c %g /sub; touch /sub/ok && echo sub-writable")
+		want := "from-poststart\n" + lifecycle + "\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nread-only\n2000\nsub-writable\n"
+		if err != nil || code != 0 || out != want {
+			t.Errorf("exec = %q (stderr %q, code %d, %v), want %q", out, errOut, code, err, want)
+		}
+	})
+
 	t.Run("StatsSummary", func(t *testing.T) {
 		// kubelet's summary takes container CPU, memory and writable-layer figures from ListContainerStats.
 		type fs struct {
@@ -296,7 +340,7 @@ func TestKubeletStandalone(t *testing.T) {
 		}
 		snapshot := func() map[string]seen {
 			out := map[string]seen{}
-			for _, name := range []string{web, hostnet, restart} {
+			for _, name := range []string{web, hostnet, restart, lifecycle} {
 				p := k.WaitPod(ctx, kubeletNS, name, 2*time.Minute, "ready", ready)
 				for _, c := range p.Status.ContainerStatuses {
 					out[name+"/"+c.Name] = seen{c.ContainerID, c.RestartCount}
@@ -305,8 +349,8 @@ func TestKubeletStandalone(t *testing.T) {
 			return out
 		}
 		before := snapshot()
-		if started, err := k.Metric(ctx, "kubelet_started_containers_total"); err != nil || started < 4 {
-			t.Fatalf("kubelet_started_containers_total = %v (%v) before the restart, want at least 4", started, err)
+		if started, err := k.Metric(ctx, "kubelet_started_containers_total"); err != nil || started < 5 {
+			t.Fatalf("kubelet_started_containers_total = %v (%v) before the restart, want at least 5", started, err)
 		}
 		cs, err := n.Runtime.ListContainers(ctx, nil)
 		if err != nil {
@@ -319,11 +363,11 @@ func TestKubeletStandalone(t *testing.T) {
 		deadline := time.Now().Add(2 * time.Minute)
 		for {
 			synced, err := k.Metric(ctx, "kubelet_pod_worker_duration_seconds_count")
-			if err == nil && synced >= 3 {
+			if err == nil && synced >= 4 {
 				break
 			}
 			if time.Now().After(deadline) {
-				t.Fatalf("restarted kubelet completed %v pod syncs (%v), want at least 3", synced, err)
+				t.Fatalf("restarted kubelet completed %v pod syncs (%v), want at least 4", synced, err)
 			}
 			time.Sleep(250 * time.Millisecond)
 		}
@@ -334,7 +378,7 @@ func TestKubeletStandalone(t *testing.T) {
 		if cs2, err := n.Runtime.ListContainers(ctx, nil); err != nil || len(cs2) != len(cs) {
 			t.Errorf("noded has %d containers after kubelet restarted, %d before (%v)", len(cs2), len(cs), err)
 		}
-		if len(before) != 4 {
+		if len(before) != 5 {
 			t.Fatalf("containers before the restart: %v", before)
 		}
 		for c, b := range before {
@@ -349,6 +393,7 @@ func TestKubeletStandalone(t *testing.T) {
 	// leave nothing behind.
 	k.RemoveStaticPod("web")
 	k.RemoveStaticPod("restart")
+	k.RemoveStaticPod("lifecycle")
 	readyPods := func() []*runtimeapi.PodSandbox {
 		t.Helper()
 		sandboxes, err := n.Runtime.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{
