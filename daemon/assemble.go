@@ -77,6 +77,9 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 		if path, err = filepath.Abs(path); err != nil {
 			return nil, err
 		}
+		if err := ociruntime.CheckRuncVersion(ctx, path); err != nil {
+			return nil, fmt.Errorf("runtime handler %s: %w", name, err)
+		}
 		root := rc.Root
 		if root == "" {
 			root = filepath.Join(d.opts.State, "runtimes", name)

@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"google.golang.org/grpc/codes"
@@ -349,5 +351,37 @@ func TestRuntimeDefaultSeccompBlocksVsockAndAlg(t *testing.T) {
 	}, "/usr/local/bin/tool", "socket", "1", "2", "38", "40")
 	if want := "1:ok\n2:ok\n38:EPERM\n40:EPERM\n"; code != 0 || out != want {
 		t.Fatalf("sockets under RuntimeDefault: exit %d, %q, want %q", code, out, want)
+	}
+}
+
+// TestOldRuncRefusedAtStart: noded does not start with a runtime handler whose runc predates the
+// CVE-2024-21626 fix (1.1.12), and says why.
+func TestOldRuncRefusedAtStart(t *testing.T) {
+	framework.RequireRoot(t)
+	dir := t.TempDir()
+	old := filepath.Join(dir, "runc-1.1.11")
+	if err := os.WriteFile(old, []byte("#!/bin/sh\n[ \"$1\" = --version ] && printf 'runc version 1.1.11\\ncommit: v1.1.11-0-g4bccb38c\\nspec: 1.0.2-dev\\n' && exit 0\nexec /usr/local/sbin/runc \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	parent := fmt.Sprintf("/noded-it-oldrunc-%d", os.Getpid())
+	// Should noded start after all, the namespace pin mount and the cgroups it made are removed.
+	t.Cleanup(func() { _ = framework.CleanupDirs(dir, parent) })
+	cfg := filepath.Join(dir, "config.toml")
+	conf := fmt.Sprintf("cgroup_driver = \"cgroupfs\"\ncgroup_parent = %q\n[cni]\nconf_dir = %q\n[runtimes.old]\npath = %q\n", parent, filepath.Join(dir, "cni"), old)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, framework.Binary(t), "--config", cfg, "--root", filepath.Join(dir, "root"),
+		"--state", filepath.Join(dir, "state"), "--listen", filepath.Join(dir, "state", "sock"))
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("noded started with runc 1.1.11:\n%s", out)
+	}
+	for _, want := range []string{"CVE-2024-21626", old} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("error output %q does not mention %q", out, want)
+		}
 	}
 }
