@@ -385,3 +385,22 @@ func TestOldRuncRefusedAtStart(t *testing.T) {
 		}
 	}
 }
+
+// TestPprofOnRootOnlyUnixSocket: pprof is served on a unix socket of mode 0600 owned by root, and answers there.
+func TestPprofOnRootOnlyUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "pprof.sock")
+	n := framework.Start(t, framework.Options{Config: fmt.Sprintf("[debug]\npprof_socket = %q\n", sock)})
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 || st.Uid != 0 || st.Gid != 0 {
+		t.Errorf("pprof socket %s: mode %v owner %d:%d, want a 0600 socket of root", sock, fi.Mode(), st.Uid, st.Gid)
+	}
+	if g := goroutines(t, sock); g <= 0 {
+		t.Errorf("goroutine profile over the socket: %d", g)
+	}
+	if !n.Running() {
+		t.Fatal("noded died")
+	}
+}
