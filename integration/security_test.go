@@ -404,3 +404,16 @@ func TestPprofOnRootOnlyUnixSocket(t *testing.T) {
 		t.Fatal("noded died")
 	}
 }
+
+// TestDistributionRuncStartsWithWarning: Debian 12's runc 1.1.5+ds1 (with the backported CVE-2024-21626 fix)
+// does not stop noded; its log says to check the package.
+func TestDistributionRuncStartsWithWarning(t *testing.T) {
+	out, err := exec.Command("/usr/sbin/runc", "--version").Output()
+	if err != nil || !strings.Contains(string(out), "+ds") {
+		t.Skipf("no distribution runc older than 1.1.12 at /usr/sbin/runc (%q, %v)", out, err)
+	}
+	n := framework.Start(t, framework.Options{Config: "[runtimes.distro]\npath = \"/usr/sbin/runc\"\n"})
+	if log := n.Log(); !strings.Contains(log, "CVE-2024-21626") || !strings.Contains(log, "distro") {
+		t.Errorf("no CVE-2024-21626 warning for the distro handler in the log:\n%s", log)
+	}
+}
