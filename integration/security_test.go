@@ -298,6 +298,11 @@ func TestBundleNotReachableByHostUsers(t *testing.T) {
 			if out := criLogMessages(t, st.LogPath); st.ExitCode != 0 || out != "euid=0\n" {
 				t.Fatalf("setuid binary in the container: exit %d, %q, want euid=0", st.ExitCode, out)
 			}
+			// ... and no_new_privs still stops it, as critest's no_new_privs test expects.
+			nnp := func(c *runtimeapi.ContainerConfig) { asUser(1000)(c); c.Linux.SecurityContext.NoNewPrivs = true }
+			if code, out := e.output(t, podID, podCfg, "nnp", nnp, "/usr/local/bin/tool"); code != 0 || out != "euid=1000\n" {
+				t.Fatalf("setuid binary with no_new_privs: exit %d, %q, want euid=1000", code, out)
+			}
 
 			bundle := filepath.Join(e.n.State, "containers", id)
 			fi, err := os.Stat(bundle)
