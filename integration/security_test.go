@@ -229,9 +229,16 @@ func main() {
 `
 
 // securityImage returns busybox with /usr/local/bin/tool (toolSource) setuid-root, and a /secret readable by
-// everyone (in the image).
+// everyone (in the image). NODED_TEST_SECTOOL names a prebuilt tool (for the guest, which has no Go).
 func securityImage(t *testing.T) v1.Image {
 	t.Helper()
+	if p := os.Getenv("NODED_TEST_SECTOOL"); p != "" {
+		bin, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return securityImageWith(t, bin)
+	}
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(toolSource), 0o644); err != nil {
 		t.Fatal(err)
@@ -248,6 +255,11 @@ func securityImage(t *testing.T) v1.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return securityImageWith(t, bin)
+}
+
+func securityImageWith(t *testing.T, bin []byte) v1.Image {
+	t.Helper()
 	layer := testimage.NewFS()
 	layer.WriteFile("/usr/local/bin/tool", bin, 0o755|fs.ModeSetuid)
 	layer.WriteFile("/secret", []byte("container-secret\n"), 0o644)
