@@ -135,7 +135,10 @@ type Metrics struct {
 
 // Debug configures debugging aids.
 type Debug struct {
-	// PprofAddress is host:port of the pprof endpoint; empty disables it.
+	// PprofSocket is the path of the unix socket (0600, root) serving the pprof endpoints; empty disables it.
+	PprofSocket string `toml:"pprof_socket"`
+	// PprofAddress is the removed TCP endpoint: set, it is an error (pprof over TCP was reachable from pods on
+	// the host network, unauthenticated).
 	PprofAddress string `toml:"pprof_address"`
 }
 
@@ -290,6 +293,12 @@ func (c *Config) Validate() error {
 	if !filepath.IsAbs(c.HostResolvConf) {
 		return fmt.Errorf("host_resolv_conf: %q must be an absolute path", c.HostResolvConf)
 	}
+	if c.Debug.PprofAddress != "" {
+		return errors.New("debug.pprof_address: removed, pprof is no longer served over TCP; set debug.pprof_socket to a unix socket path (mode 0600)")
+	}
+	if p := c.Debug.PprofSocket; p != "" && !filepath.IsAbs(p) {
+		return fmt.Errorf("debug.pprof_socket: %q must be an absolute path", p)
+	}
 	if c.LogLevel < 0 || c.LogLevel > 10 {
 		return fmt.Errorf("log_level: %d is not between 0 and 10", c.LogLevel)
 	}
@@ -328,7 +337,6 @@ func (c *Config) Validate() error {
 	}
 	for key, addr := range map[string]string{
 		"streaming.address": c.Streaming.Address, "metrics.address": c.Metrics.Address,
-		"debug.pprof_address": c.Debug.PprofAddress,
 	} {
 		if addr == "" && key != "streaming.address" {
 			continue

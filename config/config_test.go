@@ -136,3 +136,18 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestPprofOnlyOnAUnixSocket: the TCP pprof key is refused with a pointer to its replacement; the socket path
+// must be absolute.
+func TestPprofOnlyOnAUnixSocket(t *testing.T) {
+	if _, err := Parse([]byte("[debug]\npprof_address = \"127.0.0.1:6069\"\n")); err == nil || !strings.Contains(err.Error(), "debug.pprof_socket") {
+		t.Errorf("pprof_address: %v, want an error naming debug.pprof_socket", err)
+	}
+	if _, err := Parse([]byte("[debug]\npprof_socket = \"pprof.sock\"\n")); err == nil {
+		t.Error("relative pprof_socket accepted")
+	}
+	c, err := Parse([]byte("[debug]\npprof_socket = \"/run/noded/pprof.sock\"\n"))
+	if err != nil || c.Debug.PprofSocket != "/run/noded/pprof.sock" {
+		t.Errorf("pprof_socket: %+v %v", c.Debug, err)
+	}
+}

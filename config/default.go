@@ -90,8 +90,9 @@ tls_key = {{q .Streaming.TLSKey}}
 address = {{q .Metrics.Address}}
 
 [debug]
-# pprof endpoint (host:port); empty disables it. Keep it on loopback.
-pprof_address = {{q .Debug.PprofAddress}}
+# Unix socket (mode 0600, root only) serving Go's pprof endpoints; empty disables it. Use it with e.g.
+# curl --unix-socket /run/noded/pprof.sock http://localhost/debug/pprof/goroutine?debug=1
+pprof_socket = {{q .Debug.PprofSocket}}
 `
 
 // DefaultTOML returns the full default configuration as a commented TOML document.

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/oci"
 	"github.com/noded/noded/store"
@@ -66,5 +67,29 @@ func TestPodInitSpecIsUnprivileged(t *testing.T) {
 	}
 	if s, _ := podInitSpec(sb, "/n", "/r", "/c", host, oci.Features{Known: true}); s.Linux.Seccomp != nil {
 		t.Error("seccomp profile for a runtime without seccomp")
+	}
+}
+
+// TestPodInitUserInUserns: in a pod's user namespace the init runs as 65535 when the mapping has it, else as
+// the namespace's root (an unprivileged host ID either way).
+func TestPodInitUserInUserns(t *testing.T) {
+	for length, want := range map[uint32]uint32{65536: 65535, 1000: 0} {
+		m := []*runtimeapi.IDMapping{{ContainerId: 0, HostId: 1 << 20, Length: length}}
+		sb := &store.Sandbox{ID: "pod1", Namespaces: map[string]string{"user": "/p/user"},
+			Config: &runtimeapi.PodSandboxConfig{Linux: &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+				NamespaceOptions: &runtimeapi.NamespaceOption{UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: m, Gids: m}},
+			}}}}
+		s, err := podInitSpec(sb, "/n", "/r", "/c", oci.HostInfo{Seccomp: true}, oci.Features{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if u := s.Process.User; u.UID != want || u.GID != want {
+			t.Errorf("mapping of %d IDs: user %+v, want %d", length, u, want)
+		}
+		if !slices.ContainsFunc(s.Linux.Namespaces, func(ns specs.LinuxNamespace) bool {
+			return ns.Type == specs.UserNamespace && ns.Path == "/p/user"
+		}) {
+			t.Errorf("user namespace not joined: %v", s.Linux.Namespaces)
+		}
 	}
 }

@@ -84,6 +84,11 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 		if path, err = filepath.Abs(path); err != nil {
 			return nil, err
 		}
+		if warning, err := ociruntime.CheckRuncVersion(ctx, path); err != nil {
+			return nil, fmt.Errorf("runtime handler %s: %w", name, err)
+		} else if warning != "" {
+			klog.ErrorS(nil, "runtime handler may be open to CVE-2024-21626", "handler", name, "detail", warning)
+		}
 		root := rc.Root
 		if root == "" {
 			root = filepath.Join(d.opts.State, "runtimes", name)

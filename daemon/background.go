@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"errors"
-	"net"
 	"net/http"
 	"net/http/pprof"
 	"time"
@@ -61,9 +60,10 @@ func (s *services) reapUnclaimed(ctx context.Context, maxAge time.Duration, rt *
 	}
 }
 
-// servePprof serves the pprof endpoints on addr until ctx ends. It returns once the listener is up.
-func servePprof(ctx context.Context, addr string) (stop func(), err error) {
-	l, err := net.Listen("tcp", addr)
+// servePprof serves the pprof endpoints on the unix socket path (0600, root) until ctx ends. It returns once the
+// listener is up. Not TCP: pods on the host network would reach it, and pprof has no authentication.
+func servePprof(ctx context.Context, path string) (stop func(), err error) {
+	l, err := listenUnix(path, 0o600)
 	if err != nil {
 		return nil, err
 	}
@@ -81,7 +81,7 @@ func servePprof(ctx context.Context, addr string) (stop func(), err error) {
 			klog.ErrorS(err, "pprof server failed")
 		}
 	}()
-	klog.InfoS("pprof endpoint serving", "address", l.Addr().String())
+	klog.InfoS("pprof endpoint serving", "socket", path)
 	return func() {
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 		defer cancel()

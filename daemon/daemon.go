@@ -129,8 +129,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	gcDone := make(chan struct{})
 	go func() { svc.gcNetworks(bgCtx); close(gcDone) }()
 	defer func() { stopBackground(); <-gcDone }()
-	if addr := d.cfg.Debug.PprofAddress; addr != "" {
-		stopPprof, err := servePprof(bgCtx, addr)
+	if path := d.cfg.Debug.PprofSocket; path != "" {
+		stopPprof, err := servePprof(bgCtx, path)
 		if err != nil {
 			return fmt.Errorf("pprof endpoint: %w", err)
 		}

@@ -13,7 +13,10 @@ import (
 // listenSocket creates the CRI unix socket at path: its directory is created (0711) if missing, a stale socket
 // is removed (the caller holds the state lock, so no live noded owns it), and the socket is made root-only (0660,
 // root:root) before anyone can connect.
-func listenSocket(path string) (net.Listener, error) {
+func listenSocket(path string) (net.Listener, error) { return listenUnix(path, 0o660) }
+
+// listenUnix is listenSocket with the socket's mode (at most 0660).
+func listenUnix(path string, mode os.FileMode) (net.Listener, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o711); err != nil {
 		return nil, fmt.Errorf("create socket dir: %w", err)
 	}
@@ -38,7 +41,7 @@ func listenSocket(path string) (net.Listener, error) {
 		l.Close()
 		return nil, fmt.Errorf("chown socket: %w", err)
 	}
-	if err := os.Chmod(path, 0o660); err != nil {
+	if err := os.Chmod(path, mode); err != nil {
 		l.Close()
 		return nil, fmt.Errorf("chmod socket: %w", err)
 	}

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/noded/noded/sandbox/nsutil"
 )
@@ -128,5 +131,31 @@ func TestRealProbesOnThisHost(t *testing.T) {
 	entries, err := os.ReadDir(dir)
 	if err != nil || len(entries) != 0 {
 		t.Errorf("probe left %v in its directory (%v)", entries, err)
+	}
+}
+
+// TestRealProbeRemovesStaleProbe leaves a probe's overlay mounted, as a noded killed mid-probe would, and checks
+// that the next probe unmounts and removes it.
+func TestRealProbeRemovesStaleProbe(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root")
+	}
+	dir := t.TempDir()
+	stale := filepath.Join(dir, probePrefix+"stale")
+	for _, d := range []string{"lower", "upper", "work", "merged"} {
+		if err := os.MkdirAll(filepath.Join(stale, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	opts := "lowerdir=" + filepath.Join(stale, "lower") + ",upperdir=" + filepath.Join(stale, "upper") + ",workdir=" + filepath.Join(stale, "work")
+	if err := unix.Mount("overlay", filepath.Join(stale, "merged"), "overlay", 0, opts); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = unix.Unmount(filepath.Join(stale, "merged"), unix.MNT_DETACH) })
+	if err := probeIDMappedOverlay(context.Background(), dir); err != nil {
+		t.Fatal(err)
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) != 0 {
+		t.Errorf("left %v", entries)
 	}
 }

@@ -45,6 +45,22 @@ func probeRecursiveReadOnly(dir string) error {
 	return nil
 }
 
+// probePrefix names the probe's scratch directories.
+const probePrefix = ".features-probe-"
+
+// removeStaleProbes removes what a probe cut short (noded killed in the middle) left in dir: its overlay and
+// ID-mapped clone are unmounted before the directory goes.
+func removeStaleProbes(dir string) {
+	stale, _ := filepath.Glob(filepath.Join(dir, probePrefix+"*"))
+	for _, p := range stale {
+		clones, _ := filepath.Glob(filepath.Join(p, ".idmap-*"))
+		for _, m := range append([]string{filepath.Join(p, "merged")}, clones...) {
+			_ = unix.Unmount(m, unix.MNT_DETACH)
+		}
+		_ = os.RemoveAll(p)
+	}
+}
+
 // probeHostID is the host ID the probe's user namespace maps its root to: far above any real user.
 const probeHostID = 2_000_000_000
 
@@ -58,7 +74,8 @@ func probeIDMappedOverlay(ctx context.Context, dir string) (err error) {
 	if err := os.MkdirAll(dir, 0o711); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp(dir, ".features-probe-")
+	removeStaleProbes(dir)
+	tmp, err := os.MkdirTemp(dir, probePrefix)
 	if err != nil {
 		return err
 	}

@@ -192,6 +192,10 @@ func compressionOf(mediaType string) (compression, error) {
 	return 0, errdefs.InvalidArgument("unsupported layer media type %q", mediaType)
 }
 
+// maxZstdWindow is the largest zstd window a layer may ask for: the decoder keeps that much history in memory,
+// so a tiny crafted layer could otherwise make each pull hold gigabytes (containerd allows 512 MiB too).
+const maxZstdWindow = 512 << 20
+
 // decompress returns the uncompressed stream of a layer blob.
 func decompress(mediaType string, r io.Reader) (io.ReadCloser, error) {
 	c, err := compressionOf(mediaType)
@@ -206,7 +210,7 @@ func decompress(mediaType string, r io.Reader) (io.ReadCloser, error) {
 		}
 		return zr, nil
 	case compZstd:
-		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(1<<30))
+		zr, err := zstd.NewReader(r, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxWindow(maxZstdWindow))
 		if err != nil {
 			return nil, fmt.Errorf("zstd layer: %w", err)
 		}

@@ -21,10 +21,11 @@ import (
 	"k8s.io/klog/v2"
 )
 
-// Size limits of the JSON documents of an image.
+// Size limits of the JSON documents of an image: manifests and indexes are read up to registry.MaxManifestSize,
+// configs up to maxConfigSize (both limits apply to the bytes read, not only to a descriptor's claimed size).
 const (
-	maxManifestSize = 4 << 20
-	maxConfigSize   = 16 << 20
+	maxManifestSize = registry.MaxManifestSize
+	maxConfigSize   = 4 << 20
 	maxIndexDepth   = 4
 )
 

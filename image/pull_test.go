@@ -836,3 +836,15 @@ func TestMirrorsTriedInOrder(t *testing.T) {
 			requests(first), requests(second), requests(upstream))
 	}
 }
+
+// TestPullRefusesConfigOver4MiB: an image config larger than 4 MiB (here a label of 5 MiB) is InvalidArgument.
+func TestPullRefusesConfigOver4MiB(t *testing.T) {
+	reg := startRegistry(t)
+	big := buildImage(t, testimage.Gzip, testimage.OCI, v1.Config{Labels: map[string]string{"big": strings.Repeat("x", 5<<20)}}, nil,
+		map[string]string{"a": "a"})
+	reg.push(t, "app/big:v1", big)
+	e := newEnv(t, plainHTTPConfig(reg.host))
+	if _, err := e.svc.Pull(context.Background(), reg.host+"/app/big:v1", PullOptions{}); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("5 MiB config: %v, want InvalidArgument", err)
+	}
+}

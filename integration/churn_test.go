@@ -3,6 +3,7 @@ package integration
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -38,8 +39,8 @@ func TestPodChurnLeaksNothing(t *testing.T) {
 		}
 		cycles = n
 	}
-	port := freePort(t)
-	e := newPodEnvOpts(t, 44, framework.Options{Config: fmt.Sprintf("[debug]\npprof_address = \"127.0.0.1:%d\"\n", port)}, nil)
+	pprof := filepath.Join(t.TempDir(), "pprof.sock")
+	e := newPodEnvOpts(t, 44, framework.Options{Config: fmt.Sprintf("[debug]\npprof_socket = %q\n", pprof)}, nil)
 	cycle := func(worker, i int) error {
 		cfg := e.podConfig(t, fmt.Sprintf("churn-%d-%d", worker, i))
 		if i%10 == 0 { // hostPorts (iptables under its global lock) in every tenth cycle keep the run short
@@ -81,7 +82,7 @@ func TestPodChurnLeaksNothing(t *testing.T) {
 		}
 	}
 	time.Sleep(500 * time.Millisecond)
-	g0, fd0 := goroutines(t, port), fds(t, e.n.PID())
+	g0, fd0 := goroutines(t, pprof), fds(t, e.n.PID())
 
 	start := time.Now()
 	var next atomic.Int64
@@ -111,7 +112,7 @@ func TestPodChurnLeaksNothing(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	time.Sleep(500 * time.Millisecond)
-	g1, fd1 := goroutines(t, port), fds(t, e.n.PID())
+	g1, fd1 := goroutines(t, pprof), fds(t, e.n.PID())
 	t.Logf("%d cycles by %d workers in %s; goroutines %d -> %d, fds %d -> %d", cycles, workers, elapsed.Round(time.Second), g0, g1, fd0, fd1)
 	if g1 > g0+5 {
 		t.Errorf("goroutines grew from %d to %d over %d cycles", g0, g1, cycles)

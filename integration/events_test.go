@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -76,8 +77,8 @@ func TestContainerEventsInOrder(t *testing.T) {
 // and open file descriptors before and after.
 func TestExecSyncLeaksNothing(t *testing.T) {
 	framework.RequireRoot(t)
-	port := freePort(t)
-	e := newPodEnvWith(t, 9, fmt.Sprintf("[debug]\npprof_address = \"127.0.0.1:%d\"\n", port))
+	pprof := filepath.Join(t.TempDir(), "pprof.sock")
+	e := newPodEnvWith(t, 9, fmt.Sprintf("[debug]\npprof_socket = %q\n", pprof))
 	cfg := e.podConfig(t, "execleak")
 	pod := e.runPod(t, cfg)
 	c := e.createContainer(t, pod, cfg, "sleeper", "sleep", "100000")
@@ -93,7 +94,7 @@ func TestExecSyncLeaksNothing(t *testing.T) {
 	for i := 0; i < 20; i++ { // warm up pools and caches
 		exec()
 	}
-	g0, fd0 := goroutines(t, port), fds(t, e.n.PID())
+	g0, fd0 := goroutines(t, pprof), fds(t, e.n.PID())
 	n := 1000
 	if testing.Short() {
 		n = 100
@@ -102,7 +103,7 @@ func TestExecSyncLeaksNothing(t *testing.T) {
 		exec()
 	}
 	time.Sleep(500 * time.Millisecond)
-	g1, fd1 := goroutines(t, port), fds(t, e.n.PID())
+	g1, fd1 := goroutines(t, pprof), fds(t, e.n.PID())
 	t.Logf("after %d ExecSync: goroutines %d -> %d, fds %d -> %d", n, g0, g1, fd0, fd1)
 	if g1 > g0+5 {
 		t.Errorf("goroutines grew from %d to %d over %d ExecSync calls", g0, g1, n)
@@ -115,19 +116,18 @@ func TestExecSyncLeaksNothing(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+// pprofClient is an HTTP client talking to noded's pprof unix socket.
+func pprofClient(socket string) *http.Client {
+	return &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "unix", socket)
+	}}}
 }
 
-func goroutines(t *testing.T, port int) int {
+// goroutines reads noded's goroutine count from its pprof socket.
+func goroutines(t *testing.T, socket string) int {
 	t.Helper()
-	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/goroutine?debug=1", port))
+	resp, err := pprofClient(socket).Get("http://noded/debug/pprof/goroutine?debug=1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,4 +149,15 @@ func fds(t *testing.T, pid int) int {
 		t.Fatal(err)
 	}
 	return len(entries)
+}
+
+// freePort is a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

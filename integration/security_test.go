@@ -1,6 +1,7 @@
 package integration
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"google.golang.org/grpc/codes"
@@ -227,9 +229,16 @@ func main() {
 `
 
 // securityImage returns busybox with /usr/local/bin/tool (toolSource) setuid-root, and a /secret readable by
-// everyone (in the image).
+// everyone (in the image). NODED_TEST_SECTOOL names a prebuilt tool (for the guest, which has no Go).
 func securityImage(t *testing.T) v1.Image {
 	t.Helper()
+	if p := os.Getenv("NODED_TEST_SECTOOL"); p != "" {
+		bin, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return securityImageWith(t, bin)
+	}
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(toolSource), 0o644); err != nil {
 		t.Fatal(err)
@@ -246,6 +255,11 @@ func securityImage(t *testing.T) v1.Image {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return securityImageWith(t, bin)
+}
+
+func securityImageWith(t *testing.T, bin []byte) v1.Image {
+	t.Helper()
 	layer := testimage.NewFS()
 	layer.WriteFile("/usr/local/bin/tool", bin, 0o755|fs.ModeSetuid)
 	layer.WriteFile("/secret", []byte("container-secret\n"), 0o644)
@@ -295,6 +309,11 @@ func TestBundleNotReachableByHostUsers(t *testing.T) {
 			st := e.waitExited(t, id)
 			if out := criLogMessages(t, st.LogPath); st.ExitCode != 0 || out != "euid=0\n" {
 				t.Fatalf("setuid binary in the container: exit %d, %q, want euid=0", st.ExitCode, out)
+			}
+			// ... and no_new_privs still stops it, as critest's no_new_privs test expects.
+			nnp := func(c *runtimeapi.ContainerConfig) { asUser(1000)(c); c.Linux.SecurityContext.NoNewPrivs = true }
+			if code, out := e.output(t, podID, podCfg, "nnp", nnp, "/usr/local/bin/tool"); code != 0 || out != "euid=1000\n" {
+				t.Fatalf("setuid binary with no_new_privs: exit %d, %q, want euid=1000", code, out)
 			}
 
 			bundle := filepath.Join(e.n.State, "containers", id)
@@ -349,5 +368,69 @@ func TestRuntimeDefaultSeccompBlocksVsockAndAlg(t *testing.T) {
 	}, "/usr/local/bin/tool", "socket", "1", "2", "38", "40")
 	if want := "1:ok\n2:ok\n38:EPERM\n40:EPERM\n"; code != 0 || out != want {
 		t.Fatalf("sockets under RuntimeDefault: exit %d, %q, want %q", code, out, want)
+	}
+}
+
+// TestOldRuncRefusedAtStart: noded does not start with a runtime handler whose runc predates the
+// CVE-2024-21626 fix (1.1.12), and says why.
+func TestOldRuncRefusedAtStart(t *testing.T) {
+	framework.RequireRoot(t)
+	dir := t.TempDir()
+	old := filepath.Join(dir, "runc-1.1.11")
+	if err := os.WriteFile(old, []byte("#!/bin/sh\n[ \"$1\" = --version ] && printf 'runc version 1.1.11\\ncommit: v1.1.11-0-g4bccb38c\\nspec: 1.0.2-dev\\n' && exit 0\nexec /usr/local/sbin/runc \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	parent := fmt.Sprintf("/noded-it-oldrunc-%d", os.Getpid())
+	// Should noded start after all, the namespace pin mount and the cgroups it made are removed.
+	t.Cleanup(func() { _ = framework.CleanupDirs(dir, parent) })
+	cfg := filepath.Join(dir, "config.toml")
+	conf := fmt.Sprintf("cgroup_driver = \"cgroupfs\"\ncgroup_parent = %q\n[cni]\nconf_dir = %q\n[runtimes.old]\npath = %q\n", parent, filepath.Join(dir, "cni"), old)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, framework.Binary(t), "--config", cfg, "--root", filepath.Join(dir, "root"),
+		"--state", filepath.Join(dir, "state"), "--listen", filepath.Join(dir, "state", "sock"))
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("noded started with runc 1.1.11:\n%s", out)
+	}
+	for _, want := range []string{"CVE-2024-21626", old} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("error output %q does not mention %q", out, want)
+		}
+	}
+}
+
+// TestPprofOnRootOnlyUnixSocket: pprof is served on a unix socket of mode 0600 owned by root, and answers there.
+func TestPprofOnRootOnlyUnixSocket(t *testing.T) {
+	sock := filepath.Join(t.TempDir(), "pprof.sock")
+	n := framework.Start(t, framework.Options{Config: fmt.Sprintf("[debug]\npprof_socket = %q\n", sock)})
+	fi, err := os.Stat(sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := fi.Sys().(*syscall.Stat_t); fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 || st.Uid != 0 || st.Gid != 0 {
+		t.Errorf("pprof socket %s: mode %v owner %d:%d, want a 0600 socket of root", sock, fi.Mode(), st.Uid, st.Gid)
+	}
+	if g := goroutines(t, sock); g <= 0 {
+		t.Errorf("goroutine profile over the socket: %d", g)
+	}
+	if !n.Running() {
+		t.Fatal("noded died")
+	}
+}
+
+// TestDistributionRuncStartsWithWarning: Debian 12's runc 1.1.5+ds1 (with the backported CVE-2024-21626 fix)
+// does not stop noded; its log says to check the package.
+func TestDistributionRuncStartsWithWarning(t *testing.T) {
+	out, err := exec.Command("/usr/sbin/runc", "--version").Output()
+	if err != nil || !strings.Contains(string(out), "+ds") {
+		t.Skipf("no distribution runc older than 1.1.12 at /usr/sbin/runc (%q, %v)", out, err)
+	}
+	n := framework.Start(t, framework.Options{Config: "[runtimes.distro]\npath = \"/usr/sbin/runc\"\n"})
+	if log := n.Log(); !strings.Contains(log, "CVE-2024-21626") || !strings.Contains(log, "distro") {
+		t.Errorf("no CVE-2024-21626 warning for the distro handler in the log:\n%s", log)
 	}
 }

@@ -6,7 +6,8 @@
 #   registry (127.0.0.1:5009, test and bench images) and runs noded in the background with its own root, state,
 #   socket (noded.sock), CNI config (network "noded-bench", bridge nodedbch0, 10.239.200.0/24, the same plugin
 #   list as containerd's), mirrors for docker.io and registry.k8s.io pointing at the local registry, runc
-#   /usr/local/sbin/runc, cgroupfs driver, and pprof on 127.0.0.1:6069 (BENCH_PPROF to change, "" for none).
+#   /usr/local/sbin/runc, cgroupfs driver, and pprof on the unix socket $RUN/pprof.sock (BENCH_PPROF to change,
+#   "" for none; e.g. curl --unix-socket "$RUN/pprof.sock" -o cpu.pprof http://localhost/debug/pprof/profile).
 #   noded and its conmons run in the cgroup /noded-bench-daemons/noded.
 # stop: removes every pod left on it, stops noded, kills leftover conmons and containers, unmounts everything
 #   below the run dir, deletes the bridge, the iptables rules its pods added and its cgroups.
@@ -23,7 +24,7 @@ MARKER='noded-bench|nodedbch0|10\.239\.200\.'
 # shellcheck source=hack/bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 SOCK=$RUN/noded.sock
-PPROF=${BENCH_PPROF-127.0.0.1:6069}
+PPROF=${BENCH_PPROF-$RUN/pprof.sock}
 
 start() {
 	stop_run "$SOCK"
@@ -53,7 +54,7 @@ start() {
 		if [ -n "$PPROF" ]; then
 			echo
 			echo '[debug]'
-			echo "pprof_address = \"$PPROF\""
+			echo "pprof_socket = \"$PPROF\""
 		fi
 		for h in docker.io registry.k8s.io; do
 			echo

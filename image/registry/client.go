@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,6 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
-	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/remote/transport"
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/image/reference"
@@ -226,19 +226,45 @@ func (r *Repository) Manifest(ctx context.Context, d digest.Digest) (Descriptor,
 	return desc, data, nil
 }
 
+// MaxManifestSize is the most noded reads of a manifest or index; larger ones are refused.
+const MaxManifestSize = 4 << 20
+
+// manifestMediaTypes are the Accept header of manifest requests (schema 1 only to refuse it clearly).
+var manifestMediaTypes = []string{
+	"application/vnd.oci.image.index.v1+json", "application/vnd.oci.image.manifest.v1+json",
+	"application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.docker.distribution.manifest.v2+json",
+	"application/vnd.docker.distribution.manifest.v1+prettyjws", "application/vnd.docker.distribution.manifest.v1+json",
+}
+
+// manifest fetches the manifest or index object (a tag or digest) and reads at most MaxManifestSize bytes of it.
 func (r *Repository) manifest(ctx context.Context, object string) (Descriptor, []byte, error) {
-	var ref name.Reference
-	if strings.Contains(object, ":") {
-		ref = r.repo.Digest(object)
-	} else {
-		ref = r.repo.Tag(object)
+	u := url.URL{Scheme: "https", Host: r.ep.host, Path: fmt.Sprintf("/v2/%s/manifests/%s", r.repo.RepositoryStr(), object)}
+	if r.ep.plainHTTP {
+		u.Scheme = "http"
 	}
-	d, err := remote.Get(ref, remote.WithTransport(r.rt), remote.WithContext(ctx))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return Descriptor{}, nil, errdefs.InvalidArgument("manifest %s: %v", object, err)
+	}
+	req.Header.Set("Accept", strings.Join(manifestMediaTypes, ","))
+	resp, err := (&http.Client{Transport: r.rt}).Do(req)
 	if err != nil {
 		return Descriptor{}, nil, classify(err)
 	}
+	defer resp.Body.Close()
+	if err := transport.CheckError(resp, http.StatusOK); err != nil {
+		return Descriptor{}, nil, classify(err)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, MaxManifestSize+1))
+	if err != nil {
+		return Descriptor{}, nil, classify(err)
+	}
+	if len(data) > MaxManifestSize {
+		return Descriptor{}, nil, errdefs.InvalidArgument("manifest %s is larger than %d bytes", object, MaxManifestSize)
+	}
+	mediaType, _, _ := strings.Cut(resp.Header.Get("Content-Type"), ";")
 	// The digest is computed locally from the bytes, never taken from the registry's headers.
-	return Descriptor{MediaType: string(d.MediaType), Digest: digest.FromBytes(d.Manifest), Size: int64(len(d.Manifest))}, d.Manifest, nil
+	return Descriptor{MediaType: strings.TrimSpace(mediaType), Digest: digest.FromBytes(data), Size: int64(len(data))}, data, nil
 }
 
 // ReadBlob fetches a small blob (at most limit bytes) and verifies its digest and size.

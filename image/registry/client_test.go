@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -8,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -125,5 +127,40 @@ func TestErrorKinds(t *testing.T) {
 			t.Errorf("status %d: %v, want %v", code, err, kind)
 		}
 		srv.Close()
+	}
+}
+
+// TestManifestReadIsLimited: a registry streaming an endless manifest gets InvalidArgument after noded read
+// MaxManifestSize bytes; the read itself stops (the server could write far less than the 100 MiB
+// go-containerregistry would read).
+func TestManifestReadIsLimited(t *testing.T) {
+	var written atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v2/" {
+			return
+		}
+		w.Header().Set("Content-Type", "application/vnd.oci.image.manifest.v1+json")
+		chunk := bytes.Repeat([]byte(" "), 64<<10)
+		for written.Load() < 200<<20 {
+			n, err := w.Write(chunk)
+			written.Add(int64(n))
+			if err != nil {
+				return
+			}
+		}
+	}))
+	defer srv.Close()
+	host := strings.TrimPrefix(srv.URL, "http://")
+	c, _ := New(Config{Hosts: map[string]HostConfig{host: {PlainHTTP: true}}}, Options{Attempts: 1, Backoff: 1})
+	defer c.Close()
+	r, _ := reference.Parse(host + "/x:1")
+	_, _, _, err := c.Resolve(context.Background(), r, nil)
+	if !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("endless manifest: %v, want InvalidArgument", err)
+	}
+	srv.CloseClientConnections()
+	// What was written beyond the limit sits in socket buffers: a few MiB at most.
+	if w := written.Load(); w > 32<<20 {
+		t.Fatalf("the server wrote %d MiB of a manifest limited to %d MiB", w>>20, MaxManifestSize>>20)
 	}
 }
