@@ -44,6 +44,9 @@ func Open(db *bolt.DB) (*Store, error) {
 		ctrNames:   map[string]string{},
 	}
 	err := db.Update(func(tx *bolt.Tx) error {
+		if err := Schema.Ensure(tx); err != nil {
+			return err
+		}
 		for _, b := range [][]byte{bucketSandboxes, bucketContainers} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
