@@ -27,10 +27,8 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/types/create"
 	"github.com/containernetworking/cni/pkg/version"
-	"github.com/vishvananda/netlink"
 
 	"github.com/noded/noded/errdefs"
-	"github.com/noded/noded/sandbox/nsutil"
 )
 
 // DefaultInterface is the pod-side interface name used unless WithInterfaceName says otherwise.
@@ -248,7 +246,8 @@ func (m *Manager) runtimeConf(pn *PodNetwork) *libcni.RuntimeConf {
 	return rt
 }
 
-// Setup attaches the pod to the network: it brings up lo in pn.NetNS and runs CNI ADD for the whole plugin chain.
+// Setup attaches the pod to the network: it runs CNI ADD for the whole plugin chain in pn.NetNS (the caller has
+// brought lo up there).
 // On failure it runs CNI DEL to undo a partial setup and returns the ADD error. Errors: InvalidArgument for a bad
 // PodNetwork, FailedPrecondition when no config is loaded, otherwise the wrapped plugin error.
 func (m *Manager) Setup(ctx context.Context, pn PodNetwork) (_ *Result, retErr error) {
@@ -258,9 +257,6 @@ func (m *Manager) Setup(ctx context.Context, pn PodNetwork) (_ *Result, retErr e
 	}
 	list, err := m.network()
 	if err != nil {
-		return nil, err
-	}
-	if err := LoopbackUp(pn.NetNS); err != nil {
 		return nil, err
 	}
 	rt := m.runtimeConf(&pn)
@@ -434,22 +430,4 @@ func (m *Manager) GC(ctx context.Context, live []Attachment) error {
 func supportsV11(list *libcni.NetworkConfigList) bool {
 	ok, err := version.GreaterThanOrEqualTo(list.CNIVersion, "1.1.0")
 	return err == nil && ok
-}
-
-// LoopbackUp sets the "lo" interface up inside the network namespace at netnsPath.
-func LoopbackUp(netnsPath string) error {
-	err := nsutil.WithNetNS(netnsPath, func() error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			return fmt.Errorf("find lo: %w", err)
-		}
-		if err := netlink.LinkSetUp(lo); err != nil {
-			return fmt.Errorf("set lo up: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("cni: loopback in %s: %w", netnsPath, err)
-	}
-	return nil
 }

@@ -347,7 +347,11 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 			return err
 		}
 		faultinject.Point(faultinject.SandboxNetworkIntent)
-		res, err := m.cfg.Network.Setup(ctx, podNetwork(sb))
+		pn := podNetwork(sb)
+		if err := loopbackUp(pn.NetNS); err != nil {
+			return fmt.Errorf("set up pod network: %w", err)
+		}
+		res, err := m.cfg.Network.Setup(ctx, pn)
 		if err != nil {
 			return fmt.Errorf("set up pod network: %w", err)
 		}
