@@ -18,8 +18,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/noded/noded/internal/nsutil"
 	"github.com/noded/noded/internal/testnet"
-	"github.com/noded/noded/sandbox/nsutil"
 )
 
 const pluginDir = "/usr/lib/cni"

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/noded/noded/sandbox/nsutil"
+	"github.com/noded/noded/internal/nsutil"
 )
 
 func TestMain(m *testing.M) {

@@ -5,7 +5,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/noded/noded/sandbox/nsutil"
+	"github.com/noded/noded/internal/nsutil"
 )
 
 // loopbackUp sets the "lo" interface up inside the network namespace at netnsPath. The sandbox does it before

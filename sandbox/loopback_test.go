@@ -8,7 +8,7 @@ import (
 
 	"github.com/vishvananda/netlink"
 
-	"github.com/noded/noded/sandbox/nsutil"
+	"github.com/noded/noded/internal/nsutil"
 )
 
 func TestLoopbackUp(t *testing.T) {

@@ -22,7 +22,7 @@ import (
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/internal/faultinject"
 	"github.com/noded/noded/internal/keymutex"
-	"github.com/noded/noded/sandbox/nsutil"
+	"github.com/noded/noded/internal/nsutil"
 	"github.com/noded/noded/sandbox/podfiles"
 	"github.com/noded/noded/store"
 )

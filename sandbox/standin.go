@@ -11,7 +11,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/noded/noded/cni"
-	"github.com/noded/noded/sandbox/nsutil"
+	"github.com/noded/noded/internal/nsutil"
 	"github.com/noded/noded/store"
 )
 

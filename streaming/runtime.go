@@ -15,8 +15,8 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/internal/nsutil"
 	"github.com/noded/noded/ociruntime"
-	"github.com/noded/noded/sandbox/nsutil"
 )
 
 // Backend is what the streaming Runtime needs of noded: containers to exec in and attach to, and

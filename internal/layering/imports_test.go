@@ -141,7 +141,7 @@ func TestRulesCatchViolations(t *testing.T) {
 		{"sandbox", "cri"},
 		{"cri", "daemon"},
 		{"daemon", "cmd/noded"},
-		{"cni", "sandbox/nsutil"},
+		{"cni", "sandbox"},
 		{"cni", "internal/nsutil"},
 		{"cgroupsv2/stats", "store"},
 		{"snapshotter/overlay", "image"},
