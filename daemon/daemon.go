@@ -146,7 +146,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Addr:        d.cfg.Streaming.Address,
 		TLSCertFile: d.cfg.Streaming.TLSCert,
 		TLSKeyFile:  d.cfg.Streaming.TLSKey,
-	}, streaming.NewRuntime(streaming.NodeBackend{Containers: svc.containers, Store: svc.store}))
+	}, streaming.NewRuntime(streamingBackend{Containers: svc.containers, Store: svc.store}))
 	if err != nil {
 		return fmt.Errorf("streaming server: %w", err)
 	}

@@ -20,7 +20,7 @@ import (
 )
 
 // Backend is what the streaming Runtime needs of noded: containers to exec in and attach to, and
-// pods' network namespaces. NodeBackend implements it over the container manager and the store.
+// pods' network namespaces. The daemon implements it over the container manager and the store.
 type Backend interface {
 	// ExecStream runs cmd in the running container and returns its exit code; see
 	// ociruntime.Streamer.ExecStream.
