@@ -203,20 +203,7 @@ func (m *Manager) runtimeConf(pn *PodNetwork) *libcni.RuntimeConf {
 		CapabilityArgs: map[string]any{},
 	}
 	if len(pn.PortMappings) > 0 {
-		pms := make([]PortMapping, 0, len(pn.PortMappings))
-		for _, pm := range pn.PortMappings {
-			if pm.HostPort == 0 {
-				continue // not published on the host
-			}
-			pm.Protocol = strings.ToLower(pm.Protocol)
-			if pm.Protocol == "" {
-				pm.Protocol = "tcp"
-			}
-			pms = append(pms, pm)
-		}
-		if len(pms) > 0 {
-			rt.CapabilityArgs["portMappings"] = pms
-		}
+		rt.CapabilityArgs["portMappings"] = pn.PortMappings
 	}
 	if bw := pn.Bandwidth; bw != nil && (bw.IngressRate > 0 || bw.EgressRate > 0) {
 		// Burst is given as the largest value the bandwidth plugin accepts, like kubelet does.

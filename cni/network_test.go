@@ -392,7 +392,7 @@ func TestSetupTeardownTiming(t *testing.T) {
 	var setups, teardowns []time.Duration
 	for i := 0; i < 20; i++ {
 		p := env.pod(t, fmt.Sprintf("t%d", i))
-		p.PortMappings = []PortMapping{{HostPort: int32(freePort(t)), ContainerPort: 80}}
+		p.PortMappings = []PortMapping{{HostPort: int32(freePort(t)), ContainerPort: 80, Protocol: "tcp"}}
 		start := time.Now()
 		r, err := env.m.Setup(ctx, p)
 		setups = append(setups, time.Since(start))

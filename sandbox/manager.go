@@ -391,16 +391,8 @@ func podNetwork(sb *store.Sandbox) cni.PodNetwork {
 	md := sb.Config.GetMetadata()
 	pn := cni.PodNetwork{
 		ID: sb.ID, Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(),
-		NetNS: sb.Namespaces[string(nsutil.Net)],
-	}
-	for _, pm := range sb.Config.GetPortMappings() {
-		if pm.HostPort <= 0 {
-			continue
-		}
-		pn.PortMappings = append(pn.PortMappings, cni.PortMapping{
-			HostPort: pm.HostPort, ContainerPort: pm.ContainerPort,
-			Protocol: strings.ToLower(pm.Protocol.String()), HostIP: pm.HostIp,
-		})
+		NetNS:        sb.Namespaces[string(nsutil.Net)],
+		PortMappings: portMappings(sb.Config.GetPortMappings()),
 	}
 	if bw, err := cni.ParseBandwidth(sb.Config.GetAnnotations()); err == nil && bw != nil {
 		pn.Bandwidth = bw
