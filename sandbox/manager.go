@@ -134,6 +134,9 @@ func (m *Manager) validate(cfg *runtimeapi.PodSandboxConfig, handler string) err
 			return err
 		}
 	}
+	if err := validateBandwidth(cfg); err != nil {
+		return err
+	}
 	if cfg.GetLogDirectory() != "" && !filepath.IsAbs(cfg.GetLogDirectory()) {
 		return errdefs.InvalidArgument("log directory %q must be absolute", cfg.GetLogDirectory())
 	}
