@@ -14,7 +14,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
@@ -61,11 +60,14 @@ type Config struct {
 	// CheckSecurity, if set, refuses pod security settings this host cannot honour (SELinux labels where
 	// SELinux is enforcing) with FailedPrecondition.
 	CheckSecurity func(cfg *runtimeapi.PodSandboxConfig) error
+	// Host pins namespaces and mounts /dev/shm (nil = RealHost).
+	Host Host
 }
 
 // Manager runs pod sandboxes.
 type Manager struct {
 	cfg     Config
+	host    Host
 	podsDir string
 	nsDir   string
 	locks   keymutex.KeyMutex
@@ -77,11 +79,14 @@ type Manager struct {
 // New prepares the state dirs and returns a Manager.
 func New(cfg Config) (*Manager, error) {
 	m := &Manager{cfg: cfg, podsDir: filepath.Join(cfg.StateDir, "pods"), nsDir: filepath.Join(cfg.StateDir, "ns"),
-		creating: map[string]chan struct{}{}}
+		creating: map[string]chan struct{}{}, host: cfg.Host}
+	if m.host == nil {
+		m.host = RealHost{}
+	}
 	if err := os.MkdirAll(m.podsDir, 0o711); err != nil {
 		return nil, err
 	}
-	if err := nsutil.PrepareRoot(m.nsDir); err != nil {
+	if err := m.host.PrepareRoot(m.nsDir); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -288,20 +293,17 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 	}
 	faultinject.Point(faultinject.SandboxPinned)
 	if uts := pins[nsutil.UTS]; uts != "" && cfg.GetHostname() != "" {
-		if err := nsutil.SetHostname(uts, cfg.GetHostname()); err != nil {
+		if err := m.host.SetHostname(uts, cfg.GetHostname()); err != nil {
 			return err
 		}
 	}
 	if sysctls := cfg.GetLinux().GetSysctls(); len(sysctls) > 0 {
-		if err := nsutil.ValidateSysctls(pins, sysctls); err != nil {
-			return err
-		}
-		if err := nsutil.ApplySysctls(pins, sysctls); err != nil {
+		if err := m.host.ApplySysctls(pins, sysctls); err != nil {
 			return err
 		}
 	}
 	if !sb.HostIPC {
-		if err := podfiles.MountShm(filepath.Join(sb.Dir, "shm"), DefaultShmSize); err != nil {
+		if err := m.host.MountShm(filepath.Join(sb.Dir, "shm"), DefaultShmSize); err != nil {
 			return err
 		}
 	}
@@ -351,7 +353,7 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 		}
 		faultinject.Point(faultinject.SandboxNetworkIntent)
 		pn := podNetwork(sb)
-		if err := loopbackUp(pn.NetNS); err != nil {
+		if err := m.host.LoopbackUp(pn.NetNS); err != nil {
 			return fmt.Errorf("set up pod network: %w", err)
 		}
 		res, err := m.cfg.Network.Setup(ctx, pn)
@@ -412,7 +414,7 @@ func (m *Manager) teardownNetwork(ctx context.Context, sb *store.Sandbox) error 
 		return nil
 	}
 	pn := podNetwork(sb)
-	if pn.NetNS != "" && !isPinned(pn.NetNS) {
+	if pn.NetNS != "" && !m.host.IsPinned(pn.NetNS) {
 		pn.NetNS = ""
 		if err := m.teardownInStandIn(ctx, sb, pn); err != nil {
 			// A DEL that already ran (a crash before it was recorded) may fail on the rules it removed:
@@ -475,14 +477,14 @@ func (m *Manager) teardown(ctx context.Context, sb *store.Sandbox) error {
 		errs = append(errs, err)
 	}
 	faultinject.Point(faultinject.SandboxRemoveNetwork)
-	if err := podfiles.UnmountShm(filepath.Join(sb.Dir, "shm")); err != nil {
+	if err := m.host.UnmountShm(filepath.Join(sb.Dir, "shm")); err != nil {
 		errs = append(errs, err)
 	}
 	for t, p := range sb.Namespaces {
 		if t == "pid" {
 			continue
 		}
-		if err := nsutil.Unpin(p); err != nil {
+		if err := m.host.Unpin(p); err != nil {
 			errs = append(errs, err)
 		} else {
 			delete(sb.Namespaces, t)
@@ -639,10 +641,4 @@ func LabelsMatch(labels, selector map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// isPinned reports whether path is a pinned namespace (an nsfs bind mount).
-func isPinned(path string) bool {
-	var st unix.Statfs_t
-	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
 }
