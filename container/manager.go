@@ -85,6 +85,8 @@ type Config struct {
 	CDI CDIDevices
 	// CheckpointProbe returns nil when CRIU can checkpoint on this host; nil runs ociruntime.CRIUCheck.
 	CheckpointProbe func(ctx context.Context) error
+	// Mounts mounts rootfs and image volumes and kills leftover cgroups (nil = RealHost).
+	Mounts Host
 }
 
 // AppArmorLoader loads the default AppArmor profile unless it is loaded, and returns its name
@@ -330,9 +332,9 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	if userns {
 		// Not nosuid: the flags of the host mount would be locked in the container's user namespace. A setuid
 		// file seen through the ID-mapped mount is owned by the pod's unprivileged host IDs anyway.
-		err = snapshotter.MountAllIDMapped(mounts, c.Rootfs, idm)
+		err = m.h().MountAllIDMapped(mounts, c.Rootfs, idm)
 	} else {
-		err = snapshotter.MountAll(hostSideMounts(mounts), c.Rootfs)
+		err = m.h().MountAll(hostSideMounts(mounts), c.Rootfs)
 	}
 	if err != nil {
 		return fmt.Errorf("mount rootfs: %w", err)
@@ -488,14 +490,14 @@ func (m *Manager) cleanup(ctx context.Context, c *store.Container) error {
 		} else if c.CgroupsPath != "" {
 			// The runtime removes the cgroup of a container it knew. One whose state was lost may have left
 			// processes there; one it never got to (or crashed in) may have left the cgroup.
-			_ = killCgroup(c.CgroupsPath)
+			_ = m.h().KillCgroup(c.CgroupsPath)
 			if err := m.cfg.Cgroups.Remove(ctx, c.CgroupsPath); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	faultinject.Point(faultinject.ContainerRemoveRuntime)
-	if err := snapshotter.UnmountAll(c.Rootfs); err != nil {
+	if err := m.h().UnmountAll(c.Rootfs); err != nil {
 		errs = append(errs, err)
 	}
 	if err := m.cfg.Snapshotter.Remove(ctx, c.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
@@ -678,7 +680,7 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		switch {
 		case errdefs.IsNotFound(err):
 			// The runtime no longer knows it (its state was lost): kill what is left in its cgroup.
-			_ = killCgroup(c.CgroupsPath)
+			_ = m.h().KillCgroup(c.CgroupsPath)
 			m.recordLost(c.ID)
 			return nil
 		case errors.Is(err, errdefs.ErrFailedPrecondition):
