@@ -13,16 +13,13 @@ import (
 type Backends struct {
 	Sandboxes  *sandbox.Manager
 	Containers *container.Manager
-	State      *store.Store
+	Store      *store.Store // the state store shared by the backends
 	Events     *events.Broker
 	Stats      *stats.Provider
 	Streams    StreamServer
 	// Starts bounds RunPodSandbox and CreateContainer calls in flight; nil means no bound.
 	Starts *StartLimiter
 }
-
-// Store returns the state store shared by the backends.
-func (b *Backends) Store() *store.Store { return b.State }
 
 // streamChunk is how many items one message of a streaming list RPC carries.
 const streamChunk = 500

@@ -44,7 +44,7 @@ func (s *RuntimeServer) StopPodSandbox(ctx context.Context, req *runtimeapi.Stop
 	if err := s.sandboxes(); err != nil {
 		return nil, err
 	}
-	sb, err := s.Store().Sandbox(req.GetPodSandboxId())
+	sb, err := s.Store.Sandbox(req.GetPodSandboxId())
 	if errdefs.IsNotFound(err) {
 		return &runtimeapi.StopPodSandboxResponse{}, nil
 	}
@@ -53,7 +53,7 @@ func (s *RuntimeServer) StopPodSandbox(ctx context.Context, req *runtimeapi.Stop
 	}
 	unlock := s.Sandboxes.Lock(sb.ID)
 	defer unlock()
-	for _, c := range s.Store().Containers(sb.ID) {
+	for _, c := range s.Store.Containers(sb.ID) {
 		if err := s.Containers.Stop(ctx, c.ID, 0); err != nil {
 			return nil, err
 		}
@@ -71,7 +71,7 @@ func (s *RuntimeServer) RemovePodSandbox(ctx context.Context, req *runtimeapi.Re
 	if err := s.sandboxes(); err != nil {
 		return nil, err
 	}
-	sb, err := s.Store().Sandbox(req.GetPodSandboxId())
+	sb, err := s.Store.Sandbox(req.GetPodSandboxId())
 	if errdefs.IsNotFound(err) {
 		return &runtimeapi.RemovePodSandboxResponse{}, nil
 	}
@@ -80,7 +80,7 @@ func (s *RuntimeServer) RemovePodSandbox(ctx context.Context, req *runtimeapi.Re
 	}
 	unlock := s.Sandboxes.Lock(sb.ID)
 	defer unlock()
-	for _, c := range s.Store().Containers(sb.ID) {
+	for _, c := range s.Store.Containers(sb.ID) {
 		if err := s.Containers.Remove(ctx, c.ID); err != nil {
 			return nil, err
 		}
@@ -102,7 +102,7 @@ func (s *RuntimeServer) PodSandboxStatus(ctx context.Context, req *runtimeapi.Po
 		return nil, err
 	}
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: st, Info: info, Timestamp: time.Now().UnixNano()}
-	for _, c := range s.Store().Containers(st.Id) {
+	for _, c := range s.Store.Containers(st.Id) {
 		resp.ContainersStatuses = append(resp.ContainersStatuses, container.ToStatus(&c))
 	}
 	return resp, nil

@@ -168,7 +168,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Handlers:     d.runtimeHandlers(svc),
 		Verbose:      cri.VerboseInfo{Config: d.effectiveConfigJSON, Features: d.featuresInfo(svc)},
 		Security:     securityInfo(svc.host, svc.apparmor),
-	}, &cri.Backends{Sandboxes: svc.sandboxes, Containers: svc.containers, State: svc.store, Events: &d.events, Stats: svc.stats, Streams: streams,
+	}, &cri.Backends{Sandboxes: svc.sandboxes, Containers: svc.containers, Store: svc.store, Events: &d.events, Stats: svc.stats, Streams: streams,
 		Starts: cri.NewStartLimiter(d.cfg.MaxConcurrentPodStarts, d.cfg.PodStartQueueWait.Duration)})
 	reapDone := make(chan struct{})
 	go func() { svc.reapUnclaimed(bgCtx, d.cfg.UnclaimedCreateTimeout.Duration, rt); close(reapDone) }()
