@@ -171,7 +171,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}, &cri.Backends{Sandboxes: svc.sandboxes, Containers: svc.containers, Store: svc.store, Events: &d.events, Stats: svc.stats, Streams: streams,
 		Starts: cri.NewStartLimiter(d.cfg.MaxConcurrentPodStarts, d.cfg.PodStartQueueWait.Duration)})
 	reapDone := make(chan struct{})
-	go func() { svc.reapUnclaimed(bgCtx, d.cfg.UnclaimedCreateTimeout.Duration, rt); close(reapDone) }()
+	go func() { svc.reapUnclaimed(bgCtx, d.cfg.UnclaimedCreateTimeout.Duration); close(reapDone) }()
 	defer func() { stopBackground(); <-reapDone }()
 	img := newImageServer(svc)
 
