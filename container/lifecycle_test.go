@@ -271,7 +271,21 @@ func TestContainerRecover(t *testing.T) {
 	lost := mk("lost", true)
 	startedAtCrash := mk("started", false)
 	conmonDied := mk("conmondied", true)
-	creating := mk("creating", false)
+	// An interrupted creation: intent recorded, snapshot prepared, rootfs mounted, bundle made.
+	creating := store.NewID()
+	bundle := filepath.Join(e.state, "containers", creating)
+	if err := os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.snaps.Prepare(ctx, "ctr-"+creating, "sha256:layer"); err != nil {
+		t.Fatal(err)
+	}
+	e.host.mounted[filepath.Join(bundle, "rootfs")] = true
+	if err := e.st.AddContainer(&store.Container{ID: creating, SandboxID: e.sb.ID, Name: "creating", State: store.ContainerCreating,
+		Config: ctrConfig("creating"), Runtime: "runc", Bundle: bundle, Rootfs: filepath.Join(bundle, "rootfs"),
+		SnapshotKey: "ctr-" + creating}); err != nil {
+		t.Fatal(err)
+	}
 
 	// What happened while noded was down.
 	e.rt.exit = nil
@@ -279,9 +293,6 @@ func TestContainerRecover(t *testing.T) {
 	delete(e.rt.state, lost)
 	e.rt.state[startedAtCrash] = ociruntime.StatusRunning
 	e.rt.state[conmonDied] = ociruntime.StatusStopped
-	if _, err := e.st.UpdateContainer(creating, func(x *store.Container) error { x.State = store.ContainerCreating; return nil }); err != nil {
-		t.Fatal(err)
-	}
 
 	e.m.Recover(ctx)
 	want := map[string]store.ContainerState{running: store.ContainerRunning, exitedWhileDown: store.ContainerExited,
@@ -301,8 +312,11 @@ func TestContainerRecover(t *testing.T) {
 	if _, err := e.st.Container(creating); !errdefs.IsNotFound(err) {
 		t.Errorf("interrupted creation still recorded: %v", err)
 	}
-	if e.host.mounted[filepath.Join(e.state, "containers", creating, "rootfs")] {
-		t.Error("interrupted creation's rootfs still mounted")
+	if e.host.mounted[filepath.Join(bundle, "rootfs")] || e.snaps.active["ctr-"+creating] != "" {
+		t.Error("interrupted creation's rootfs still mounted or its snapshot still there")
+	}
+	if _, err := os.Stat(bundle); !os.IsNotExist(err) {
+		t.Errorf("interrupted creation's bundle: %v", err)
 	}
 	// The unknown one is still removable.
 	if err := e.m.Remove(ctx, lost); err != nil {
