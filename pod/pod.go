@@ -16,16 +16,37 @@ import (
 	"github.com/noded/noded/store"
 )
 
+// Sandboxes is what the service needs of the sandbox domain (implemented by *sandbox.Manager).
+type Sandboxes interface {
+	Lock(id string) func()
+	Stop(ctx context.Context, id string) error
+	Remove(ctx context.Context, id string) error
+	ReapOrphans(ctx context.Context, maxAge time.Duration, remove func(ctx context.Context, id string) error) int
+}
+
+// Containers is what the service needs of the container domain (implemented by *container.Manager).
+type Containers interface {
+	Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.ContainerConfig) (string, error)
+	Stop(ctx context.Context, id string, timeout time.Duration) error
+	Remove(ctx context.Context, id string) error
+	ReapOrphans(ctx context.Context, maxAge time.Duration) int
+}
+
+var (
+	_ Sandboxes  = (*sandbox.Manager)(nil)
+	_ Containers = (*container.Manager)(nil)
+)
+
 // Service runs pod-level operations. It holds no state of its own (the locks are the sandbox manager's), so any
 // number of Services over the same managers agree.
 type Service struct {
-	sandboxes  *sandbox.Manager
-	containers *container.Manager
+	sandboxes  Sandboxes
+	containers Containers
 	store      *store.Store
 }
 
 // New returns a Service over the sandbox and container managers and their store.
-func New(sandboxes *sandbox.Manager, containers *container.Manager, st *store.Store) *Service {
+func New(sandboxes Sandboxes, containers Containers, st *store.Store) *Service {
 	return &Service{sandboxes: sandboxes, containers: containers, store: st}
 }
 
