@@ -1,6 +1,4 @@
 package cri
 
-import "github.com/noded/noded/pod"
-
-// pods is the pod-level service over the backends: the RPCs that span a sandbox and its containers delegate to it.
-func (s *RuntimeServer) pods() *pod.Service { return pod.New(s.Sandboxes, s.Containers, s.Store) }
+// pods is the pod-level service: the RPCs that span a sandbox and its containers delegate to it.
+func (s *RuntimeServer) pods() PodBackend { return s.Pods }

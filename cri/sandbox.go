@@ -12,7 +12,7 @@ import (
 )
 
 func (s *RuntimeServer) sandboxes() error {
-	if s.Sandboxes == nil || s.Containers == nil {
+	if s.Sandboxes == nil || s.Containers == nil || s.Pods == nil {
 		return errdefs.NotImplemented("pod sandboxes are not available in this noded")
 	}
 	return nil
