@@ -26,6 +26,7 @@ import (
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/features"
 	"github.com/noded/noded/internal/faultinject"
+	"github.com/noded/noded/internal/intent"
 	"github.com/noded/noded/internal/keymutex"
 	"github.com/noded/noded/oci"
 	"github.com/noded/noded/oci/signal"
@@ -270,7 +271,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	defer unlock()
 	// The creation runs to its end even if the caller gives up, for the caller's retry (see Orphaned).
 	callerCtx := ctx
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CreateTimeout)
+	ctx, cancel := intent.Detach(ctx)
 	defer cancel()
 	bundle := filepath.Join(m.bundlesDir, id)
 	c := &store.Container{
@@ -290,21 +291,19 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	}
 	faultinject.Point(faultinject.ContainerIntent)
 	if err := m.create(ctx, &sb, c, img, rt, cdiDevices, vols); err != nil {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if cerr := m.cleanup(cctx, c); cerr != nil {
-			klog.ErrorS(cerr, "rolling back a failed container left resources; it stays listed as unknown", "containerID", id)
-			_, _ = m.cfg.Store.UpdateContainer(id, func(x *store.Container) error {
-				x.State, x.Error = store.ContainerUnknown, cerr.Error()
-				return nil
+		_ = intent.Rollback(ctx, func(ctx context.Context) error { return m.cleanup(ctx, c) },
+			func() error { return m.cfg.Store.DeleteContainer(id) },
+			func(cerr error) {
+				klog.ErrorS(cerr, "rolling back a failed container left resources; it stays listed as unknown", "containerID", id)
+				_, _ = m.cfg.Store.UpdateContainer(id, func(x *store.Container) error {
+					x.State, x.Error = store.ContainerUnknown, cerr.Error()
+					return nil
+				})
 			})
-			return "", err
-		}
-		_ = m.cfg.Store.DeleteContainer(id)
 		return "", err
 	}
 	c.State = store.ContainerCreated
-	c.Orphaned = callerCtx.Err() != nil
+	c.Orphaned = intent.Orphaned(callerCtx)
 	if _, err := m.cfg.Store.UpdateContainer(id, func(x *store.Container) error { *x = *c; return nil }); err != nil {
 		return "", err
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/noded/noded/cni"
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/internal/faultinject"
+	"github.com/noded/noded/internal/intent"
 	"github.com/noded/noded/internal/keymutex"
 	"github.com/noded/noded/internal/nsutil"
 	"github.com/noded/noded/sandbox/podfiles"
@@ -214,7 +215,7 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	unlock := m.locks.Lock(id)
 	defer unlock()
 	callerCtx := ctx
-	ctx, cancel := createContext(ctx)
+	ctx, cancel := intent.Detach(ctx)
 	defer cancel()
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	sb := &store.Sandbox{
@@ -250,23 +251,21 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	}
 	faultinject.Point(faultinject.SandboxIntent)
 	if err := m.setup(ctx, sb); err != nil {
-		// Roll back with a context of our own: the caller's may be what failed.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if cerr := m.teardown(cctx, sb); cerr != nil {
-			klog.ErrorS(cerr, "rolling back a failed sandbox left resources; it stays listed as unknown", "podSandboxID", id)
-			_, _ = m.cfg.Store.UpdateSandbox(id, func(s *store.Sandbox) error {
-				*s = *sb
-				s.State, s.Error = store.SandboxUnknown, cerr.Error()
-				return nil
+		_ = intent.Rollback(ctx, func(ctx context.Context) error { return m.teardown(ctx, sb) },
+			func() error { return m.cfg.Store.DeleteSandbox(id) },
+			func(cerr error) {
+				klog.ErrorS(cerr, "rolling back a failed sandbox left resources; it stays listed as unknown", "podSandboxID", id)
+				// What is still held is recorded with the reason, for the removal that finishes the job.
+				_, _ = m.cfg.Store.UpdateSandbox(id, func(s *store.Sandbox) error {
+					*s = *sb
+					s.State, s.Error = store.SandboxUnknown, cerr.Error()
+					return nil
+				})
 			})
-			return "", err
-		}
-		_ = m.cfg.Store.DeleteSandbox(id)
 		return "", err
 	}
 	sb.State = store.SandboxReady
-	sb.Orphaned = callerCtx.Err() != nil
+	sb.Orphaned = intent.Orphaned(callerCtx)
 	if _, err := m.cfg.Store.UpdateSandbox(id, func(s *store.Sandbox) error { *s = *sb; return nil }); err != nil {
 		return "", err
 	}
