@@ -27,13 +27,15 @@ func TestRollback(t *testing.T) {
 	}
 }
 
+type key struct{}
+
 func TestDetachAndOrphaned(t *testing.T) {
-	caller, cancel := context.WithCancel(context.WithValue(context.Background(), struct{}{}, "v"))
+	caller, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
 	ctx, done := Detach(caller)
 	defer done()
 	cancel()
-	if ctx.Err() != nil || ctx.Value(struct{}{}) != "v" {
-		t.Fatalf("detached context: err %v, value %v", ctx.Err(), ctx.Value(struct{}{}))
+	if ctx.Err() != nil || ctx.Value(key{}) != "v" {
+		t.Fatalf("detached context: err %v, value %v", ctx.Err(), ctx.Value(key{}))
 	}
 	if _, ok := ctx.Deadline(); !ok {
 		t.Fatal("detached context has no deadline")
