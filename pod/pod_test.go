@@ -116,6 +116,15 @@ func newService(t *testing.T) (*Service, *journal, *fakeSandboxes, *fakeContaine
 	return New(sbs, cs, st), j, sbs, cs, st
 }
 
+// assertOrder checks that calls are the two container calls (in either order: the store does not order
+// containers of the same pod) and then the sandbox call, each made under the pod lock (no "(unlocked)").
+func assertOrder(t *testing.T, what string, calls []string, c1, c2, sb string) {
+	t.Helper()
+	if len(calls) != 3 || calls[2] != sb || !((calls[0] == c1 && calls[1] == c2) || (calls[0] == c2 && calls[1] == c1)) {
+		t.Fatalf("%s calls: %v, want %s and %s (any order), then %s", what, calls, c1, c2, sb)
+	}
+}
+
 // Stop and Remove act on the containers, then the sandbox, all under the pod's lock.
 func TestStopAndRemoveOrder(t *testing.T) {
 	p, j, _, _, st := newService(t)
@@ -123,16 +132,12 @@ func TestStopAndRemoveOrder(t *testing.T) {
 	if err := p.Stop(ctx, "p1"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Join(j.calls, "; "), "container stop a 0s; container stop b 0s; sandbox stop p1"; got != want {
-		t.Fatalf("Stop calls: %s, want %s", got, want)
-	}
+	assertOrder(t, "Stop", j.calls, "container stop a 0s", "container stop b 0s", "sandbox stop p1")
 	j.calls = nil
 	if err := p.Remove(ctx, "p1"); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := strings.Join(j.calls, "; "), "container remove a; container remove b; sandbox remove p1"; got != want {
-		t.Fatalf("Remove calls: %s, want %s", got, want)
-	}
+	assertOrder(t, "Remove", j.calls, "container remove a", "container remove b", "sandbox remove p1")
 	if len(st.Sandboxes()) != 0 || len(st.Containers("")) != 0 {
 		t.Fatal("records left")
 	}
@@ -177,8 +182,8 @@ func TestReapOrphansRemovesThroughTheDomain(t *testing.T) {
 	p, j, sbs, _, _ := newService(t)
 	sbs.orphans = []string{"p1"}
 	p.ReapOrphans(context.Background(), time.Minute)
-	want := "container reap (unlocked); container remove a; container remove b; sandbox remove p1"
-	if got := strings.Join(j.calls, "; "); got != want {
-		t.Fatalf("calls: %s, want %s", got, want)
+	if len(j.calls) == 0 || j.calls[0] != "container reap (unlocked)" {
+		t.Fatalf("calls %v: containers are not reaped first", j.calls)
 	}
+	assertOrder(t, "reap", j.calls[1:], "container remove a", "container remove b", "sandbox remove p1")
 }
