@@ -27,10 +27,8 @@ import (
 	types100 "github.com/containernetworking/cni/pkg/types/100"
 	"github.com/containernetworking/cni/pkg/types/create"
 	"github.com/containernetworking/cni/pkg/version"
-	"github.com/vishvananda/netlink"
 
 	"github.com/noded/noded/errdefs"
-	"github.com/noded/noded/sandbox/nsutil"
 )
 
 // DefaultInterface is the pod-side interface name used unless WithInterfaceName says otherwise.
@@ -205,20 +203,7 @@ func (m *Manager) runtimeConf(pn *PodNetwork) *libcni.RuntimeConf {
 		CapabilityArgs: map[string]any{},
 	}
 	if len(pn.PortMappings) > 0 {
-		pms := make([]PortMapping, 0, len(pn.PortMappings))
-		for _, pm := range pn.PortMappings {
-			if pm.HostPort == 0 {
-				continue // not published on the host
-			}
-			pm.Protocol = strings.ToLower(pm.Protocol)
-			if pm.Protocol == "" {
-				pm.Protocol = "tcp"
-			}
-			pms = append(pms, pm)
-		}
-		if len(pms) > 0 {
-			rt.CapabilityArgs["portMappings"] = pms
-		}
+		rt.CapabilityArgs["portMappings"] = pn.PortMappings
 	}
 	if bw := pn.Bandwidth; bw != nil && (bw.IngressRate > 0 || bw.EgressRate > 0) {
 		// Burst is given as the largest value the bandwidth plugin accepts, like kubelet does.
@@ -248,7 +233,8 @@ func (m *Manager) runtimeConf(pn *PodNetwork) *libcni.RuntimeConf {
 	return rt
 }
 
-// Setup attaches the pod to the network: it brings up lo in pn.NetNS and runs CNI ADD for the whole plugin chain.
+// Setup attaches the pod to the network: it runs CNI ADD for the whole plugin chain in pn.NetNS (the caller has
+// brought lo up there).
 // On failure it runs CNI DEL to undo a partial setup and returns the ADD error. Errors: InvalidArgument for a bad
 // PodNetwork, FailedPrecondition when no config is loaded, otherwise the wrapped plugin error.
 func (m *Manager) Setup(ctx context.Context, pn PodNetwork) (_ *Result, retErr error) {
@@ -258,9 +244,6 @@ func (m *Manager) Setup(ctx context.Context, pn PodNetwork) (_ *Result, retErr e
 	}
 	list, err := m.network()
 	if err != nil {
-		return nil, err
-	}
-	if err := LoopbackUp(pn.NetNS); err != nil {
 		return nil, err
 	}
 	rt := m.runtimeConf(&pn)
@@ -434,22 +417,4 @@ func (m *Manager) GC(ctx context.Context, live []Attachment) error {
 func supportsV11(list *libcni.NetworkConfigList) bool {
 	ok, err := version.GreaterThanOrEqualTo(list.CNIVersion, "1.1.0")
 	return err == nil && ok
-}
-
-// LoopbackUp sets the "lo" interface up inside the network namespace at netnsPath.
-func LoopbackUp(netnsPath string) error {
-	err := nsutil.WithNetNS(netnsPath, func() error {
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			return fmt.Errorf("find lo: %w", err)
-		}
-		if err := netlink.LinkSetUp(lo); err != nil {
-			return fmt.Errorf("set lo up: %w", err)
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("cni: loopback in %s: %w", netnsPath, err)
-	}
-	return nil
 }

@@ -18,8 +18,8 @@ import (
 
 	"github.com/vishvananda/netlink"
 
+	"github.com/noded/noded/internal/nsutil"
 	"github.com/noded/noded/internal/testnet"
-	"github.com/noded/noded/sandbox/nsutil"
 )
 
 const pluginDir = "/usr/lib/cni"
@@ -392,7 +392,7 @@ func TestSetupTeardownTiming(t *testing.T) {
 	var setups, teardowns []time.Duration
 	for i := 0; i < 20; i++ {
 		p := env.pod(t, fmt.Sprintf("t%d", i))
-		p.PortMappings = []PortMapping{{HostPort: int32(freePort(t)), ContainerPort: 80}}
+		p.PortMappings = []PortMapping{{HostPort: int32(freePort(t)), ContainerPort: 80, Protocol: "tcp"}}
 		start := time.Now()
 		r, err := env.m.Setup(ctx, p)
 		setups = append(setups, time.Since(start))
@@ -410,40 +410,4 @@ func TestSetupTeardownTiming(t *testing.T) {
 		return d[len(d)/2]
 	}
 	t.Logf("bridge+portmap: Setup p50=%v, Teardown p50=%v (n=20)", p50(setups), p50(teardowns))
-}
-
-func TestLoopbackUp(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root")
-	}
-	pins, err := nsutil.Pin(context.Background(), t.TempDir(), []nsutil.Type{nsutil.Net})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = nsutil.UnpinAll(pins) })
-	loUp := func() bool {
-		up := false
-		if err := nsutil.WithNetNS(pins[nsutil.Net], func() error {
-			lo, err := netlink.LinkByName("lo")
-			if err == nil {
-				up = lo.Attrs().Flags&net.FlagUp != 0
-			}
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		return up
-	}
-	if loUp() {
-		t.Fatal("lo up in a fresh netns")
-	}
-	if err := LoopbackUp(pins[nsutil.Net]); err != nil {
-		t.Fatal(err)
-	}
-	if !loUp() {
-		t.Error("lo still down")
-	}
-	if err := LoopbackUp("/nonexistent/netns"); err == nil {
-		t.Error("LoopbackUp on a missing netns succeeded")
-	}
 }

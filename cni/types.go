@@ -2,7 +2,6 @@ package cni
 
 import (
 	"encoding/json"
-	"strings"
 
 	"github.com/noded/noded/errdefs"
 )
@@ -22,7 +21,8 @@ type PodNetwork struct {
 	IPRanges     []IPRange     // ranges to allocate from (e.g. the node's pod CIDR), the "ipRanges" capability
 }
 
-// PortMapping is one hostPort mapping. Protocol is "tcp", "udp" or "sctp" (case-insensitive; empty means tcp).
+// PortMapping is one hostPort mapping, in the form of the "portMappings" capability: HostPort 1-65535, Protocol
+// "tcp", "udp" or "sctp". Setup validates it and passes it on unchanged.
 type PortMapping struct {
 	HostPort      int32  `json:"hostPort"`
 	ContainerPort int32  `json:"containerPort"`
@@ -73,11 +73,11 @@ func (p *PodNetwork) validate(needNetNS bool) error {
 		return errdefs.InvalidArgument("pod network %s: empty network namespace path", p.ID)
 	}
 	for _, pm := range p.PortMappings {
-		if pm.ContainerPort <= 0 || pm.ContainerPort > 65535 || pm.HostPort < 0 || pm.HostPort > 65535 {
+		if pm.ContainerPort <= 0 || pm.ContainerPort > 65535 || pm.HostPort <= 0 || pm.HostPort > 65535 {
 			return errdefs.InvalidArgument("pod network %s: invalid port mapping %d->%d", p.ID, pm.HostPort, pm.ContainerPort)
 		}
-		switch strings.ToLower(pm.Protocol) {
-		case "", "tcp", "udp", "sctp":
+		switch pm.Protocol {
+		case "tcp", "udp", "sctp":
 		default:
 			return errdefs.InvalidArgument("pod network %s: invalid protocol %q", p.ID, pm.Protocol)
 		}

@@ -122,7 +122,7 @@ func TestRuntimeConf(t *testing.T) {
 	m := &Manager{ifName: "eth0"}
 	rt := m.runtimeConf(&PodNetwork{
 		ID: "sb1", Name: "web", Namespace: "default", UID: "u-1", NetNS: "/run/ns/net",
-		PortMappings: []PortMapping{{HostPort: 8080, ContainerPort: 80, Protocol: "TCP", HostIP: "127.0.0.1"}, {ContainerPort: 90}},
+		PortMappings: []PortMapping{{HostPort: 8080, ContainerPort: 80, Protocol: "tcp", HostIP: "127.0.0.1"}},
 		Bandwidth:    &Bandwidth{IngressRate: 1000},
 		DNS:          &DNS{Servers: []string{"10.0.0.10"}, Searches: []string{"svc"}},
 		IPs:          []string{"10.1.0.5"},
@@ -145,9 +145,17 @@ func TestRuntimeConf(t *testing.T) {
 	if rt.ContainerID != "sb1" || rt.IfName != "eth0" || rt.NetNS != "/run/ns/net" {
 		t.Errorf("rt = %+v", rt)
 	}
-	bad := PodNetwork{ID: "x", NetNS: "/n", PortMappings: []PortMapping{{ContainerPort: 80, Protocol: "icmp"}}}
-	if err := bad.validate(true); !errdefs.IsInvalidArgument(err) {
-		t.Errorf("bad protocol: %v", err)
+	for _, pm := range []PortMapping{
+		{HostPort: 80, ContainerPort: 80, Protocol: "icmp"},
+		{HostPort: 80, ContainerPort: 80, Protocol: "TCP"}, // the caller normalises
+		{HostPort: 80, ContainerPort: 80},
+		{ContainerPort: 80, Protocol: "tcp"}, // not published: the caller leaves it out
+		{HostPort: 70000, ContainerPort: 80, Protocol: "tcp"},
+	} {
+		bad := PodNetwork{ID: "x", NetNS: "/n", PortMappings: []PortMapping{pm}}
+		if err := bad.validate(true); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("port mapping %+v: %v, want InvalidArgument", pm, err)
+		}
 	}
 }
 

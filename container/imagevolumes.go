@@ -130,9 +130,9 @@ func (m *Manager) acquireImageVolume(ctx context.Context, img Image, sb *store.S
 		return "", fmt.Errorf("image volume %s: %w", img.ID, err)
 	}
 	if userns {
-		err = snapshotter.MountAllIDMapped(mounts, dir, idm)
+		err = m.h().MountAllIDMapped(mounts, dir, idm)
 	} else {
-		err = snapshotter.MountAll(mounts, dir)
+		err = m.h().MountAll(mounts, dir)
 	}
 	if err != nil {
 		_ = os.Remove(dir)
@@ -159,7 +159,7 @@ func (m *Manager) releaseImageVolumes(ctx context.Context, c *store.Container) e
 			continue
 		}
 		if !slices.ContainsFunc(users, func(u *store.Container) bool { return u.SandboxID == c.SandboxID }) {
-			if err := unmountView(filepath.Join(m.imageVolumesDir(), imageHex(id)+"@"+c.SandboxID)); err != nil {
+			if err := m.unmountView(filepath.Join(m.imageVolumesDir(), imageHex(id)+"@"+c.SandboxID)); err != nil {
 				errs = append(errs, fmt.Errorf("image volume %s: %w", id, err))
 			}
 		}
@@ -167,8 +167,8 @@ func (m *Manager) releaseImageVolumes(ctx context.Context, c *store.Container) e
 	return errors.Join(errs...)
 }
 
-func unmountView(dir string) error {
-	if err := snapshotter.UnmountAll(dir); err != nil {
+func (m *Manager) unmountView(dir string) error {
+	if err := m.h().UnmountAll(dir); err != nil {
 		return err
 	}
 	if err := os.Remove(dir); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -183,7 +183,7 @@ func (m *Manager) removeImageVolume(ctx context.Context, id string) error {
 	dirs, _ := filepath.Glob(base + "@*")
 	var errs []error
 	for _, dir := range append(dirs, base) {
-		if err := unmountView(dir); err != nil {
+		if err := m.unmountView(dir); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -243,7 +243,7 @@ func (m *Manager) reconcileImageVolumes(ctx context.Context) {
 		name := e.Name()
 		if strings.HasPrefix(name, ".") {
 			// A temporary clone of MountAllIDMapped, left by a crash.
-			_ = unmountView(filepath.Join(m.imageVolumesDir(), name))
+			_ = m.unmountView(filepath.Join(m.imageVolumesDir(), name))
 			continue
 		}
 		hex, sb, perPod := strings.Cut(name, "@")
@@ -251,7 +251,7 @@ func (m *Manager) reconcileImageVolumes(ctx context.Context) {
 		users := m.imageVolumeUsers(id, "")
 		if perPod && len(users) > 0 && !slices.ContainsFunc(users, func(u *store.Container) bool { return u.SandboxID == sb }) {
 			klog.InfoS("removing an image volume view of a pod none of whose containers uses it", "image", id, "podSandboxID", sb)
-			if err := unmountView(filepath.Join(m.imageVolumesDir(), name)); err != nil {
+			if err := m.unmountView(filepath.Join(m.imageVolumesDir(), name)); err != nil {
 				klog.ErrorS(err, "removing an unused image volume view", "image", id)
 			}
 		}

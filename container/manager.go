@@ -26,6 +26,7 @@ import (
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/features"
 	"github.com/noded/noded/internal/faultinject"
+	"github.com/noded/noded/internal/intent"
 	"github.com/noded/noded/internal/keymutex"
 	"github.com/noded/noded/oci"
 	"github.com/noded/noded/oci/signal"
@@ -85,6 +86,8 @@ type Config struct {
 	CDI CDIDevices
 	// CheckpointProbe returns nil when CRIU can checkpoint on this host; nil runs ociruntime.CRIUCheck.
 	CheckpointProbe func(ctx context.Context) error
+	// Mounts mounts rootfs and image volumes and kills leftover cgroups (nil = RealHost).
+	Mounts Host
 }
 
 // AppArmorLoader loads the default AppArmor profile unless it is loaded, and returns its name
@@ -268,7 +271,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	defer unlock()
 	// The creation runs to its end even if the caller gives up, for the caller's retry (see Orphaned).
 	callerCtx := ctx
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), CreateTimeout)
+	ctx, cancel := intent.Detach(ctx)
 	defer cancel()
 	bundle := filepath.Join(m.bundlesDir, id)
 	c := &store.Container{
@@ -288,21 +291,19 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	}
 	faultinject.Point(faultinject.ContainerIntent)
 	if err := m.create(ctx, &sb, c, img, rt, cdiDevices, vols); err != nil {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if cerr := m.cleanup(cctx, c); cerr != nil {
-			klog.ErrorS(cerr, "rolling back a failed container left resources; it stays listed as unknown", "containerID", id)
-			_, _ = m.cfg.Store.UpdateContainer(id, func(x *store.Container) error {
-				x.State, x.Error = store.ContainerUnknown, cerr.Error()
-				return nil
+		_ = intent.Rollback(ctx, func(ctx context.Context) error { return m.cleanup(ctx, c) },
+			func() error { return m.cfg.Store.DeleteContainer(id) },
+			func(cerr error) {
+				klog.ErrorS(cerr, "rolling back a failed container left resources; it stays listed as unknown", "containerID", id)
+				_, _ = m.cfg.Store.UpdateContainer(id, func(x *store.Container) error {
+					x.State, x.Error = store.ContainerUnknown, cerr.Error()
+					return nil
+				})
 			})
-			return "", err
-		}
-		_ = m.cfg.Store.DeleteContainer(id)
 		return "", err
 	}
 	c.State = store.ContainerCreated
-	c.Orphaned = callerCtx.Err() != nil
+	c.Orphaned = intent.Orphaned(callerCtx)
 	if _, err := m.cfg.Store.UpdateContainer(id, func(x *store.Container) error { *x = *c; return nil }); err != nil {
 		return "", err
 	}
@@ -330,9 +331,9 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	if userns {
 		// Not nosuid: the flags of the host mount would be locked in the container's user namespace. A setuid
 		// file seen through the ID-mapped mount is owned by the pod's unprivileged host IDs anyway.
-		err = snapshotter.MountAllIDMapped(mounts, c.Rootfs, idm)
+		err = m.h().MountAllIDMapped(mounts, c.Rootfs, idm)
 	} else {
-		err = snapshotter.MountAll(hostSideMounts(mounts), c.Rootfs)
+		err = m.h().MountAll(hostSideMounts(mounts), c.Rootfs)
 	}
 	if err != nil {
 		return fmt.Errorf("mount rootfs: %w", err)
@@ -488,14 +489,14 @@ func (m *Manager) cleanup(ctx context.Context, c *store.Container) error {
 		} else if c.CgroupsPath != "" {
 			// The runtime removes the cgroup of a container it knew. One whose state was lost may have left
 			// processes there; one it never got to (or crashed in) may have left the cgroup.
-			_ = killCgroup(c.CgroupsPath)
+			_ = m.h().KillCgroup(c.CgroupsPath)
 			if err := m.cfg.Cgroups.Remove(ctx, c.CgroupsPath); err != nil {
 				errs = append(errs, err)
 			}
 		}
 	}
 	faultinject.Point(faultinject.ContainerRemoveRuntime)
-	if err := snapshotter.UnmountAll(c.Rootfs); err != nil {
+	if err := m.h().UnmountAll(c.Rootfs); err != nil {
 		errs = append(errs, err)
 	}
 	if err := m.cfg.Snapshotter.Remove(ctx, c.SnapshotKey); err != nil && !errdefs.IsNotFound(err) {
@@ -678,7 +679,7 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		switch {
 		case errdefs.IsNotFound(err):
 			// The runtime no longer knows it (its state was lost): kill what is left in its cgroup.
-			_ = killCgroup(c.CgroupsPath)
+			_ = m.h().KillCgroup(c.CgroupsPath)
 			m.recordLost(c.ID)
 			return nil
 		case errors.Is(err, errdefs.ErrFailedPrecondition):

@@ -11,11 +11,11 @@ import (
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/internal/nsutil"
 	"github.com/noded/noded/oci"
 	"github.com/noded/noded/oci/seccomp"
 	"github.com/noded/noded/ociruntime"
 	"github.com/noded/noded/sandbox"
-	"github.com/noded/noded/sandbox/nsutil"
 	"github.com/noded/noded/sandbox/podinit"
 	"github.com/noded/noded/store"
 )

@@ -7,12 +7,12 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
+	"github.com/noded/noded/internal/intent"
 	"github.com/noded/noded/store"
 )
 
-// CreateTimeout bounds one container creation. A creation is not cut short when its caller gives up (kubelet's
-// deadline is 2 minutes and it then retries with the same name): it finishes, within this bound, for the retry.
-const CreateTimeout = 4 * time.Minute
+// CreateTimeout bounds one container creation (see intent.CreateTimeout).
+const CreateTimeout = intent.CreateTimeout
 
 // recordLost records a container whose runtime state is gone (so nothing of it can run) as exited with an
 // unknown exit code, so that kubelet sees it stopped and can remove it.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/features"
+	"github.com/noded/noded/internal/nsutil"
 	"github.com/noded/noded/sandbox"
-	"github.com/noded/noded/sandbox/nsutil"
 	"github.com/noded/noded/snapshotter"
 	"github.com/noded/noded/store"
 )

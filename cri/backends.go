@@ -1,28 +1,24 @@
 package cri
 
 import (
-	"github.com/noded/noded/container"
 	"github.com/noded/noded/events"
-	"github.com/noded/noded/sandbox"
-	"github.com/noded/noded/stats"
 	"github.com/noded/noded/store"
 )
 
 // Backends are the packages that do the work behind the RuntimeService's RPC groups. A nil backend makes its
 // RPCs answer Unimplemented.
 type Backends struct {
-	Sandboxes  *sandbox.Manager
-	Containers *container.Manager
-	State      *store.Store
-	Events     *events.Broker
-	Stats      *stats.Provider
-	Streams    StreamServer
+	Sandboxes  SandboxBackend
+	Containers ContainerBackend
+	// Pods runs the RPCs that span a pod and its containers; it is needed with Sandboxes and Containers.
+	Pods    PodBackend
+	Store   *store.Store // the state store shared by the backends
+	Events  *events.Broker
+	Stats   StatsBackend
+	Streams StreamServer
 	// Starts bounds RunPodSandbox and CreateContainer calls in flight; nil means no bound.
 	Starts *StartLimiter
 }
-
-// Store returns the state store shared by the backends.
-func (b *Backends) Store() *store.Store { return b.State }
 
 // streamChunk is how many items one message of a streaming list RPC carries.
 const streamChunk = 500

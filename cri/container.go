@@ -23,16 +23,7 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 		return nil, err
 	}
 	defer release()
-	sb, err := s.Store().Sandbox(req.GetPodSandboxId())
-	if err != nil {
-		return nil, err
-	}
-	unlock := s.Sandboxes.Lock(sb.ID)
-	defer unlock()
-	if sb, err = s.Store().Sandbox(sb.ID); err != nil {
-		return nil, err
-	}
-	id, err := s.Containers.Create(ctx, sb, req.GetConfig())
+	id, err := s.pods().CreateContainer(ctx, req.GetPodSandboxId(), req.GetConfig())
 	if err != nil {
 		return nil, err
 	}

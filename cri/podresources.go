@@ -28,7 +28,7 @@ func (s *RuntimeServer) UpdatePodSandboxResources(ctx context.Context, req *runt
 			return nil, errdefs.InvalidArgument("pod %s: %v", what, err)
 		}
 	}
-	sb, err := s.Store().Sandbox(id)
+	sb, err := s.Store.Sandbox(id)
 	if err != nil {
 		return nil, err
 	}

@@ -9,11 +9,10 @@ import (
 
 	"github.com/noded/noded/container"
 	"github.com/noded/noded/errdefs"
-	"github.com/noded/noded/internal/faultinject"
 )
 
 func (s *RuntimeServer) sandboxes() error {
-	if s.Sandboxes == nil || s.Containers == nil {
+	if s.Sandboxes == nil || s.Containers == nil || s.Pods == nil {
 		return errdefs.NotImplemented("pod sandboxes are not available in this noded")
 	}
 	return nil
@@ -44,22 +43,7 @@ func (s *RuntimeServer) StopPodSandbox(ctx context.Context, req *runtimeapi.Stop
 	if err := s.sandboxes(); err != nil {
 		return nil, err
 	}
-	sb, err := s.Store().Sandbox(req.GetPodSandboxId())
-	if errdefs.IsNotFound(err) {
-		return &runtimeapi.StopPodSandboxResponse{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	unlock := s.Sandboxes.Lock(sb.ID)
-	defer unlock()
-	for _, c := range s.Store().Containers(sb.ID) {
-		if err := s.Containers.Stop(ctx, c.ID, 0); err != nil {
-			return nil, err
-		}
-	}
-	faultinject.Point(faultinject.SandboxStopContainers)
-	if err := s.Sandboxes.Stop(ctx, sb.ID); err != nil {
+	if err := s.pods().Stop(ctx, req.GetPodSandboxId()); err != nil {
 		return nil, err
 	}
 	return &runtimeapi.StopPodSandboxResponse{}, nil
@@ -71,22 +55,7 @@ func (s *RuntimeServer) RemovePodSandbox(ctx context.Context, req *runtimeapi.Re
 	if err := s.sandboxes(); err != nil {
 		return nil, err
 	}
-	sb, err := s.Store().Sandbox(req.GetPodSandboxId())
-	if errdefs.IsNotFound(err) {
-		return &runtimeapi.RemovePodSandboxResponse{}, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	unlock := s.Sandboxes.Lock(sb.ID)
-	defer unlock()
-	for _, c := range s.Store().Containers(sb.ID) {
-		if err := s.Containers.Remove(ctx, c.ID); err != nil {
-			return nil, err
-		}
-	}
-	faultinject.Point(faultinject.SandboxRemoveContainers)
-	if err := s.Sandboxes.Remove(ctx, sb.ID); err != nil {
+	if err := s.pods().Remove(ctx, req.GetPodSandboxId()); err != nil {
 		return nil, err
 	}
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
@@ -102,7 +71,7 @@ func (s *RuntimeServer) PodSandboxStatus(ctx context.Context, req *runtimeapi.Po
 		return nil, err
 	}
 	resp := &runtimeapi.PodSandboxStatusResponse{Status: st, Info: info, Timestamp: time.Now().UnixNano()}
-	for _, c := range s.Store().Containers(st.Id) {
+	for _, c := range s.Store.Containers(st.Id) {
 		resp.ContainersStatuses = append(resp.ContainersStatuses, container.ToStatus(&c))
 	}
 	return resp, nil

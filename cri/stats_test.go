@@ -70,7 +70,7 @@ func newStatsServer(t *testing.T, n int) *RuntimeServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewRuntimeServer(Info{}, &Backends{State: st, Stats: p})
+	return NewRuntimeServer(Info{}, &Backends{Store: st, Stats: p})
 }
 
 func TestStatsRPCs(t *testing.T) {

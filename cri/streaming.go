@@ -19,7 +19,7 @@ type StreamServer interface {
 }
 
 func (s *RuntimeServer) streams() error {
-	if s.Streams == nil || s.State == nil {
+	if s.Streams == nil || s.Store == nil {
 		return errdefs.NotImplemented("streaming is not available in this noded")
 	}
 	return nil
@@ -30,7 +30,7 @@ func (s *RuntimeServer) runningContainer(id string) (store.Container, error) {
 	if id == "" {
 		return store.Container{}, errdefs.InvalidArgument("container id is required")
 	}
-	c, err := s.Store().Container(id)
+	c, err := s.Store.Container(id)
 	if err != nil {
 		return c, err
 	}
@@ -105,7 +105,7 @@ func (s *RuntimeServer) PortForward(ctx context.Context, req *runtimeapi.PortFor
 			return nil, errdefs.InvalidArgument("port %d out of range", p)
 		}
 	}
-	sb, err := s.Store().Sandbox(req.GetPodSandboxId())
+	sb, err := s.Store.Sandbox(req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
 	}

@@ -63,7 +63,7 @@ func newStreamingServer(t *testing.T) (*RuntimeServer, *recordingStreams) {
 		}
 	}
 	rec := &recordingStreams{}
-	return NewRuntimeServer(Info{}, &Backends{State: st, Streams: rec}), rec
+	return NewRuntimeServer(Info{}, &Backends{Store: st, Streams: rec}), rec
 }
 
 func TestExecRPC(t *testing.T) {

@@ -7,11 +7,10 @@ import (
 	"net/http/pprof"
 	"time"
 
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/noded/noded/cni"
-	"github.com/noded/noded/cri"
+	"github.com/noded/noded/pod"
 	"github.com/noded/noded/store"
 )
 
@@ -43,7 +42,8 @@ func (s *services) gcNetworks(ctx context.Context) {
 
 // reapUnclaimed removes, until ctx ends, pods and containers whose creation finished after their caller gave up
 // and that no retry claimed within maxAge.
-func (s *services) reapUnclaimed(ctx context.Context, maxAge time.Duration, rt *cri.RuntimeServer) {
+func (s *services) reapUnclaimed(ctx context.Context, maxAge time.Duration) {
+	pods := pod.New(s.sandboxes, s.containers, s.store)
 	t := time.NewTicker(max(min(maxAge/2, time.Minute), time.Second))
 	defer t.Stop()
 	for {
@@ -52,11 +52,7 @@ func (s *services) reapUnclaimed(ctx context.Context, maxAge time.Duration, rt *
 			return
 		case <-t.C:
 		}
-		s.containers.ReapOrphans(ctx, maxAge)
-		s.sandboxes.ReapOrphans(ctx, maxAge, func(ctx context.Context, id string) error {
-			_, err := rt.RemovePodSandbox(ctx, &runtimeapi.RemovePodSandboxRequest{PodSandboxId: id})
-			return err
-		})
+		pods.ReapOrphans(ctx, maxAge)
 	}
 }
 

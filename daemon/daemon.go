@@ -22,6 +22,7 @@ import (
 	"github.com/noded/noded/cri"
 	"github.com/noded/noded/events"
 	"github.com/noded/noded/metrics"
+	"github.com/noded/noded/pod"
 	"github.com/noded/noded/streaming"
 	"github.com/noded/noded/version"
 )
@@ -146,7 +147,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Addr:        d.cfg.Streaming.Address,
 		TLSCertFile: d.cfg.Streaming.TLSCert,
 		TLSKeyFile:  d.cfg.Streaming.TLSKey,
-	}, streaming.NewRuntime(streaming.NodeBackend{Containers: svc.containers, Store: svc.store}))
+	}, streaming.NewRuntime(streamingBackend{Containers: svc.containers, Store: svc.store}))
 	if err != nil {
 		return fmt.Errorf("streaming server: %w", err)
 	}
@@ -168,10 +169,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 		Handlers:     d.runtimeHandlers(svc),
 		Verbose:      cri.VerboseInfo{Config: d.effectiveConfigJSON, Features: d.featuresInfo(svc)},
 		Security:     securityInfo(svc.host, svc.apparmor),
-	}, &cri.Backends{Sandboxes: svc.sandboxes, Containers: svc.containers, State: svc.store, Events: &d.events, Stats: svc.stats, Streams: streams,
+	}, &cri.Backends{Sandboxes: svc.sandboxes, Containers: svc.containers, Store: svc.store,
+		Pods: pod.New(svc.sandboxes, svc.containers, svc.store), Events: &d.events, Stats: svc.stats, Streams: streams,
 		Starts: cri.NewStartLimiter(d.cfg.MaxConcurrentPodStarts, d.cfg.PodStartQueueWait.Duration)})
 	reapDone := make(chan struct{})
-	go func() { svc.reapUnclaimed(bgCtx, d.cfg.UnclaimedCreateTimeout.Duration, rt); close(reapDone) }()
+	go func() { svc.reapUnclaimed(bgCtx, d.cfg.UnclaimedCreateTimeout.Duration); close(reapDone) }()
 	defer func() { stopBackground(); <-reapDone }()
 	img := newImageServer(svc)
 

@@ -52,6 +52,9 @@ func (f *fakeSnapshotter) Stat(_ context.Context, key string) (snapshotter.Info,
 func (f *fakeSnapshotter) create(key, parent string, kind snapshotter.Kind, opts []snapshotter.Opt) ([]snapshotter.Mount, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if key == "" {
+		return nil, errdefs.InvalidArgument("empty snapshot key")
+	}
 	if _, ok := f.snaps[key]; ok {
 		return nil, errdefs.AlreadyExists("snapshot %s", key)
 	}
@@ -81,8 +84,12 @@ func (f *fakeSnapshotter) View(_ context.Context, key, parent string, opts ...sn
 }
 
 func (f *fakeSnapshotter) Mounts(_ context.Context, key string) ([]snapshotter.Mount, error) {
-	if _, err := f.Stat(context.Background(), key); err != nil {
+	in, err := f.Stat(context.Background(), key)
+	if err != nil {
 		return nil, err
+	}
+	if in.Kind == snapshotter.KindCommitted {
+		return nil, errdefs.FailedPrecondition("snapshot %s is committed", key)
 	}
 	return []snapshotter.Mount{{Type: "bind", Source: "/fake/" + key}}, nil
 }
@@ -91,8 +98,11 @@ func (f *fakeSnapshotter) Commit(_ context.Context, name, key string, opts ...sn
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	s, ok := f.snaps[key]
-	if !ok || s.info.Kind != snapshotter.KindActive {
-		return errdefs.NotFound("active snapshot %s", key)
+	if !ok {
+		return errdefs.NotFound("snapshot %s", key)
+	}
+	if s.info.Kind != snapshotter.KindActive {
+		return errdefs.FailedPrecondition("snapshot %s is not active", key)
 	}
 	if _, ok := f.snaps[name]; ok {
 		return errdefs.AlreadyExists("snapshot %s", name)

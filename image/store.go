@@ -25,6 +25,9 @@ type metaStore struct {
 
 func newMetaStore(db *bolt.DB) (*metaStore, error) {
 	err := db.Update(func(tx *bolt.Tx) error {
+		if err := Schema.Ensure(tx); err != nil {
+			return err
+		}
 		b, err := tx.CreateBucketIfNotExists(bucketImages)
 		if err != nil {
 			return err

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
-	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/integration/framework"
 )
@@ -20,22 +18,7 @@ import (
 // network, the registry mirror and busybox are set up as for newPodEnv.
 func newPodEnvOpts(t *testing.T, netIdx int, o framework.Options, extra map[string]v1.Image) *podEnv {
 	t.Helper()
-	framework.RequireRoot(t)
-	images := map[string]v1.Image{"library/busybox:latest": framework.Busybox(t)}
-	for k, v := range extra {
-		images[k] = v
-	}
-	host := framework.Registry(t, images)
-	network := framework.NewNetwork(t, netIdx)
-	o.CNIConfDir = network.ConfDir
-	o.Mirrors = map[string]string{"docker.io": "http://" + host}
-	n := framework.Start(t, o)
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
-	t.Cleanup(cancel)
-	if _, err := n.Image.PullImage(ctx, &runtimeapi.ImageSpec{Image: "busybox"}, nil, nil); err != nil {
-		t.Fatalf("pull busybox: %v", err)
-	}
-	return &podEnv{n: n, net: network, ctx: ctx}
+	return fromFramework(framework.NewPodEnv(t, netIdx, o, extra, 20*time.Minute))
 }
 
 // removeAllPods stops and removes every pod noded lists (and so their containers), failing the test on errors.

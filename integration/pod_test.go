@@ -33,24 +33,12 @@ func newPodEnvWith(t *testing.T, netIdx int, config string) *podEnv {
 
 func newPodEnvWithImages(t *testing.T, netIdx int, config string, extra map[string]v1.Image) *podEnv {
 	t.Helper()
-	framework.RequireRoot(t)
-	images := map[string]v1.Image{"library/busybox:latest": framework.Busybox(t)}
-	for k, v := range extra {
-		images[k] = v
-	}
-	host := framework.Registry(t, images)
-	network := framework.NewNetwork(t, netIdx)
-	n := framework.Start(t, framework.Options{
-		CNIConfDir: network.ConfDir,
-		Mirrors:    map[string]string{"docker.io": "http://" + host},
-		Config:     config,
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	t.Cleanup(cancel)
-	if _, err := n.Image.PullImage(ctx, &runtimeapi.ImageSpec{Image: "busybox"}, nil, nil); err != nil {
-		t.Fatalf("pull busybox: %v", err)
-	}
-	return &podEnv{n: n, net: network, ctx: ctx}
+	return fromFramework(framework.NewPodEnv(t, netIdx, framework.Options{Config: config}, extra, 5*time.Minute))
+}
+
+// fromFramework is the package's short-named view of a framework.PodEnv.
+func fromFramework(p *framework.PodEnv) *podEnv {
+	return &podEnv{n: p.Noded, net: p.Network, ctx: p.Ctx}
 }
 
 func (e *podEnv) podConfig(t *testing.T, name string) *runtimeapi.PodSandboxConfig {

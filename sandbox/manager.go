@@ -14,15 +14,15 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/noded/noded/cni"
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/internal/faultinject"
+	"github.com/noded/noded/internal/intent"
 	"github.com/noded/noded/internal/keymutex"
-	"github.com/noded/noded/sandbox/nsutil"
+	"github.com/noded/noded/internal/nsutil"
 	"github.com/noded/noded/sandbox/podfiles"
 	"github.com/noded/noded/store"
 )
@@ -61,11 +61,14 @@ type Config struct {
 	// CheckSecurity, if set, refuses pod security settings this host cannot honour (SELinux labels where
 	// SELinux is enforcing) with FailedPrecondition.
 	CheckSecurity func(cfg *runtimeapi.PodSandboxConfig) error
+	// Host pins namespaces and mounts /dev/shm (nil = RealHost).
+	Host Host
 }
 
 // Manager runs pod sandboxes.
 type Manager struct {
 	cfg     Config
+	host    Host
 	podsDir string
 	nsDir   string
 	locks   keymutex.KeyMutex
@@ -77,11 +80,14 @@ type Manager struct {
 // New prepares the state dirs and returns a Manager.
 func New(cfg Config) (*Manager, error) {
 	m := &Manager{cfg: cfg, podsDir: filepath.Join(cfg.StateDir, "pods"), nsDir: filepath.Join(cfg.StateDir, "ns"),
-		creating: map[string]chan struct{}{}}
+		creating: map[string]chan struct{}{}, host: cfg.Host}
+	if m.host == nil {
+		m.host = RealHost{}
+	}
 	if err := os.MkdirAll(m.podsDir, 0o711); err != nil {
 		return nil, err
 	}
-	if err := nsutil.PrepareRoot(m.nsDir); err != nil {
+	if err := m.host.PrepareRoot(m.nsDir); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -133,6 +139,9 @@ func (m *Manager) validate(cfg *runtimeapi.PodSandboxConfig, handler string) err
 		if err := m.cfg.ValidCgroupParent(cfg.GetLinux().GetCgroupParent()); err != nil {
 			return err
 		}
+	}
+	if err := validateBandwidth(cfg); err != nil {
+		return err
 	}
 	if cfg.GetLogDirectory() != "" && !filepath.IsAbs(cfg.GetLogDirectory()) {
 		return errdefs.InvalidArgument("log directory %q must be absolute", cfg.GetLogDirectory())
@@ -206,7 +215,7 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	unlock := m.locks.Lock(id)
 	defer unlock()
 	callerCtx := ctx
-	ctx, cancel := createContext(ctx)
+	ctx, cancel := intent.Detach(ctx)
 	defer cancel()
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	sb := &store.Sandbox{
@@ -242,23 +251,21 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	}
 	faultinject.Point(faultinject.SandboxIntent)
 	if err := m.setup(ctx, sb); err != nil {
-		// Roll back with a context of our own: the caller's may be what failed.
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
-		defer cancel()
-		if cerr := m.teardown(cctx, sb); cerr != nil {
-			klog.ErrorS(cerr, "rolling back a failed sandbox left resources; it stays listed as unknown", "podSandboxID", id)
-			_, _ = m.cfg.Store.UpdateSandbox(id, func(s *store.Sandbox) error {
-				*s = *sb
-				s.State, s.Error = store.SandboxUnknown, cerr.Error()
-				return nil
+		_ = intent.Rollback(ctx, func(ctx context.Context) error { return m.teardown(ctx, sb) },
+			func() error { return m.cfg.Store.DeleteSandbox(id) },
+			func(cerr error) {
+				klog.ErrorS(cerr, "rolling back a failed sandbox left resources; it stays listed as unknown", "podSandboxID", id)
+				// What is still held is recorded with the reason, for the removal that finishes the job.
+				_, _ = m.cfg.Store.UpdateSandbox(id, func(s *store.Sandbox) error {
+					*s = *sb
+					s.State, s.Error = store.SandboxUnknown, cerr.Error()
+					return nil
+				})
 			})
-			return "", err
-		}
-		_ = m.cfg.Store.DeleteSandbox(id)
 		return "", err
 	}
 	sb.State = store.SandboxReady
-	sb.Orphaned = callerCtx.Err() != nil
+	sb.Orphaned = intent.Orphaned(callerCtx)
 	if _, err := m.cfg.Store.UpdateSandbox(id, func(s *store.Sandbox) error { *s = *sb; return nil }); err != nil {
 		return "", err
 	}
@@ -285,20 +292,17 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 	}
 	faultinject.Point(faultinject.SandboxPinned)
 	if uts := pins[nsutil.UTS]; uts != "" && cfg.GetHostname() != "" {
-		if err := nsutil.SetHostname(uts, cfg.GetHostname()); err != nil {
+		if err := m.host.SetHostname(uts, cfg.GetHostname()); err != nil {
 			return err
 		}
 	}
 	if sysctls := cfg.GetLinux().GetSysctls(); len(sysctls) > 0 {
-		if err := nsutil.ValidateSysctls(pins, sysctls); err != nil {
-			return err
-		}
-		if err := nsutil.ApplySysctls(pins, sysctls); err != nil {
+		if err := m.host.ApplySysctls(pins, sysctls); err != nil {
 			return err
 		}
 	}
 	if !sb.HostIPC {
-		if err := podfiles.MountShm(filepath.Join(sb.Dir, "shm"), DefaultShmSize); err != nil {
+		if err := m.host.MountShm(filepath.Join(sb.Dir, "shm"), DefaultShmSize); err != nil {
 			return err
 		}
 	}
@@ -347,7 +351,11 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 			return err
 		}
 		faultinject.Point(faultinject.SandboxNetworkIntent)
-		res, err := m.cfg.Network.Setup(ctx, podNetwork(sb))
+		pn := podNetwork(sb)
+		if err := m.host.LoopbackUp(pn.NetNS); err != nil {
+			return fmt.Errorf("set up pod network: %w", err)
+		}
+		res, err := m.cfg.Network.Setup(ctx, pn)
 		if err != nil {
 			return fmt.Errorf("set up pod network: %w", err)
 		}
@@ -387,16 +395,8 @@ func podNetwork(sb *store.Sandbox) cni.PodNetwork {
 	md := sb.Config.GetMetadata()
 	pn := cni.PodNetwork{
 		ID: sb.ID, Name: md.GetName(), Namespace: md.GetNamespace(), UID: md.GetUid(),
-		NetNS: sb.Namespaces[string(nsutil.Net)],
-	}
-	for _, pm := range sb.Config.GetPortMappings() {
-		if pm.HostPort <= 0 {
-			continue
-		}
-		pn.PortMappings = append(pn.PortMappings, cni.PortMapping{
-			HostPort: pm.HostPort, ContainerPort: pm.ContainerPort,
-			Protocol: strings.ToLower(pm.Protocol.String()), HostIP: pm.HostIp,
-		})
+		NetNS:        sb.Namespaces[string(nsutil.Net)],
+		PortMappings: portMappings(sb.Config.GetPortMappings()),
 	}
 	if bw, err := cni.ParseBandwidth(sb.Config.GetAnnotations()); err == nil && bw != nil {
 		pn.Bandwidth = bw
@@ -413,7 +413,7 @@ func (m *Manager) teardownNetwork(ctx context.Context, sb *store.Sandbox) error 
 		return nil
 	}
 	pn := podNetwork(sb)
-	if pn.NetNS != "" && !isPinned(pn.NetNS) {
+	if pn.NetNS != "" && !m.host.IsPinned(pn.NetNS) {
 		pn.NetNS = ""
 		if err := m.teardownInStandIn(ctx, sb, pn); err != nil {
 			// A DEL that already ran (a crash before it was recorded) may fail on the rules it removed:
@@ -476,14 +476,14 @@ func (m *Manager) teardown(ctx context.Context, sb *store.Sandbox) error {
 		errs = append(errs, err)
 	}
 	faultinject.Point(faultinject.SandboxRemoveNetwork)
-	if err := podfiles.UnmountShm(filepath.Join(sb.Dir, "shm")); err != nil {
+	if err := m.host.UnmountShm(filepath.Join(sb.Dir, "shm")); err != nil {
 		errs = append(errs, err)
 	}
 	for t, p := range sb.Namespaces {
 		if t == "pid" {
 			continue
 		}
-		if err := nsutil.Unpin(p); err != nil {
+		if err := m.host.Unpin(p); err != nil {
 			errs = append(errs, err)
 		} else {
 			delete(sb.Namespaces, t)
@@ -640,10 +640,4 @@ func LabelsMatch(labels, selector map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// isPinned reports whether path is a pinned namespace (an nsfs bind mount).
-func isPinned(path string) bool {
-	var st unix.Statfs_t
-	return unix.Statfs(path, &st) == nil && st.Type == unix.NSFS_MAGIC
 }

@@ -24,7 +24,7 @@ func (m *Manager) Recover(ctx context.Context) {
 			_ = m.cfg.Store.DeleteSandbox(sb.ID)
 		case store.SandboxReady:
 			for t, p := range sb.Namespaces {
-				if !isPinned(p) {
+				if !m.host.IsPinned(p) {
 					klog.InfoS("sandbox namespace pin is gone; sandbox is not ready", "podSandboxID", sb.ID, "namespace", t)
 					sb.State = store.SandboxNotReady
 					_ = m.persist(&sb)

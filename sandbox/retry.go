@@ -6,16 +6,12 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/noded/noded/internal/intent"
 )
 
-// CreateTimeout bounds one sandbox creation. A creation is not cut short when its caller gives up (kubelet's
-// deadline is 2 minutes and it then retries with the same name): it finishes, within this bound, for the retry.
-const CreateTimeout = 4 * time.Minute
-
-// createContext detaches a creation from its caller's cancellation, keeping its values, under CreateTimeout.
-func createContext(ctx context.Context) (context.Context, context.CancelFunc) {
-	return context.WithTimeout(context.WithoutCancel(ctx), CreateTimeout)
-}
+// CreateTimeout bounds one sandbox creation (see intent.CreateTimeout).
+const CreateTimeout = intent.CreateTimeout
 
 // reserve makes the caller the only creator of name: it waits while another creation of that name is in
 // flight (a retry waits for the attempt its caller abandoned), as long as ctx allows. done ends the reservation.

@@ -29,3 +29,27 @@ func TestValidateAsksCheckSecurity(t *testing.T) {
 		t.Fatalf("validate = %v, want FailedPrecondition", err)
 	}
 }
+
+// A bandwidth annotation that cannot be applied is InvalidArgument before anything is made; a pod on the host
+// network gets no CNI setup and so is not refused for it.
+func TestValidateBandwidth(t *testing.T) {
+	m := &Manager{}
+	cfg := &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Namespace: "ns", Uid: "u"},
+		Annotations: map[string]string{"kubernetes.io/ingress-bandwidth": "lots"}}
+	if err := m.validate(cfg, ""); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("malformed bandwidth: %v, want InvalidArgument", err)
+	}
+	cfg.Annotations["kubernetes.io/ingress-bandwidth"] = "10M"
+	if err := m.validate(cfg, ""); err != nil {
+		t.Fatalf("valid bandwidth: %v", err)
+	}
+	cfg.Annotations["kubernetes.io/egress-bandwidth"] = "2P"
+	if err := m.validate(cfg, ""); !errdefs.IsInvalidArgument(err) {
+		t.Fatalf("bandwidth above 1P: %v, want InvalidArgument", err)
+	}
+	cfg.Linux = &runtimeapi.LinuxPodSandboxConfig{SecurityContext: &runtimeapi.LinuxSandboxSecurityContext{
+		NamespaceOptions: &runtimeapi.NamespaceOption{Network: runtimeapi.NamespaceMode_NODE}}}
+	if err := m.validate(cfg, ""); err != nil {
+		t.Fatalf("host-network pod with a bandwidth annotation: %v", err)
+	}
+}

@@ -3,15 +3,9 @@ package sandbox
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"net"
-	"os"
 	"path/filepath"
 
-	"github.com/vishvananda/netlink"
-
-	"github.com/noded/noded/cni"
-	"github.com/noded/noded/sandbox/nsutil"
 	"github.com/noded/noded/store"
 )
 
@@ -24,34 +18,7 @@ func (m *Manager) standInNetNS(ctx context.Context, sb *store.Sandbox) (path str
 	if len(addrs) == 0 {
 		return "", func() {}, nil
 	}
-	dir := filepath.Join(m.nsDir, sb.ID+".standin")
-	pins, err := nsutil.Pin(ctx, dir, []nsutil.Type{nsutil.Net})
-	if err != nil {
-		return "", nil, fmt.Errorf("stand-in network namespace: %w", err)
-	}
-	path = pins[nsutil.Net]
-	cleanup = func() {
-		_ = nsutil.Unpin(path)
-		_ = os.RemoveAll(dir)
-	}
-	err = nsutil.WithNetNS(path, func() error {
-		// A veth pair with both ends in the stand-in: the one link type every CNI host has (dummy may be absent).
-		link := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: cni.DefaultInterface}, PeerName: "standin0"}
-		if err := netlink.LinkAdd(link); err != nil {
-			return err
-		}
-		for _, a := range addrs {
-			if err := netlink.AddrAdd(link, &netlink.Addr{IPNet: a}); err != nil {
-				return err
-			}
-		}
-		return netlink.LinkSetUp(link)
-	})
-	if err != nil {
-		cleanup()
-		return "", nil, fmt.Errorf("stand-in network namespace: %w", err)
-	}
-	return path, cleanup, nil
+	return m.host.StandInNetNS(ctx, filepath.Join(m.nsDir, sb.ID+".standin"), addrs)
 }
 
 // podAddresses are the pod's addresses with their prefix lengths, from the CNI result recorded at setup (or, without

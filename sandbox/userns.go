@@ -7,7 +7,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/errdefs"
-	"github.com/noded/noded/sandbox/nsutil"
+	"github.com/noded/noded/internal/nsutil"
 	"github.com/noded/noded/store"
 )
 
@@ -62,7 +62,7 @@ func (m *Manager) checkUserns(ctx context.Context, cfg *runtimeapi.PodSandboxCon
 func (m *Manager) pinNamespaces(ctx context.Context, sb *store.Sandbox, types []nsutil.Type) (map[nsutil.Type]string, error) {
 	dir := filepath.Join(m.nsDir, sb.ID)
 	if uids, gids, ok := PodUserns(sb.Config); ok {
-		return nsutil.PinUserns(ctx, dir, types, uids, gids)
+		return m.host.Pin(ctx, dir, types, uids, gids)
 	}
-	return nsutil.Pin(ctx, dir, types)
+	return m.host.Pin(ctx, dir, types, nil, nil)
 }

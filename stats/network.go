@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/noded/noded/sandbox/nsutil"
+	"github.com/noded/noded/internal/nsutil"
 )
 
 // DefaultInterface is the pod interface reported as the default one (the name CNI plugins give it).

@@ -10,7 +10,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/noded/noded/errdefs"
-	"github.com/noded/noded/sandbox/nsutil"
+	"github.com/noded/noded/internal/nsutil"
 )
 
 // TestReadNetDevInPinnedNamespace pins a fresh network namespace, adds a veth pair eth0/peer0 and sends loopback traffic in

@@ -44,6 +44,9 @@ func Open(db *bolt.DB) (*Store, error) {
 		ctrNames:   map[string]string{},
 	}
 	err := db.Update(func(tx *bolt.Tx) error {
+		if err := Schema.Ensure(tx); err != nil {
+			return err
+		}
 		for _, b := range [][]byte{bucketSandboxes, bucketContainers} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
@@ -106,7 +109,8 @@ func (s *Store) AddSandbox(sb *Sandbox) error {
 	return nil
 }
 
-// UpdateSandbox applies fn to a copy of the sandbox and persists the result.
+// UpdateSandbox applies fn to a copy of the sandbox and persists the result. A state change the transition table
+// does not allow is FailedPrecondition and changes nothing.
 func (s *Store) UpdateSandbox(id string, fn func(*Sandbox) error) (Sandbox, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -116,6 +120,9 @@ func (s *Store) UpdateSandbox(id string, fn func(*Sandbox) error) (Sandbox, erro
 	}
 	cp := *cur
 	if err := fn(&cp); err != nil {
+		return *cur, err
+	}
+	if err := CheckSandboxTransition(id, cur.State, cp.State); err != nil {
 		return *cur, err
 	}
 	if err := s.put(bucketSandboxes, id, &cp); err != nil {
@@ -199,6 +206,8 @@ func (s *Store) AddContainer(c *Container) error {
 }
 
 // UpdateContainer applies fn to a copy of the container and persists the result.
+//
+// A state change the transition table does not allow is FailedPrecondition and changes nothing.
 func (s *Store) UpdateContainer(id string, fn func(*Container) error) (Container, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -208,6 +217,9 @@ func (s *Store) UpdateContainer(id string, fn func(*Container) error) (Container
 	}
 	cp := *cur
 	if err := fn(&cp); err != nil {
+		return *cur, err
+	}
+	if err := CheckContainerTransition(id, cur.State, cp.State); err != nil {
 		return *cur, err
 	}
 	if err := s.put(bucketContainers, id, &cp); err != nil {

@@ -15,12 +15,12 @@ import (
 	utilexec "k8s.io/utils/exec"
 
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/internal/nsutil"
 	"github.com/noded/noded/ociruntime"
-	"github.com/noded/noded/sandbox/nsutil"
 )
 
 // Backend is what the streaming Runtime needs of noded: containers to exec in and attach to, and
-// pods' network namespaces. NodeBackend implements it over the container manager and the store.
+// pods' network namespaces. The daemon implements it over the container manager and the store.
 type Backend interface {
 	// ExecStream runs cmd in the running container and returns its exit code; see
 	// ociruntime.Streamer.ExecStream.

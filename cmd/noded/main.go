@@ -16,7 +16,7 @@ import (
 	"github.com/noded/noded/config"
 	"github.com/noded/noded/container/rootfshook"
 	"github.com/noded/noded/daemon"
-	"github.com/noded/noded/sandbox/nsutil"
+	"github.com/noded/noded/internal/nsutil"
 	"github.com/noded/noded/sandbox/podinit"
 )
 

@@ -87,6 +87,9 @@ func New(root string, opts ...Option) (*Snapshotter, error) {
 	}
 	s.db = db
 	if err := db.Update(func(tx *bolt.Tx) error {
+		if err := Schema.Ensure(tx); err != nil {
+			return err
+		}
 		_, err := tx.CreateBucketIfNotExists(bucketSnapshots)
 		return err
 	}); err != nil {

@@ -1,5 +1,6 @@
 // Package testsuite is a behavioural test suite that any snapshotter.Snapshotter implementation can run.
-// It needs root and overlayfs; it skips without them.
+// Run needs root and overlayfs and skips without them; RunMetadata is the half that mounts nothing, for any
+// implementation (in-memory fakes included).
 package testsuite
 
 import (
@@ -33,23 +34,39 @@ func Run(t *testing.T, newSnapshotter NewFunc) {
 	if !overlaySupported() {
 		t.Skip("overlayfs not available")
 	}
-	tests := []struct {
-		name string
-		fn   func(*testing.T, snapshotter.Snapshotter)
-	}{
-		{"Lifecycle", testLifecycle},
-		{"Errors", testErrors},
+	runTests(t, newSnapshotter, append(metadataTests, []suiteTest{
 		{"MountReadBack", testMountReadBack},
 		{"ViewIsReadOnly", testViewReadOnly},
 		{"AppliedWhiteouts", testAppliedWhiteouts},
 		{"Chain128", testChain128},
 		{"Usage", testUsage},
 		{"RemoveWithChildren", testRemoveChildren},
-		{"Walk", testWalk},
 		{"ConcurrentPrepare", testConcurrentPrepare},
 		{"LayerApplierOnto", testLayerApplierOnto},
 		{"LayerApplierOntoErrors", testLayerApplierOntoErrors},
-	}
+	}...))
+	t.Run("Reopen", func(t *testing.T) { testReopen(t, newSnapshotter) })
+}
+
+type suiteTest struct {
+	name string
+	fn   func(*testing.T, snapshotter.Snapshotter)
+}
+
+// metadataTests mount nothing: they hold an implementation to the API's contract (kinds, parents, labels,
+// errors, Walk) without root.
+var metadataTests = []suiteTest{
+	{"Lifecycle", testLifecycle},
+	{"Errors", testErrors},
+	{"Walk", testWalk},
+}
+
+// RunMetadata runs the tests of the suite that mount nothing; it needs neither root nor overlayfs.
+func RunMetadata(t *testing.T, newSnapshotter NewFunc) {
+	runTests(t, newSnapshotter, metadataTests)
+}
+
+func runTests(t *testing.T, newSnapshotter NewFunc, tests []suiteTest) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -58,7 +75,6 @@ func Run(t *testing.T, newSnapshotter NewFunc) {
 			tc.fn(t, sn)
 		})
 	}
-	t.Run("Reopen", func(t *testing.T) { testReopen(t, newSnapshotter) })
 }
 
 func overlaySupported() bool {
@@ -88,7 +104,8 @@ func unmount(t *testing.T, target string) {
 	}
 }
 
-// commitLayer makes committed snapshot name on parent, with fill run on the mounted active snapshot.
+// commitLayer makes committed snapshot name on parent, with fill run on the mounted active snapshot (nothing is
+// mounted when fill is nil).
 func commitLayer(t *testing.T, sn snapshotter.Snapshotter, name, parent string, fill func(dir string)) {
 	t.Helper()
 	ctx := context.Background()
@@ -97,9 +114,11 @@ func commitLayer(t *testing.T, sn snapshotter.Snapshotter, name, parent string, 
 	if err != nil {
 		t.Fatalf("Prepare(%s, %s): %v", key, parent, err)
 	}
-	dir := mount(t, ms)
-	fill(dir)
-	unmount(t, dir)
+	if fill != nil {
+		dir := mount(t, ms)
+		fill(dir)
+		unmount(t, dir)
+	}
 	if err := sn.Commit(ctx, name, key); err != nil {
 		t.Fatalf("Commit(%s): %v", name, err)
 	}
@@ -192,7 +211,7 @@ func testLifecycle(t *testing.T, sn snapshotter.Snapshotter) {
 
 func testErrors(t *testing.T, sn snapshotter.Snapshotter) {
 	ctx := context.Background()
-	commitLayer(t, sn, "base", "", func(string) {})
+	commitLayer(t, sn, "base", "", nil)
 	if _, err := sn.Prepare(ctx, "active", "base"); err != nil {
 		t.Fatal(err)
 	}
@@ -587,7 +606,7 @@ func testRemoveChildren(t *testing.T, sn snapshotter.Snapshotter) {
 
 func testWalk(t *testing.T, sn snapshotter.Snapshotter) {
 	ctx := context.Background()
-	commitLayer(t, sn, "base", "", func(string) {})
+	commitLayer(t, sn, "base", "", nil)
 	if _, err := sn.Prepare(ctx, "act", "base", snapshotter.WithLabels(map[string]string{"k": "v"})); err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,6 @@ import (
 	"testing"
 	"time"
 
-	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -50,8 +49,6 @@ type env struct {
 
 func newEnv(t *testing.T, driver string, netIdx int) *env {
 	t.Helper()
-	host := framework.Registry(t, map[string]v1.Image{"library/busybox:latest": framework.Busybox(t)})
-	network := framework.NewNetwork(t, netIdx)
 	var config string
 	if runc := os.Getenv(RuncEnv); runc != "" {
 		config = fmt.Sprintf("[runtimes.runc]\npath = %q\n", runc)
@@ -71,16 +68,8 @@ func newEnv(t *testing.T, driver string, netIdx int) *env {
 			t.Errorf("cleanup: %v", err)
 		}
 	})
-	e.n = framework.Start(t, framework.Options{
-		CgroupDriver: driver, CNIConfDir: network.ConfDir, Config: config,
-		Mirrors: map[string]string{"docker.io": "http://" + host},
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	t.Cleanup(cancel)
-	e.ctx = ctx
-	if _, err := e.n.Image.PullImage(ctx, &runtimeapi.ImageSpec{Image: "busybox"}, nil, nil); err != nil {
-		t.Fatalf("pull busybox: %v", err)
-	}
+	p := framework.NewPodEnv(t, netIdx, framework.Options{CgroupDriver: driver, Config: config}, nil, 10*time.Minute)
+	e.n, e.ctx = p.Noded, p.Ctx
 	return e
 }
 

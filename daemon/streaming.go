@@ -1,4 +1,4 @@
-package streaming
+package daemon
 
 import (
 	"context"
@@ -7,28 +7,29 @@ import (
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/ociruntime"
 	"github.com/noded/noded/store"
+	"github.com/noded/noded/streaming"
 )
 
-// NodeBackend is the Backend of a noded daemon: its container manager and state store.
-type NodeBackend struct {
+// streamingBackend is the streaming.Backend of the daemon: its container manager and state store.
+type streamingBackend struct {
 	Containers *container.Manager
 	Store      *store.Store
 }
 
-var _ Backend = NodeBackend{}
+var _ streaming.Backend = streamingBackend{}
 
 // ExecStream runs cmd in a running container.
-func (b NodeBackend) ExecStream(ctx context.Context, containerID string, cmd []string, tty bool, stdio ociruntime.StreamIO) (int, error) {
+func (b streamingBackend) ExecStream(ctx context.Context, containerID string, cmd []string, tty bool, stdio ociruntime.StreamIO) (int, error) {
 	return b.Containers.ExecStream(ctx, containerID, cmd, tty, stdio)
 }
 
 // AttachStream attaches to a running container.
-func (b NodeBackend) AttachStream(ctx context.Context, containerID string, stdio ociruntime.StreamIO) error {
+func (b streamingBackend) AttachStream(ctx context.Context, containerID string, stdio ociruntime.StreamIO) error {
 	return b.Containers.AttachStream(ctx, containerID, stdio)
 }
 
 // PodNetNS returns the pinned network namespace of a ready pod ("" on the host network).
-func (b NodeBackend) PodNetNS(podSandboxID string) (string, error) {
+func (b streamingBackend) PodNetNS(podSandboxID string) (string, error) {
 	sb, err := b.Store.Sandbox(podSandboxID)
 	if err != nil {
 		return "", err

@@ -1,0 +1,38 @@
+package container
+
+import "github.com/noded/noded/snapshotter"
+
+// Host is what a container changes on the node besides files: the mounts of its rootfs and image volumes, and
+// the processes left in its cgroup. RealHost does it to the kernel; unit tests give a fake.
+type Host interface {
+	MountAll(mounts []snapshotter.Mount, target string) error
+	MountAllIDMapped(mounts []snapshotter.Mount, target string, idm snapshotter.IDMapping) error
+	// UnmountAll unmounts everything at target; nothing mounted is not an error.
+	UnmountAll(target string) error
+	// KillCgroup kills what is left in the container's cgroup and removes it.
+	KillCgroup(cgroupsPath string) error
+}
+
+// RealHost is the Host of a running node.
+type RealHost struct{}
+
+var _ Host = RealHost{}
+
+func (RealHost) MountAll(mounts []snapshotter.Mount, target string) error {
+	return snapshotter.MountAll(mounts, target)
+}
+
+func (RealHost) MountAllIDMapped(mounts []snapshotter.Mount, target string, idm snapshotter.IDMapping) error {
+	return snapshotter.MountAllIDMapped(mounts, target, idm)
+}
+
+func (RealHost) UnmountAll(target string) error      { return snapshotter.UnmountAll(target) }
+func (RealHost) KillCgroup(cgroupsPath string) error { return killCgroup(cgroupsPath) }
+
+// h is the configured Host, RealHost by default.
+func (m *Manager) h() Host {
+	if m.cfg.Mounts != nil {
+		return m.cfg.Mounts
+	}
+	return RealHost{}
+}
