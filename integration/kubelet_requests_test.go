@@ -334,3 +334,63 @@ func TestPodWithoutHostResolvConf(t *testing.T) {
 		t.Errorf("pods left by the refused RunPodSandbox: %v, %v", pods, err)
 	}
 }
+
+// A host-network pod on a node whose hosts file (host_hosts_file) is missing or a dangling symlink runs, with
+// a hosts file of the localhost entries; once the file exists it is what the pod gets; one that cannot be read
+// fails RunPodSandbox with FailedPrecondition naming it and leaves no pod.
+func TestHostNetworkPodWithoutHostHostsFile(t *testing.T) {
+	dir := t.TempDir()
+	hostHosts := filepath.Join(dir, "hosts")
+	e := newPodEnvOpts(t, 79, framework.Options{TopConfig: "host_hosts_file = \"" + hostHosts + "\"\n"}, nil)
+	hostnetConfig := func(name string) *runtimeapi.PodSandboxConfig {
+		cfg := e.podConfig(t, name)
+		cfg.DnsConfig = nil
+		cfg.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
+		return cfg
+	}
+	hostsOf := func(name string) string {
+		t.Helper()
+		cfg := hostnetConfig(name)
+		podID := e.runPod(t, cfg)
+		t.Cleanup(func() { _ = e.n.Runtime.RemovePodSandbox(e.ctx, podID) })
+		code, out := e.output(t, podID, cfg, "cat", nil, "cat", "/etc/hosts")
+		if code != 0 {
+			t.Fatalf("%s: cat /etc/hosts exit %d: %s", name, code, out)
+		}
+		return out
+	}
+	localhostOnly := func(out string) bool {
+		return strings.Contains(out, "127.0.0.1\tlocalhost\n") && strings.Contains(out, "::1\tlocalhost ip6-localhost ip6-loopback\n")
+	}
+	if out := hostsOf("missing"); !localhostOnly(out) {
+		t.Errorf("missing host hosts file: pod /etc/hosts %q, want the localhost entries", out)
+	}
+	if err := os.Symlink(filepath.Join(dir, "etc", "hosts.real"), hostHosts); err != nil {
+		t.Fatal(err)
+	}
+	if out := hostsOf("dangling"); !localhostOnly(out) {
+		t.Errorf("dangling host hosts file: pod /etc/hosts %q, want the localhost entries", out)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etc", "hosts.real"), []byte("192.0.2.7\tnode-a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := hostsOf("present"); out != "192.0.2.7\tnode-a\n" {
+		t.Errorf("host hosts file present: pod /etc/hosts %q", out)
+	}
+	if err := os.Remove(hostHosts); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(hostHosts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.n.Runtime.RunPodSandbox(e.ctx, hostnetConfig("unreadable"), ""); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), hostHosts) {
+		t.Errorf("unreadable host hosts file: %v, want FailedPrecondition naming %s", err, hostHosts)
+	}
+	pods, err := e.n.Runtime.ListPodSandbox(e.ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"app": "unreadable"}})
+	if err != nil || len(pods) != 0 {
+		t.Errorf("pods left by the refused RunPodSandbox: %v, %v", pods, err)
+	}
+}

@@ -166,3 +166,38 @@ func TestWriteResolvConfRefusesBadConfigs(t *testing.T) {
 		t.Errorf("32 searches refused: %v", err)
 	}
 }
+
+// The host hosts file of a host-network pod: copied; missing or a dangling symlink gives the localhost entries;
+// unreadable is FailedPrecondition naming it.
+func TestCopyHostHosts(t *testing.T) {
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "pod", "hosts")
+	host := filepath.Join(dir, "host-hosts")
+	if err := os.WriteFile(host, []byte("192.0.2.7\tnode-a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := CopyHostHosts(dst, host); err != nil || read(t, dst) != "192.0.2.7\tnode-a\n" {
+		t.Errorf("copy: %v %q", err, read(t, dst))
+	}
+	dangling := filepath.Join(dir, "dangling")
+	if err := os.Symlink(filepath.Join(dir, "nowhere", "hosts"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range map[string]string{"missing": filepath.Join(dir, "missing"), "dangling symlink": dangling} {
+		err := CopyHostHosts(dst, src)
+		got := read(t, dst)
+		if err != nil || !strings.HasPrefix(got, hostsHeader) || !strings.Contains(got, "127.0.0.1\tlocalhost\n") ||
+			!strings.Contains(got, "::1\tlocalhost ip6-localhost ip6-loopback\n") {
+			t.Errorf("%s: %v %q; want the managed localhost entries", name, err, got)
+		}
+	}
+	loop := filepath.Join(dir, "loop")
+	if err := os.Symlink(loop, loop); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range map[string]string{"directory": dir, "symlink loop": loop} {
+		if err := CopyHostHosts(dst, src); !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), src) {
+			t.Errorf("%s: %v; want FailedPrecondition naming %s", name, err, src)
+		}
+	}
+}
