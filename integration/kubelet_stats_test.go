@@ -150,6 +150,10 @@ func runKubeletSummary(t *testing.T, bin string, gates map[string]bool) {
 	if !gated {
 		return
 	}
+	// kubelet probes PodSandboxStats with an empty ID at start and falls back to cAdvisor on Unimplemented only.
+	if strings.Contains(k.Log(), "CRI implementation does not support PodSandboxStats") {
+		t.Error("kubelet took noded's answer to its PodSandboxStats probe for Unimplemented")
+	}
 	// The quitter container exits (and is restarted): kubelet's evented PLEG takes its stop events.
 	waitFor(t, 2*time.Minute, "kubelet's evented PLEG to take a container stop event", func() bool {
 		return strings.Contains(k.Log(), "Evented PLEG: requested pod relist after container termination")
