@@ -52,6 +52,8 @@ type Config struct {
 	UnclaimedCreateTimeout Duration `toml:"unclaimed_create_timeout"`
 	// HostResolvConf is the host's resolver file, copied into pods that have no DNS config (missing: empty file).
 	HostResolvConf string `toml:"host_resolv_conf"`
+	// HostHostsFile is the host's hosts file, copied into host-network pods (missing: localhost entries only).
+	HostHostsFile string `toml:"host_hosts_file"`
 
 	CNI       CNI       `toml:"cni"`
 	CDI       CDI       `toml:"cdi"`
@@ -173,6 +175,7 @@ func Default() Config {
 		PodStartQueueWait:      Duration{10 * time.Second},
 		UnclaimedCreateTimeout: Duration{10 * time.Minute},
 		HostResolvConf:         "/etc/resolv.conf",
+		HostHostsFile:          "/etc/hosts",
 		CNI: CNI{
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/usr/lib/cni", "/opt/cni/bin"},
@@ -292,6 +295,9 @@ func (c *Config) Validate() error {
 	}
 	if !filepath.IsAbs(c.HostResolvConf) {
 		return fmt.Errorf("host_resolv_conf: %q must be an absolute path", c.HostResolvConf)
+	}
+	if !filepath.IsAbs(c.HostHostsFile) {
+		return fmt.Errorf("host_hosts_file: %q must be an absolute path", c.HostHostsFile)
 	}
 	if c.Debug.PprofAddress != "" {
 		return errors.New("debug.pprof_address: removed, pprof is no longer served over TCP; set debug.pprof_socket to a unix socket path (mode 0600)")

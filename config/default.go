@@ -36,6 +36,10 @@ unclaimed_create_timeout = {{q .UnclaimedCreateTimeout.String}}
 # /etc/resolv.conf is when systemd-resolved is not running) gives such pods an empty resolv.conf.
 host_resolv_conf = {{q .HostResolvConf}}
 
+# The host's hosts file, copied into host-network pods. A missing file (or a dangling symlink) gives such pods a
+# hosts file with the localhost entries only.
+host_hosts_file = {{q .HostHostsFile}}
+
 # Log verbosity (klog -v): 0 logs starts, stops and errors; 2 adds pod and container lifecycle; 4 every CRI
 # call. The -v flag overrides it at start; SIGHUP applies a changed value.
 log_level = {{.LogLevel}}

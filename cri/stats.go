@@ -57,7 +57,11 @@ func (s *RuntimeServer) StreamContainerStats(req *runtimeapi.StreamContainerStat
 	})
 }
 
-// PodSandboxStats returns the stats of one pod sandbox; an unknown sandbox is NotFound.
+// PodSandboxStats returns the stats of one pod sandbox; an unknown sandbox is NotFound, an empty ID
+// InvalidArgument. kubelet in CRI-stats mode (PodAndContainerStatsFromCRI) probes with an empty ID once at start
+// and falls back to cAdvisor only on Unimplemented (which a noded without stats answers): any other error means
+// "supported". containerd 2.4 answers that probe with an untyped error (Unknown, "prefix can't be empty"); noded
+// keeps the clearer InvalidArgument, which kubelet treats the same way.
 func (s *RuntimeServer) PodSandboxStats(ctx context.Context, req *runtimeapi.PodSandboxStatsRequest) (*runtimeapi.PodSandboxStatsResponse, error) {
 	if err := s.stats(); err != nil {
 		return nil, err

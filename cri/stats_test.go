@@ -10,6 +10,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	cgstats "github.com/noded/noded/cgroupsv2/stats"
@@ -150,5 +151,20 @@ func TestStatsUnavailableWithoutProvider(t *testing.T) {
 	s := NewRuntimeServer(Info{}, nil)
 	if _, err := s.ListContainerStats(context.Background(), &runtimeapi.ListContainerStatsRequest{}); !errors.Is(err, errdefs.ErrNotImplemented) {
 		t.Errorf("err = %v, want NotImplemented", err)
+	}
+}
+
+// kubelet's start-up probe of PodSandboxStats (an empty ID; only Unimplemented makes it fall back to cAdvisor
+// stats): a noded with stats answers InvalidArgument, so kubelet uses the CRI stats; one without stats answers
+// Unimplemented, so kubelet falls back.
+func TestPodSandboxStatsKubeletProbe(t *testing.T) {
+	ctx := context.Background()
+	_, err := newStatsServer(t, 1).PodSandboxStats(ctx, &runtimeapi.PodSandboxStatsRequest{})
+	if c := errdefs.Code(err); c != codes.InvalidArgument {
+		t.Errorf("empty ID with stats: %v (code %v), want InvalidArgument (anything but Unimplemented keeps kubelet on CRI stats)", err, c)
+	}
+	_, err = NewRuntimeServer(Info{}, &Backends{}).PodSandboxStats(ctx, &runtimeapi.PodSandboxStatsRequest{})
+	if c := errdefs.Code(err); c != codes.Unimplemented {
+		t.Errorf("empty ID without stats: %v (code %v), want Unimplemented (kubelet then falls back to cAdvisor)", err, c)
 	}
 }

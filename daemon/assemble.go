@@ -142,6 +142,7 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 		CheckUserns:    s.containers.CheckUserns,
 		CheckSecurity:  s.containers.CheckPodSecurity,
 		HostResolvConf: d.cfg.HostResolvConf,
+		HostHosts:      d.cfg.HostHostsFile,
 	}); err != nil {
 		return nil, fmt.Errorf("sandboxes: %w", err)
 	}

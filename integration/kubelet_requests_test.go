@@ -289,13 +289,7 @@ func TestPodWithoutHostResolvConf(t *testing.T) {
 		t.Helper()
 		cfg := e.podConfig(t, name)
 		cfg.DnsConfig = nil
-		podID := e.runPod(t, cfg)
-		t.Cleanup(func() { _ = e.n.Runtime.RemovePodSandbox(e.ctx, podID) })
-		code, out := e.output(t, podID, cfg, "cat", nil, "cat", "/etc/resolv.conf")
-		if code != 0 {
-			t.Fatalf("%s: cat /etc/resolv.conf exit %d: %s", name, code, out)
-		}
-		return out
+		return e.podFile(t, cfg, "/etc/resolv.conf")
 	}
 	if out := resolvOf("missing"); out != "" {
 		t.Errorf("missing host resolver: pod resolv.conf %q, want empty", out)
@@ -326,11 +320,76 @@ func TestPodWithoutHostResolvConf(t *testing.T) {
 	}
 	cfg := e.podConfig(t, "unreadable")
 	cfg.DnsConfig = nil
-	if _, err := e.n.Runtime.RunPodSandbox(e.ctx, cfg, ""); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), hostResolv) {
-		t.Errorf("unreadable host resolver: %v, want FailedPrecondition naming %s", err, hostResolv)
+	e.refusedNaming(t, cfg, hostResolv)
+}
+
+// podFile runs pod cfg and returns the content of path in a container of it.
+func (e *podEnv) podFile(t *testing.T, cfg *runtimeapi.PodSandboxConfig, path string) string {
+	t.Helper()
+	podID := e.runPod(t, cfg)
+	t.Cleanup(func() { _ = e.n.Runtime.RemovePodSandbox(e.ctx, podID) })
+	code, out := e.output(t, podID, cfg, "cat", nil, "cat", path)
+	if code != 0 {
+		t.Fatalf("%s: cat %s exit %d: %s", cfg.Metadata.Name, path, code, out)
 	}
-	pods, err := e.n.Runtime.ListPodSandbox(e.ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"app": "unreadable"}})
+	return out
+}
+
+// refusedNaming checks that RunPodSandbox of cfg fails with FailedPrecondition naming path and leaves no pod.
+func (e *podEnv) refusedNaming(t *testing.T, cfg *runtimeapi.PodSandboxConfig, path string) {
+	t.Helper()
+	if _, err := e.n.Runtime.RunPodSandbox(e.ctx, cfg, ""); status.Code(err) != codes.FailedPrecondition || !strings.Contains(err.Error(), path) {
+		t.Errorf("%s: %v, want FailedPrecondition naming %s", cfg.Metadata.Name, err, path)
+	}
+	pods, err := e.n.Runtime.ListPodSandbox(e.ctx, &runtimeapi.PodSandboxFilter{LabelSelector: map[string]string{"app": cfg.Metadata.Name}})
 	if err != nil || len(pods) != 0 {
 		t.Errorf("pods left by the refused RunPodSandbox: %v, %v", pods, err)
 	}
+}
+
+// A host-network pod on a node whose hosts file (host_hosts_file) is missing or a dangling symlink runs, with
+// a hosts file of the localhost entries; once the file exists it is what the pod gets; one that cannot be read
+// fails RunPodSandbox with FailedPrecondition naming it and leaves no pod.
+func TestHostNetworkPodWithoutHostHostsFile(t *testing.T) {
+	dir := t.TempDir()
+	hostHosts := filepath.Join(dir, "hosts")
+	e := newPodEnvOpts(t, 79, framework.Options{TopConfig: "host_hosts_file = \"" + hostHosts + "\"\n"}, nil)
+	hostnetConfig := func(name string) *runtimeapi.PodSandboxConfig {
+		cfg := e.podConfig(t, name)
+		cfg.DnsConfig = nil
+		cfg.Linux.SecurityContext.NamespaceOptions.Network = runtimeapi.NamespaceMode_NODE
+		return cfg
+	}
+	hostsOf := func(name string) string {
+		t.Helper()
+		return e.podFile(t, hostnetConfig(name), "/etc/hosts")
+	}
+	localhostOnly := func(out string) bool {
+		return strings.Contains(out, "127.0.0.1\tlocalhost\n") && strings.Contains(out, "::1\tlocalhost ip6-localhost ip6-loopback\n")
+	}
+	if out := hostsOf("missing"); !localhostOnly(out) {
+		t.Errorf("missing host hosts file: pod /etc/hosts %q, want the localhost entries", out)
+	}
+	if err := os.Symlink(filepath.Join(dir, "etc", "hosts.real"), hostHosts); err != nil {
+		t.Fatal(err)
+	}
+	if out := hostsOf("dangling"); !localhostOnly(out) {
+		t.Errorf("dangling host hosts file: pod /etc/hosts %q, want the localhost entries", out)
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "etc"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "etc", "hosts.real"), []byte("192.0.2.7\tnode-a\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out := hostsOf("present"); out != "192.0.2.7\tnode-a\n" {
+		t.Errorf("host hosts file present: pod /etc/hosts %q", out)
+	}
+	if err := os.Remove(hostHosts); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(hostHosts, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	e.refusedNaming(t, hostnetConfig("unreadable"), hostHosts)
 }

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -60,5 +62,15 @@ func TestContainerAndPodStats(t *testing.T) {
 	}
 	if err := e.n.Runtime.RemovePodSandbox(e.ctx, pod); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// kubelet's start-up probe in CRI-stats mode, PodSandboxStats with an empty ID, gets InvalidArgument from the
+// real noded: not Unimplemented, which would make kubelet fall back to cAdvisor stats.
+func TestPodSandboxStatsEmptyIDProbe(t *testing.T) {
+	e := newPodEnv(t, 79, nil)
+	_, err := e.n.Runtime.PodSandboxStats(e.ctx, "")
+	if status.Code(err) != codes.InvalidArgument {
+		t.Errorf("PodSandboxStats(\"\"): %v, want InvalidArgument", err)
 	}
 }

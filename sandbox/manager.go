@@ -58,6 +58,8 @@ type Config struct {
 	CheckUserns func(ctx context.Context, handler string) error
 	// HostResolvConf is the host resolver file copied into pods without a DNS config ("" = /etc/resolv.conf).
 	HostResolvConf string
+	// HostHosts is the host hosts file copied into host-network pods ("" = /etc/hosts).
+	HostHosts string
 	// CheckSecurity, if set, refuses pod security settings this host cannot honour (SELinux labels where
 	// SELinux is enforcing) with FailedPrecondition.
 	CheckSecurity func(cfg *runtimeapi.PodSandboxConfig) error
@@ -365,7 +367,11 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 	}
 	hosts := podfiles.Hosts{Hostname: sb.Hostname, PodIPs: sb.IPs}
 	if sb.HostNetwork {
-		if err := podfiles.CopyFile(filepath.Join(sb.Dir, "hosts"), "/etc/hosts"); err != nil {
+		hostHosts := m.cfg.HostHosts
+		if hostHosts == "" {
+			hostHosts = podfiles.DefaultHostHosts
+		}
+		if err := podfiles.CopyHostHosts(filepath.Join(sb.Dir, "hosts"), hostHosts); err != nil {
 			return err
 		}
 	} else if err := podfiles.WriteHosts(filepath.Join(sb.Dir, "hosts"), hosts); err != nil {

@@ -62,6 +62,10 @@ type KubeletOptions struct {
 	Binary string
 	// Config holds KubeletConfiguration fields that replace the generated ones (JSON names, e.g. "syncFrequency").
 	Config map[string]any
+	// FeatureGates are kubelet's featureGates (merged into a "featureGates" map of Config).
+	FeatureGates map[string]bool
+	// Verbosity is kubelet's --v; 0 means 2.
+	Verbosity int
 	// Args are appended to kubelet's command line.
 	Args []string
 }
@@ -237,6 +241,22 @@ func StartKubelet(t testing.TB, n *Noded, o KubeletOptions) *Kubelet {
 	for key, v := range o.Config {
 		cfg[key] = v
 	}
+	if len(o.FeatureGates) > 0 {
+		gates := map[string]any{}
+		if m, ok := cfg["featureGates"].(map[string]any); ok {
+			for g, v := range m {
+				gates[g] = v
+			}
+		}
+		for g, v := range o.FeatureGates {
+			gates[g] = v
+		}
+		cfg["featureGates"] = gates
+	}
+	verbosity := o.Verbosity
+	if verbosity == 0 {
+		verbosity = 2
+	}
 	b, err := json.MarshalIndent(cfg, "", "  ")
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +265,7 @@ func StartKubelet(t testing.TB, n *Noded, o KubeletOptions) *Kubelet {
 		t.Fatal(err)
 	}
 	k.args = append([]string{bin, "--config", k.ConfigPath, "--root-dir", k.RootDir,
-		"--cert-dir", filepath.Join(k.RootDir, "pki"), "--hostname-override", k.NodeName, "--v", "2"}, o.Args...)
+		"--cert-dir", filepath.Join(k.RootDir, "pki"), "--hostname-override", k.NodeName, "--v", strconv.Itoa(verbosity)}, o.Args...)
 	k.start()
 	return k
 }

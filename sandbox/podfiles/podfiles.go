@@ -30,6 +30,9 @@ const (
 // DefaultHostResolvConf is the host's resolver file, copied into pods that have no DNS config.
 const DefaultHostResolvConf = "/etc/resolv.conf"
 
+// DefaultHostHosts is the host's hosts file, copied into host-network pods.
+const DefaultHostHosts = "/etc/hosts"
+
 // HostAlias maps one IP to extra hostnames (the pod spec's hostAliases).
 type HostAlias struct {
 	IP        string
@@ -173,6 +176,22 @@ func CopyHostResolvConf(dst, src string) error {
 		return errdefs.FailedPrecondition("host resolver file %s cannot be read: %v", src, err)
 	}
 	return writeAtomic(dst, data)
+}
+
+// CopyHostHosts copies the host's hosts file src to dst for a host-network pod. A host without one (src missing
+// or a dangling symlink) gives the managed file WriteHosts writes without pod IPs: the localhost entries that
+// kubelet and the pod's own programs expect to resolve, nothing else (the node's name is left to DNS, as on the
+// host). A src that exists but cannot be read is FailedPrecondition naming it: the node is misconfigured.
+func CopyHostHosts(dst, src string) error {
+	data, err := os.ReadFile(src)
+	switch {
+	case err == nil:
+		return writeAtomic(dst, data)
+	case errors.Is(err, fs.ErrNotExist):
+		return WriteHosts(dst, Hosts{})
+	default:
+		return errdefs.FailedPrecondition("host hosts file %s cannot be read: %v", src, err)
+	}
 }
 
 // CopyFile atomically copies src (e.g. the host's /etc/hosts or /etc/resolv.conf) to dst with mode 0644.

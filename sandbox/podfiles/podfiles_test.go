@@ -109,38 +109,6 @@ func TestWriteResolvConf(t *testing.T) {
 	}
 }
 
-// The host resolver file: copied; missing or a dangling symlink gives an empty file; unreadable is
-// FailedPrecondition naming it.
-func TestCopyHostResolvConf(t *testing.T) {
-	dir := t.TempDir()
-	dst := filepath.Join(dir, "pod", "resolv.conf")
-	host := filepath.Join(dir, "host-resolv.conf")
-	if err := os.WriteFile(host, []byte("nameserver 192.0.2.53\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := CopyHostResolvConf(dst, host); err != nil || read(t, dst) != "nameserver 192.0.2.53\n" {
-		t.Errorf("copy: %v %q", err, read(t, dst))
-	}
-	dangling := filepath.Join(dir, "dangling")
-	if err := os.Symlink(filepath.Join(dir, "run", "systemd", "resolve", "stub-resolv.conf"), dangling); err != nil {
-		t.Fatal(err)
-	}
-	for name, src := range map[string]string{"missing": filepath.Join(dir, "missing"), "dangling symlink": dangling} {
-		if err := CopyHostResolvConf(dst, src); err != nil || read(t, dst) != "" {
-			t.Errorf("%s: %v %q; want an empty resolv.conf", name, err, read(t, dst))
-		}
-	}
-	loop := filepath.Join(dir, "loop")
-	if err := os.Symlink(loop, loop); err != nil {
-		t.Fatal(err)
-	}
-	for name, src := range map[string]string{"directory": dir, "symlink loop": loop} {
-		if err := CopyHostResolvConf(dst, src); !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), src) {
-			t.Errorf("%s: %v; want FailedPrecondition naming %s", name, err, src)
-		}
-	}
-}
-
 func TestWriteResolvConfRefusesBadConfigs(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "resolv.conf")
 	many := make([]string, 33)
@@ -164,5 +132,51 @@ func TestWriteResolvConfRefusesBadConfigs(t *testing.T) {
 	}
 	if err := ValidateDNS(&DNSConfig{Searches: many[:32]}); err != nil {
 		t.Errorf("32 searches refused: %v", err)
+	}
+}
+
+// A host file (the resolver file, the hosts file of host-network pods): copied; missing or a dangling symlink
+// gives the fallback; unreadable is FailedPrecondition naming it.
+func TestCopyHostFiles(t *testing.T) {
+	localhost := func(got string) bool {
+		return strings.HasPrefix(got, hostsHeader) && strings.Contains(got, "127.0.0.1\tlocalhost\n") &&
+			strings.Contains(got, "::1\tlocalhost ip6-localhost ip6-loopback\n")
+	}
+	for _, tc := range []struct {
+		name     string
+		copy     func(dst, src string) error
+		content  string
+		fallback func(string) bool
+	}{
+		{"resolv.conf", CopyHostResolvConf, "nameserver 192.0.2.53\n", func(got string) bool { return got == "" }},
+		{"hosts", CopyHostHosts, "192.0.2.7\tnode-a\n", localhost},
+	} {
+		dir := t.TempDir()
+		dst := filepath.Join(dir, "pod", tc.name)
+		host := filepath.Join(dir, "host-"+tc.name)
+		if err := os.WriteFile(host, []byte(tc.content), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.copy(dst, host); err != nil || read(t, dst) != tc.content {
+			t.Errorf("%s: copy: %v %q", tc.name, err, read(t, dst))
+		}
+		dangling := filepath.Join(dir, "dangling")
+		if err := os.Symlink(filepath.Join(dir, "run", "systemd", "resolve", "stub-resolv.conf"), dangling); err != nil {
+			t.Fatal(err)
+		}
+		for what, src := range map[string]string{"missing": filepath.Join(dir, "missing"), "dangling symlink": dangling} {
+			if err := tc.copy(dst, src); err != nil || !tc.fallback(read(t, dst)) {
+				t.Errorf("%s: %s: %v %q; want the fallback", tc.name, what, err, read(t, dst))
+			}
+		}
+		loop := filepath.Join(dir, "loop")
+		if err := os.Symlink(loop, loop); err != nil {
+			t.Fatal(err)
+		}
+		for what, src := range map[string]string{"directory": dir, "symlink loop": loop} {
+			if err := tc.copy(dst, src); !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), src) {
+				t.Errorf("%s: %s: %v; want FailedPrecondition naming %s", tc.name, what, err, src)
+			}
+		}
 	}
 }
