@@ -93,11 +93,6 @@ imports = []
 [plugins."io.containerd.nri.v1.nri"]
   disable = true
 
-[plugins."io.containerd.grpc.v1.cri"]
-  disable_apparmor = true
-  enable_selinux = false
-  restrict_oom_score_adj = true
-
 [plugins."io.containerd.cri.v1.images"]
   snapshotter = "overlayfs"
   [plugins."io.containerd.cri.v1.images".pinned_images]
@@ -107,6 +102,9 @@ imports = []
 
 [plugins."io.containerd.cri.v1.runtime"]
   netns_mounts_under_state_dir = true
+  disable_apparmor = true
+  enable_selinux = false
+  restrict_oom_score_adj = true
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]

@@ -1,11 +1,15 @@
-// Command bench measures a CRI runtime: pod start and teardown latency (sequential and concurrent), the memory
-// of the daemon and of its per-pod helper processes, an image pull, and list/stats latency at scale. Given two
-// endpoints it measures them alternately (A B A B ...) and prints the medians side by side with their ratio.
-// With --floor it also measures what runc and CNI alone take for the same container: netns + CNI ADD, then
-// runc create + start of the same busybox bundle.
+// Command bench measures a CRI runtime: pod start and teardown latency (sequential and concurrent) with the
+// machine's CPU per pod lifecycle, the memory of the daemon and of its per-pod helper processes, an image pull,
+// list/stats latency at scale, and (phase scale) how start, teardown, CPU, list calls, a kubelet-like relist
+// loop and the daemon's RSS grow with the number of pods running, with an SVG plot. Given two endpoints it
+// interleaves the start phase pod by pod (A B, B A, ...), runs the other phases in alternating order and prints
+// the medians side by side with their ratio. With --floor it also measures what runc and CNI alone take for the
+// same container: netns + CNI ADD, then runc create + start of the same busybox bundle. Every phase's machine
+// busy share, steal time and load are printed, so a run on a loaded machine shows itself.
 //
 //	go run ./hack/bench --endpoint unix:///var/tmp/noded-bench/noded/noded.sock \
-//	    [--endpoint-b unix:///var/tmp/bench-containerd/containerd.sock] [--floor] [--phases start,mem,pull,list]
+//	    [--endpoint-b unix:///var/tmp/bench-containerd/containerd.sock] [--floor] \
+//	    [--phases start,mem,pull,list,scale] [--scale 0,100,250] [--plot bench-scale.svg]
 //
 // Everything it creates (pods, containers, cgroups below --cgroup-parent, log dirs, the floor's containers,
 // netns and CNI attachments) is removed before it exits, also when it is interrupted. Run as root. Its numbers
@@ -183,7 +187,9 @@ func run() error {
 			}
 		}
 		for _, i := range interleave(r, len(cs)) {
-			fmt.Fprintf(os.Stderr, "bench: round %d/%d: %s\n", r+1, rounds, cs[i].endpoint)
+			if o.phases["mem"] || o.phases["list"] || o.phases["pull"] {
+				fmt.Fprintf(os.Stderr, "bench: round %d/%d: %s\n", r+1, rounds, cs[i].endpoint)
+			}
 			if err := cs[i].benchOthers(ctx, res[i], &plog); err != nil {
 				return fmt.Errorf("%s: %w", cs[i].endpoint, err)
 			}
