@@ -1,19 +1,24 @@
 #!/usr/bin/env bash
-# containerd.sh start|stop: Debian's containerd with its CRI plugin, for side-by-side benchmarks with noded
-# (hack/bench). Not part of the test command.
+# containerd.sh start|stop: containerd with its CRI plugin, for side-by-side benchmarks with noded (hack/bench).
+# Not part of the test command.
 #
-# start: installs containerd from Debian (apt-get) if missing, starts the benchmark registry (hack/registry-start.sh
-#   on 127.0.0.1:5009 with the test and bench images) and runs containerd in the background with everything of
-#   its own under /var/tmp/bench-containerd: root, state, socket (containerd.sock), runc root, CNI config
-#   (network "containerd-bench", bridge nodedbch1, 10.239.201.0/24, the same plugin list as noded's), registry
-#   mirrors for docker.io and registry.k8s.io pointing at the local registry, runc /usr/local/sbin/runc with the
-#   cgroupfs driver, sandbox image docker.io/noded/pause:latest. containerd and its shims run in the cgroup
+# CONTAINERD selects the build: "2.4.2" (default; any release works) is containerd v2.4.2 and its runc shim v2
+#   (containerd-shim-runc-v2) built from the Go module proxy with go install, cached in
+#   /var/cache/noded-e2e-containerd/v2.4.2/bin (BENCH_CONTAINERD_CACHE; the cache hack/e2e-node uses), run with
+#   a version-4 config; "debian" is Debian's containerd 1.6 (apt-get if missing) with a version-2 config.
+# start: starts the benchmark registry (hack/registry-start.sh on 127.0.0.1:5009 with the test and bench images)
+#   and runs containerd in the background with everything of its own under /var/tmp/bench-containerd: root,
+#   state, socket (containerd.sock), shim sockets, runc root, CNI config (network "containerd-bench", bridge
+#   nodedbch1, 10.239.201.0/24, the same plugin list as noded's), registry mirrors for docker.io and
+#   registry.k8s.io pointing at the local registry, runc /usr/local/sbin/runc with the cgroupfs driver, sandbox
+#   image docker.io/noded/pause:latest (NRI off in 2.x). containerd and its shims run in the cgroup
 #   /noded-bench-daemons/containerd.
 # stop: removes every pod left on it, stops containerd and its shims, unmounts everything below the run dir, and
 #   deletes the bridge, the iptables rules its pods added and its cgroups. The run dir stays (logs) until the next
 #   start wipes it.
 #
-# Environment: BENCH_CONTAINERD_DIR (run dir), BENCH_REGISTRY_PORT (5009), BENCH_RUNC (/usr/local/sbin/runc).
+# Environment: CONTAINERD (2.4.2 | debian), BENCH_CONTAINERD_DIR (run dir), BENCH_CONTAINERD_CACHE,
+# BENCH_REGISTRY_PORT (5009), BENCH_RUNC (/usr/local/sbin/runc).
 set -euo pipefail
 RUN=${BENCH_CONTAINERD_DIR:-/var/tmp/bench-containerd}
 NAME=containerd-bench
@@ -24,18 +29,100 @@ MARKER='containerd-bench|nodedbch1|10\.239\.201\.'
 # shellcheck source=hack/bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 SOCK=$RUN/containerd.sock
+CONTAINERD=${CONTAINERD:-2.4.2}
+CTD_BIN=
+case $CONTAINERD in
+debian) ;;
+[0-9]*.[0-9]*.[0-9]*) CTD_BIN=${BENCH_CONTAINERD_CACHE:-/var/cache/noded-e2e-containerd}/v$CONTAINERD/bin ;;
+*) echo "containerd.sh: CONTAINERD must be a release (2.4.2) or debian" >&2; exit 2 ;;
+esac
 
-start() {
-	if ! command -v containerd >/dev/null; then
-		log "installing containerd (apt-get)"
-		apt-get install -y --no-install-recommends containerd >&2
-	fi
-	stop_run "$SOCK"
-	rm -rf --one-file-system "$RUN"
-	mkdir -p "$RUN/root" "$RUN/state" "$RUN/runc" "$RUN/cni/net.d"
-	"$REPO/hack/critest/ipt-undo.sh" snapshot "$RUN/iptables"
-	bench_registry
-	write_conflist "$RUN/cni/net.d"
+# build_containerd: go install of containerd and containerd-shim-runc-v2 v$CONTAINERD into CTD_BIN unless both
+# are there (a lock keeps two builds from racing).
+build_containerd() {
+	[ -x "$CTD_BIN/containerd" ] && [ -x "$CTD_BIN/containerd-shim-runc-v2" ] && return 0
+	log "building containerd v$CONTAINERD into $CTD_BIN (go install; a few minutes cold)"
+	mkdir -p "$CTD_BIN"
+	(
+		exec 7>"$CTD_BIN.lock"
+		flock 7
+		export GOTOOLCHAIN=local GOFLAGS=-mod=mod GOBIN=$CTD_BIN CGO_ENABLED=0
+		[ -x "$CTD_BIN/containerd" ] ||
+			nice -n 10 go install -tags no_btrfs "github.com/containerd/containerd/v2/cmd/containerd@v$CONTAINERD"
+		[ -x "$CTD_BIN/containerd-shim-runc-v2" ] ||
+			nice -n 10 go install "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@v$CONTAINERD"
+	)
+}
+
+# write_config_v4: containerd 2.x's config (version 4: the CRI plugin split into images and runtime plugins,
+# registry mirrors as hosts.toml files below certs.d).
+write_config_v4() {
+	local h
+	for h in docker.io registry.k8s.io; do
+		mkdir -p "$RUN/certs.d/$h"
+		cat >"$RUN/certs.d/$h/hosts.toml" <<EOF
+server = "https://$h"
+
+[host."$MIRROR"]
+  capabilities = ["pull", "resolve"]
+EOF
+	done
+	cat >"$RUN/config.toml" <<EOF
+version = 4
+root = "$RUN/root"
+state = "$RUN/state"
+oom_score = 0
+imports = []
+
+[plugins."io.containerd.server.v1.grpc"]
+  address = "$SOCK"
+
+[plugins."io.containerd.server.v1.ttrpc"]
+  address = "$SOCK.ttrpc"
+
+[debug]
+  address = "$RUN/debug.sock"
+  level = "warn"
+
+[plugins."io.containerd.shim.v1.manager"]
+  socket_dir = "$RUN/state/s"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$RUN/opt"
+
+[plugins."io.containerd.nri.v1.nri"]
+  disable = true
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "docker.io/noded/pause:latest"
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = "$RUN/certs.d"
+
+[plugins."io.containerd.cri.v1.runtime"]
+  netns_mounts_under_state_dir = true
+  disable_apparmor = true
+  enable_selinux = false
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      runtime_path = "$CTD_BIN/containerd-shim-runc-v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        BinaryName = "$RUNC"
+        Root = "$RUN/runc"
+        SystemdCgroup = false
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/usr/lib/cni"]
+    conf_dir = "$RUN/cni/net.d"
+    max_conf_num = 1
+EOF
+}
+
+# write_config_v2: Debian's containerd 1.6 (version-2 config, mirrors inline).
+write_config_v2() {
 	cat >"$RUN/config.toml" <<EOF
 version = 2
 root = "$RUN/root"
@@ -87,10 +174,31 @@ oom_score = 0
   [plugins."io.containerd.grpc.v1.cri".registry.mirrors."registry.k8s.io"]
     endpoint = ["$MIRROR"]
 EOF
-	log "starting containerd (log $RUN/daemon.log)"
-	start_in_cgroup "$RUN/daemon.log" containerd --config "$RUN/config.toml"
+}
+
+start() {
+	local bin
+	if [ "$CONTAINERD" = debian ]; then
+		if ! command -v containerd >/dev/null; then
+			log "installing containerd (apt-get)"
+			apt-get install -y --no-install-recommends containerd >&2
+		fi
+		bin=$(command -v containerd)
+	else
+		build_containerd
+		bin=$CTD_BIN/containerd
+	fi
+	stop_run "$SOCK"
+	rm -rf --one-file-system "$RUN"
+	mkdir -p "$RUN/root" "$RUN/state" "$RUN/runc" "$RUN/cni/net.d"
+	"$REPO/hack/critest/ipt-undo.sh" snapshot "$RUN/iptables"
+	bench_registry
+	write_conflist "$RUN/cni/net.d"
+	if [ "$CONTAINERD" = debian ]; then write_config_v2; else write_config_v4; fi
+	log "starting $("$bin" --version) (log $RUN/daemon.log)"
+	start_in_cgroup "$RUN/daemon.log" "$bin" --config "$RUN/config.toml"
 	wait_socket "$SOCK"
-	echo "containerd (pid $(cat "$RUN/daemon.pid")) listens on unix://$SOCK"
+	echo "containerd $CONTAINERD (pid $(cat "$RUN/daemon.pid")) listens on unix://$SOCK"
 }
 
 case ${1:-} in

@@ -49,6 +49,7 @@ func measureFloor(ctx context.Context, o *options) (*Results, error) {
 	stateRoot := filepath.Join(dir, "runc")
 
 	var netT, runcT, total, down []time.Duration
+	var cpu cpuMeter
 	for i := 0; i < o.floorRuns; i++ {
 		id := fmt.Sprintf("noded-bench-floor-%d-%d", os.Getpid(), i)
 		nsPath := filepath.Join(dir, "netns", id)
@@ -58,6 +59,7 @@ func measureFloor(ctx context.Context, o *options) (*Results, error) {
 		if err := writeBundle(bundle, rootfs, nsPath, o.floorParent+"/"+id); err != nil {
 			return nil, err
 		}
+		cpu.begin(0)
 		t0 := time.Now()
 		err := pinNetns(nsPath)
 		if err == nil {
@@ -80,6 +82,7 @@ func measureFloor(ctx context.Context, o *options) (*Results, error) {
 			os.RemoveAll(bundle),
 		)
 		t3 := time.Now()
+		cpu.end(1)
 		if err != nil {
 			return nil, errors.Join(err, derr)
 		}
@@ -94,6 +97,8 @@ func measureFloor(ctx context.Context, o *options) (*Results, error) {
 	res.addLatencies("floor runc create+start", runcT)
 	res.addLatencies("floor total", total)
 	res.addLatencies("floor teardown", down)
+	machine, _ := cpu.perItemMs()
+	res.add("floor machine CPU per pod lifecycle", machine, "ms", true)
 	return res, nil
 }
 

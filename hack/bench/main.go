@@ -1,11 +1,15 @@
-// Command bench measures a CRI runtime: pod start and teardown latency (sequential and concurrent), the memory
-// of the daemon and of its per-pod helper processes, an image pull, and list/stats latency at scale. Given two
-// endpoints it measures them alternately (A B A B ...) and prints the medians side by side with their ratio.
-// With --floor it also measures what runc and CNI alone take for the same container: netns + CNI ADD, then
-// runc create + start of the same busybox bundle.
+// Command bench measures a CRI runtime: pod start and teardown latency (sequential and concurrent) with the
+// machine's CPU per pod lifecycle, the memory of the daemon and of its per-pod helper processes, an image pull,
+// list/stats latency at scale, and (phase scale) how start, teardown, CPU, list calls, a kubelet-like relist
+// loop and the daemon's RSS grow with the number of pods running, with an SVG plot. Given two endpoints it
+// interleaves the start phase pod by pod (A B, B A, ...), runs the other phases in alternating order and prints
+// the medians side by side with their ratio. With --floor it also measures what runc and CNI alone take for the
+// same container: netns + CNI ADD, then runc create + start of the same busybox bundle. Every phase's machine
+// busy share, steal time and load are printed, so a run on a loaded machine shows itself.
 //
 //	go run ./hack/bench --endpoint unix:///var/tmp/noded-bench/noded/noded.sock \
-//	    [--endpoint-b unix:///var/tmp/bench-containerd/containerd.sock] [--floor] [--phases start,mem,pull,list]
+//	    [--endpoint-b unix:///var/tmp/bench-containerd/containerd.sock] [--floor] \
+//	    [--phases start,mem,pull,list,scale] [--scale 0,100,250] [--plot bench-scale.svg]
 //
 // Everything it creates (pods, containers, cgroups below --cgroup-parent, log dirs, the floor's containers,
 // netns and CNI attachments) is removed before it exits, also when it is interrupted. Run as root. Its numbers
@@ -41,6 +45,12 @@ type options struct {
 	pullRounds            int
 	abRounds              int
 
+	scale          []int
+	scaleSamples   int
+	scaleListCalls int
+	relist         time.Duration
+	plot           string
+
 	floor       bool
 	floorRuns   int
 	runc        string
@@ -61,7 +71,12 @@ func run() error {
 	var o options
 	a := flag.String("endpoint", "unix:///var/tmp/noded-bench/noded/noded.sock", "CRI endpoint A")
 	b := flag.String("endpoint-b", "", "CRI endpoint B: measure A and B alternately and print ratios")
-	phases := flag.String("phases", "start,mem,pull,list", "phases to run: start, mem, pull, list (comma-separated)")
+	phases := flag.String("phases", "start,mem,pull,list", "phases to run: start, mem, pull, list, scale (comma-separated)")
+	scaleCounts := flag.String("scale", "0,100,250", "scale phase: pods (each with a started container) running while it measures")
+	flag.IntVar(&o.scaleSamples, "scale-samples", 10, "scale phase: pod lifecycles timed at each count")
+	flag.DurationVar(&o.relist, "relist-duration", 60*time.Second, "scale phase: length of the kubelet-like relist loop at the largest count")
+	flag.IntVar(&o.scaleListCalls, "scale-list-calls", 20, "scale phase: calls of each list RPC at the other counts")
+	flag.StringVar(&o.plot, "plot", "bench-scale.svg", "scale phase: SVG plot written here (\"\" for none)")
 	flag.StringVar(&o.image, "image", "docker.io/noded/busybox:latest", "busybox image the pods run (pulled once, cached)")
 	flag.StringVar(&o.largeImage, "large-image", "docker.io/noded/large:latest", "image the pull phase pulls")
 	flag.StringVar(&o.handler, "runtime-handler", "", "RuntimeClass handler for the pods")
@@ -76,7 +91,7 @@ func run() error {
 	flag.IntVar(&o.listRunning, "list-running", 100, "of those, containers started")
 	flag.IntVar(&o.listIters, "list-iters", 100, "calls per list RPC")
 	flag.IntVar(&o.pullRounds, "pull-rounds", 2, "pulls of the large image (removed before each)")
-	flag.IntVar(&o.abRounds, "ab-rounds", 2, "alternations A B in the two-endpoint mode")
+	flag.IntVar(&o.abRounds, "ab-rounds", 2, "rounds in the two-endpoint mode; each runs the start phase interleaved pod by pod (A B, B A, ...) and the other phases in alternating order")
 	flag.BoolVar(&o.floor, "floor", false, "also measure the floor: netns + CNI ADD, runc create + start")
 	flag.IntVar(&o.floorRuns, "floor-runs", 30, "floor iterations")
 	flag.StringVar(&o.runc, "runc", "/usr/local/sbin/runc", "runc for the floor")
@@ -94,7 +109,7 @@ func run() error {
 	for _, p := range strings.Split(*phases, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			switch p {
-			case "start", "mem", "pull", "list":
+			case "start", "mem", "pull", "list", "scale":
 				o.phases[p] = true
 			default:
 				return fmt.Errorf("unknown phase %q", p)
@@ -102,6 +117,11 @@ func run() error {
 		}
 	}
 	o.cniBinDirs = strings.Split(*bins, ",")
+	counts, err := parseCounts(*scaleCounts)
+	if err != nil {
+		return fmt.Errorf("--scale: %w", err)
+	}
+	o.scale = counts
 	if !strings.HasPrefix(o.cgroupParent, "/") || o.cgroupParent == "/" {
 		return fmt.Errorf("--cgroup-parent must be an absolute path below the root")
 	}
@@ -119,33 +139,85 @@ func run() error {
 	if *removeAll {
 		return removeAllPods(ctx, &o, *a)
 	}
+	var plog phaseLog
 	var floor *Results
 	if o.floor {
-		f, err := measureFloor(ctx, &o)
-		if err != nil {
+		if err := plog.run("floor", func() error {
+			f, err := measureFloor(ctx, &o)
+			floor = f
+			return err
+		}); err != nil {
 			return fmt.Errorf("floor: %w", err)
 		}
-		floor = f
 	}
 
+	cs := make([]*client, len(o.endpoints))
+	defer func() {
+		for _, c := range cs {
+			// A failed cleanup is reported but keeps the results; the start/stop scripts remove what is left.
+			if c != nil {
+				if err := c.cleanup(); err != nil {
+					fmt.Fprintf(os.Stderr, "bench: %s: cleanup: %v\n", c.endpoint, err)
+				}
+			}
+		}
+	}()
+	for i, ep := range o.endpoints {
+		c, err := setupClient(ctx, &o, ep)
+		cs[i] = c
+		if err != nil {
+			return fmt.Errorf("%s: %w", ep, err)
+		}
+	}
 	perEndpoint := make([][]*Results, len(o.endpoints))
 	rounds := 1
 	if len(o.endpoints) > 1 {
 		rounds = o.abRounds
 	}
-	for r := 0; r < rounds; r++ {
-		for i, ep := range o.endpoints {
-			fmt.Fprintf(os.Stderr, "bench: round %d/%d: %s\n", r+1, rounds, ep)
-			res, err := benchEndpoint(ctx, &o, ep)
-			if err != nil {
-				return fmt.Errorf("%s: %w", ep, err)
+	for r := 0; r < rounds && (o.phases["start"] || o.phases["mem"] || o.phases["list"] || o.phases["pull"]); r++ {
+		res := make([]*Results, len(cs))
+		for i, c := range cs {
+			res[i] = &Results{Label: c.label}
+		}
+		if o.phases["start"] {
+			if err := plog.run(fmt.Sprintf("start round %d (interleaved pod by pod)", r+1), func() error {
+				return benchStart(ctx, cs, res)
+			}); err != nil {
+				return err
 			}
-			perEndpoint[i] = append(perEndpoint[i], res)
+		}
+		for _, i := range interleave(r, len(cs)) {
+			if o.phases["mem"] || o.phases["list"] || o.phases["pull"] {
+				fmt.Fprintf(os.Stderr, "bench: round %d/%d: %s\n", r+1, rounds, cs[i].endpoint)
+			}
+			if err := cs[i].benchOthers(ctx, res[i], &plog); err != nil {
+				return fmt.Errorf("%s: %w", cs[i].endpoint, err)
+			}
+		}
+		for i := range cs {
+			perEndpoint[i] = append(perEndpoint[i], res[i])
 		}
 	}
-	fmt.Printf("noded bench %s, %d round(s) per endpoint, alternating; medians over rounds\n", time.Now().Format(time.RFC3339), rounds)
-	if len(o.endpoints) == 1 && len(perEndpoint[0]) == 1 {
+	var scale [][]scalePoint
+	if o.phases["scale"] {
+		for _, c := range cs {
+			pts, err := c.benchScale(ctx, &plog)
+			if err != nil {
+				return fmt.Errorf("%s: scale: %w", c.endpoint, err)
+			}
+			scale = append(scale, pts)
+		}
+	}
+
+	fmt.Printf("noded bench %s, %d round(s) per endpoint, start phase interleaved pod by pod; medians over rounds\n", time.Now().Format(time.RFC3339), rounds)
+	if len(perEndpoint[0]) == 0 {
+		// scale only
+	} else if len(o.endpoints) == 1 && len(perEndpoint[0]) == 1 {
 		if err := printTable(os.Stdout, perEndpoint[0][0]); err != nil {
+			return err
+		}
+	} else if len(o.endpoints) == 1 {
+		if err := compareTable(os.Stdout, perEndpoint[0], nil); err != nil {
 			return err
 		}
 	} else if err := compareTable(os.Stdout, perEndpoint[0], perEndpoint[1]); err != nil {
@@ -156,18 +228,37 @@ func run() error {
 		if err := printTable(os.Stdout, floor); err != nil {
 			return err
 		}
-		floorTotal := floor.rowValue("floor total p50")
 		for i, rs := range perEndpoint {
-			var p50s []float64
-			for _, r := range rs {
-				p50s = append(p50s, r.rowValue("seq start p50"))
-			}
-			if m := median(p50s); floorTotal > 0 && !isNaN(m) {
-				fmt.Printf("%s: seq start p50 %.1f ms = %.2fx the floor (%.1f ms)\n", label(o.endpoints[i]), m, m/floorTotal, floorTotal)
+			for _, m := range []struct{ row, floorRow, what string }{
+				{"seq start p50", "floor total p50", "seq start p50"},
+				{"seq teardown p50", "floor teardown p50", "seq teardown p50"},
+				{"seq machine CPU per pod lifecycle", "floor machine CPU per pod lifecycle", "machine CPU per pod lifecycle"},
+			} {
+				var vs []float64
+				for _, r := range rs {
+					vs = append(vs, r.rowValue(m.row))
+				}
+				f := floor.rowValue(m.floorRow)
+				if v := median(vs); f > 0 && !isNaN(v) {
+					fmt.Printf("%s: %s %.1f ms = %.2fx the floor (%.1f ms)\n", cs[i].label, m.what, v, v/f, f)
+				}
 			}
 		}
 	}
-	return nil
+	if scale != nil {
+		fmt.Println()
+		if err := printScale(os.Stdout, cs, scale); err != nil {
+			return err
+		}
+		if o.plot != "" {
+			if err := writePlotFile(o.plot, cs, scale); err != nil {
+				return fmt.Errorf("plot: %w", err)
+			}
+			fmt.Printf("plot: %s\n", o.plot)
+		}
+	}
+	fmt.Println()
+	return plog.print(os.Stdout)
 }
 
 func isNaN(f float64) bool { return f != f }

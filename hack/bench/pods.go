@@ -25,6 +25,9 @@ type client struct {
 	img      internalapi.ImageManagerService
 	runID    string
 
+	label  string // the runtime's name (from Version) or the endpoint's
+	daemon int    // PID of the process serving the socket, 0 if unknown
+
 	mu   sync.Mutex
 	pods map[string]bool // sandbox IDs not yet removed
 	seq  int
@@ -265,29 +268,23 @@ func (c *client) ensureImage(ctx context.Context, ref string) error {
 	return nil
 }
 
-// benchEndpoint runs the selected phases against one endpoint and cleans up after them.
-func benchEndpoint(ctx context.Context, o *options, endpoint string) (res *Results, err error) {
+// setupClient dials an endpoint, names it after the runtime, makes sure the pods' image is there, finds the
+// daemon's PID and warms it up. The caller cleans the client up.
+func setupClient(ctx context.Context, o *options, endpoint string) (*client, error) {
 	c, err := dial(ctx, o, endpoint)
 	if err != nil {
 		return nil, err
 	}
-	defer func() {
-		// A failed cleanup is reported but keeps the results; the start/stop scripts remove what is left.
-		if cerr := c.cleanup(); cerr != nil {
-			fmt.Fprintf(os.Stderr, "bench: %s: cleanup: %v\n", endpoint, cerr)
-		}
-	}()
-	res = &Results{Label: label(endpoint)}
+	c.label = label(endpoint)
 	if v, err := c.rt.Version(ctx, ""); err == nil {
-		res.Label = strings.ToLower(v.RuntimeName)
+		c.label = strings.ToLower(v.RuntimeName)
 	}
 	if err := c.ensureImage(ctx, o.image); err != nil {
-		return nil, err
+		return c, err
 	}
-	daemon := 0
 	if strings.HasPrefix(endpoint, "unix://") {
 		if pid, err := socketOwner(strings.TrimPrefix(endpoint, "unix://")); err == nil {
-			daemon = pid
+			c.daemon = pid
 		} else {
 			fmt.Fprintln(os.Stderr, "bench:", err)
 		}
@@ -296,93 +293,122 @@ func benchEndpoint(ctx context.Context, o *options, endpoint string) (res *Resul
 	for i := 0; i < 2; i++ {
 		p, _, err := c.startPod(ctx, "warm")
 		if err != nil {
-			return nil, fmt.Errorf("warm-up: %w", err)
+			return c, fmt.Errorf("warm-up: %w", err)
 		}
 		if _, err := c.stopPod(ctx, p); err != nil {
-			return nil, fmt.Errorf("warm-up: %w", err)
+			return c, fmt.Errorf("warm-up: %w", err)
 		}
 	}
-	if o.phases["mem"] && daemon > 0 {
-		if m, err := memOf(daemon); err == nil {
-			res.add("daemon RSS idle", mib(m.RSS), "MiB", true)
-		}
-	}
-	if o.phases["start"] {
-		if err := c.benchStart(ctx, res); err != nil {
-			return nil, err
-		}
-	}
+	return c, nil
+}
+
+// benchOthers runs the phases other than start (which is interleaved across endpoints) against one endpoint.
+func (c *client) benchOthers(ctx context.Context, res *Results, plog *phaseLog) error {
+	o := c.o
 	if o.phases["mem"] {
-		if err := c.benchMemory(ctx, res, daemon); err != nil {
-			return nil, err
+		if err := plog.run("mem "+c.label, func() error {
+			if c.daemon > 0 {
+				if m, err := memOf(c.daemon); err == nil {
+					res.add("daemon RSS idle", mib(m.RSS), "MiB", true)
+				}
+			}
+			return c.benchMemory(ctx, res, c.daemon)
+		}); err != nil {
+			return err
 		}
 	}
 	if o.phases["list"] {
-		if err := c.benchList(ctx, res); err != nil {
-			return nil, err
+		if err := plog.run("list "+c.label, func() error { return c.benchList(ctx, res) }); err != nil {
+			return err
 		}
 	}
 	if o.phases["pull"] {
-		if err := c.benchPull(ctx, res); err != nil {
-			return nil, err
+		if err := plog.run("pull "+c.label, func() error { return c.benchPull(ctx, res) }); err != nil {
+			return err
 		}
 	}
-	return res, nil
+	return nil
 }
 
-func (c *client) benchStart(ctx context.Context, res *Results) error {
-	var starts, stops []time.Duration
-	var steps, tsteps [3][]time.Duration
-	for i := 0; i < c.o.seq; i++ {
-		p, st, err := c.startPodSteps(ctx, "seq")
-		if err != nil {
-			return err
-		}
-		starts = append(starts, st[0]+st[1]+st[2])
-		for j := range st {
-			steps[j] = append(steps[j], st[j])
-		}
-		sst, err := c.stopPodSteps(ctx, p)
-		if err != nil {
-			return err
-		}
-		stops = append(stops, sst[0]+sst[1]+sst[2])
-		for j := range sst {
-			tsteps[j] = append(tsteps[j], sst[j])
+// benchStart measures pod start and teardown on every client, interleaved pod by pod for the sequential part
+// (A, B, then B, A, ...) and round by round for the concurrent part, with the machine's CPU bracketed around
+// each lifecycle (each round) and given to the endpoint that ran it. res[k] gets client k's rows.
+func benchStart(ctx context.Context, cs []*client, res []*Results) error {
+	n := len(cs)
+	o := cs[0].o
+	starts, stops := make([][]time.Duration, n), make([][]time.Duration, n)
+	steps, tsteps := make([][3][]time.Duration, n), make([][3][]time.Duration, n)
+	seqCPU := make([]cpuMeter, n)
+	for i := 0; i < o.seq; i++ {
+		for _, k := range interleave(i, n) {
+			c := cs[k]
+			seqCPU[k].begin(c.daemon)
+			p, st, err := c.startPodSteps(ctx, "seq")
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.label, err)
+			}
+			sst, err := c.stopPodSteps(ctx, p)
+			if err != nil {
+				return fmt.Errorf("%s: %w", c.label, err)
+			}
+			seqCPU[k].end(1)
+			starts[k] = append(starts[k], st[0]+st[1]+st[2])
+			stops[k] = append(stops[k], sst[0]+sst[1]+sst[2])
+			for j := range st {
+				steps[k][j] = append(steps[k][j], st[j])
+				tsteps[k][j] = append(tsteps[k][j], sst[j])
+			}
 		}
 	}
-	res.addLatencies("seq start", starts)
-	for j, name := range []string{"RunPodSandbox", "CreateContainer", "StartContainer"} {
-		res.add("seq "+name+" p50", ms(percentile(steps[j], 50)), "ms", true)
-	}
-	res.addLatencies("seq teardown", stops)
-	for j, name := range []string{"StopContainer", "StopPodSandbox", "RemovePodSandbox"} {
-		res.add("seq "+name+" p50", ms(percentile(tsteps[j], 50)), "ms", true)
-	}
-
-	var cstarts, cstops []time.Duration
-	var rates []float64
-	for r := 0; r < c.o.concRounds; r++ {
-		pods := make([]pod, c.o.conc)
-		durs := make([]time.Duration, c.o.conc)
-		errs := make([]error, c.o.conc)
-		t0 := time.Now()
-		parallel(c.o.conc, c.o.conc, func(i int) { pods[i], durs[i], errs[i] = c.startPod(ctx, "conc") })
-		wall := time.Since(t0)
-		if err := errors.Join(errs...); err != nil {
-			return err
+	cstarts, cstops := make([][]time.Duration, n), make([][]time.Duration, n)
+	rates := make([][]float64, n)
+	concCPU := make([]cpuMeter, n)
+	for r := 0; r < o.concRounds; r++ {
+		for _, k := range interleave(r, n) {
+			c := cs[k]
+			pods := make([]pod, o.conc)
+			durs := make([]time.Duration, o.conc)
+			errs := make([]error, o.conc)
+			concCPU[k].begin(c.daemon)
+			t0 := time.Now()
+			parallel(o.conc, o.conc, func(i int) { pods[i], durs[i], errs[i] = c.startPod(ctx, "conc") })
+			wall := time.Since(t0)
+			if err := errors.Join(errs...); err != nil {
+				return fmt.Errorf("%s: %w", c.label, err)
+			}
+			cstarts[k] = append(cstarts[k], durs...)
+			rates[k] = append(rates[k], float64(o.conc)/wall.Seconds())
+			parallel(o.conc, o.conc, func(i int) { durs[i], errs[i] = c.stopPod(ctx, pods[i]) })
+			if err := errors.Join(errs...); err != nil {
+				return fmt.Errorf("%s: %w", c.label, err)
+			}
+			concCPU[k].end(o.conc)
+			cstops[k] = append(cstops[k], durs...)
 		}
-		cstarts = append(cstarts, durs...)
-		rates = append(rates, float64(c.o.conc)/wall.Seconds())
-		parallel(c.o.conc, c.o.conc, func(i int) { durs[i], errs[i] = c.stopPod(ctx, pods[i]) })
-		if err := errors.Join(errs...); err != nil {
-			return err
-		}
-		cstops = append(cstops, durs...)
 	}
-	res.addLatencies(fmt.Sprintf("conc%d start", c.o.conc), cstarts)
-	res.add(fmt.Sprintf("conc%d throughput", c.o.conc), median(rates), "pods/s", false)
-	res.addLatencies(fmt.Sprintf("conc%d teardown", c.o.conc), cstops)
+	for k := range cs {
+		r := res[k]
+		r.addLatencies("seq start", starts[k])
+		for j, name := range []string{"RunPodSandbox", "CreateContainer", "StartContainer"} {
+			r.add("seq "+name+" p50", ms(percentile(steps[k][j], 50)), "ms", true)
+		}
+		r.addLatencies("seq teardown", stops[k])
+		for j, name := range []string{"StopContainer", "StopPodSandbox", "RemovePodSandbox"} {
+			r.add("seq "+name+" p50", ms(percentile(tsteps[k][j], 50)), "ms", true)
+		}
+		machine, daemon := seqCPU[k].perItemMs()
+		r.add("seq machine CPU per pod lifecycle", machine, "ms", true)
+		if cs[k].daemon > 0 {
+			r.add("seq daemon CPU per pod lifecycle", daemon, "ms", true)
+		}
+		if o.concRounds > 0 {
+			r.addLatencies(fmt.Sprintf("conc%d start", o.conc), cstarts[k])
+			r.add(fmt.Sprintf("conc%d throughput", o.conc), median(rates[k]), "pods/s", false)
+			r.addLatencies(fmt.Sprintf("conc%d teardown", o.conc), cstops[k])
+			machine, _ = concCPU[k].perItemMs()
+			r.add(fmt.Sprintf("conc%d machine CPU per pod lifecycle", o.conc), machine, "ms", true)
+		}
+	}
 	return nil
 }
 
