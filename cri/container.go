@@ -12,9 +12,6 @@ import (
 
 // CreateContainer creates a container in a sandbox.
 func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.CreateContainerRequest) (*runtimeapi.CreateContainerResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
 	if req.GetConfig() == nil {
 		return nil, errdefs.InvalidArgument("container config is required")
 	}
@@ -23,7 +20,7 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 		return nil, err
 	}
 	defer release()
-	id, err := s.pods().CreateContainer(ctx, req.GetPodSandboxId(), req.GetConfig())
+	id, err := s.Pods.CreateContainer(ctx, req.GetPodSandboxId(), req.GetConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -32,9 +29,6 @@ func (s *RuntimeServer) CreateContainer(ctx context.Context, req *runtimeapi.Cre
 
 // StartContainer starts a created container.
 func (s *RuntimeServer) StartContainer(ctx context.Context, req *runtimeapi.StartContainerRequest) (*runtimeapi.StartContainerResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
 	if err := s.Containers.Start(ctx, req.GetContainerId()); err != nil {
 		return nil, err
 	}
@@ -43,9 +37,6 @@ func (s *RuntimeServer) StartContainer(ctx context.Context, req *runtimeapi.Star
 
 // StopContainer stops a container with its stop signal, then SIGKILL after the timeout. Unknown IDs succeed.
 func (s *RuntimeServer) StopContainer(ctx context.Context, req *runtimeapi.StopContainerRequest) (*runtimeapi.StopContainerResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
 	if req.GetTimeout() < 0 {
 		return nil, errdefs.InvalidArgument("timeout must not be negative")
 	}
@@ -57,9 +48,6 @@ func (s *RuntimeServer) StopContainer(ctx context.Context, req *runtimeapi.StopC
 
 // RemoveContainer removes a container, killing it if it runs. Unknown IDs succeed.
 func (s *RuntimeServer) RemoveContainer(ctx context.Context, req *runtimeapi.RemoveContainerRequest) (*runtimeapi.RemoveContainerResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
 	if err := s.Containers.Remove(ctx, req.GetContainerId()); err != nil {
 		return nil, err
 	}
@@ -68,9 +56,6 @@ func (s *RuntimeServer) RemoveContainer(ctx context.Context, req *runtimeapi.Rem
 
 // ContainerStatus returns a container's status.
 func (s *RuntimeServer) ContainerStatus(ctx context.Context, req *runtimeapi.ContainerStatusRequest) (*runtimeapi.ContainerStatusResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
 	st, info, err := s.Containers.Status(req.GetContainerId(), req.GetVerbose())
 	if err != nil {
 		return nil, err
@@ -80,17 +65,11 @@ func (s *RuntimeServer) ContainerStatus(ctx context.Context, req *runtimeapi.Con
 
 // ListContainers lists containers matching the filter.
 func (s *RuntimeServer) ListContainers(ctx context.Context, req *runtimeapi.ListContainersRequest) (*runtimeapi.ListContainersResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
 	return &runtimeapi.ListContainersResponse{Containers: s.Containers.List(req.GetFilter())}, nil
 }
 
 // StreamContainers is ListContainers in chunks.
 func (s *RuntimeServer) StreamContainers(req *runtimeapi.StreamContainersRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamContainersResponse]) error {
-	if err := s.sandboxes(); err != nil {
-		return err
-	}
 	return chunks(s.Containers.List(req.GetFilter()), func(items []*runtimeapi.Container) error {
 		return stream.Send(&runtimeapi.StreamContainersResponse{Containers: items})
 	})
@@ -98,9 +77,6 @@ func (s *RuntimeServer) StreamContainers(req *runtimeapi.StreamContainersRequest
 
 // UpdateContainerResources applies new resources to a container.
 func (s *RuntimeServer) UpdateContainerResources(ctx context.Context, req *runtimeapi.UpdateContainerResourcesRequest) (*runtimeapi.UpdateContainerResourcesResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
 	if err := s.Containers.Update(ctx, req.GetContainerId(), req.GetLinux()); err != nil {
 		return nil, err
 	}
@@ -109,9 +85,6 @@ func (s *RuntimeServer) UpdateContainerResources(ctx context.Context, req *runti
 
 // ReopenContainerLog makes the container's monitor reopen its log file.
 func (s *RuntimeServer) ReopenContainerLog(ctx context.Context, req *runtimeapi.ReopenContainerLogRequest) (*runtimeapi.ReopenContainerLogResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
 	if err := s.Containers.ReopenLog(ctx, req.GetContainerId()); err != nil {
 		return nil, err
 	}
@@ -120,9 +93,6 @@ func (s *RuntimeServer) ReopenContainerLog(ctx context.Context, req *runtimeapi.
 
 // ExecSync runs a command in a container and returns its output.
 func (s *RuntimeServer) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRequest) (*runtimeapi.ExecSyncResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
 	res, err := s.Containers.ExecSync(ctx, req.GetContainerId(), req.GetCmd(), time.Duration(req.GetTimeout())*time.Second)
 	if err != nil {
 		return nil, err
@@ -133,9 +103,6 @@ func (s *RuntimeServer) ExecSync(ctx context.Context, req *runtimeapi.ExecSyncRe
 // CheckpointContainer writes a CRIU checkpoint archive of a running container to the requested location; the
 // container keeps running. It answers FailedPrecondition where CRIU cannot checkpoint on the host.
 func (s *RuntimeServer) CheckpointContainer(ctx context.Context, req *runtimeapi.CheckpointContainerRequest) (*runtimeapi.CheckpointContainerResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
 	if req.GetTimeout() < 0 {
 		return nil, errdefs.InvalidArgument("timeout must not be negative")
 	}

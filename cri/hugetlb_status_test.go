@@ -13,7 +13,7 @@ import (
 // Status verbose reports the hugetlb detection under its own key.
 func TestStatusVerboseHugetlb(t *testing.T) {
 	want := cgroupsv2.Hugetlb{PageSizes: []string{"2MB"}, Reason: "no cgroup v1 hierarchy has the hugetlb controller"}
-	s := NewRuntimeServer(Info{Hugetlb: want}, nil)
+	s := newTestServer(t, Info{Hugetlb: want}, Backends{})
 	resp, err := s.Status(context.Background(), &runtimeapi.StatusRequest{Verbose: true})
 	if err != nil {
 		t.Fatal(err)

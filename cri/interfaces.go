@@ -42,14 +42,16 @@ type PodBackend interface {
 	CreateContainer(ctx context.Context, podID string, cfg *runtimeapi.ContainerConfig) (string, error)
 }
 
-// StatsBackend answers the stats RPCs (implemented by *stats.Provider).
+// StatsBackend answers the stats RPCs (implemented by *stats.Provider, or StatsUnavailable). ContainerStats and
+// PodSandboxStats answer an empty ID with InvalidArgument; the handlers leave that check to the backend so that
+// StatsUnavailable's Unimplemented comes first (kubelet's probe, see PodSandboxStats).
 type StatsBackend interface {
 	ContainerStats(ctx context.Context, id string) (*runtimeapi.ContainerStats, error)
 	ListContainerStats(ctx context.Context, filter *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error)
 	PodSandboxStats(ctx context.Context, id string) (*runtimeapi.PodSandboxStats, error)
 	ListPodSandboxStats(ctx context.Context, filter *runtimeapi.PodSandboxStatsFilter) ([]*runtimeapi.PodSandboxStats, error)
 	ListPodSandboxMetrics(ctx context.Context) ([]*runtimeapi.PodSandboxMetrics, error)
-	ListMetricDescriptors() []*runtimeapi.MetricDescriptor
+	ListMetricDescriptors(ctx context.Context) ([]*runtimeapi.MetricDescriptor, error)
 }
 
 var (

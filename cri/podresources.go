@@ -13,9 +13,6 @@ import (
 // cgroup (in-place pod resize, KEP-1287); PodSandboxStatus(verbose) reports them under "podResources". noded
 // owns no pod cgroup, so no cgroup is written (see sandbox.Manager.UpdateResources).
 func (s *RuntimeServer) UpdatePodSandboxResources(ctx context.Context, req *runtimeapi.UpdatePodSandboxResourcesRequest) (*runtimeapi.UpdatePodSandboxResourcesResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
 	id := req.GetPodSandboxId()
 	if id == "" {
 		return nil, errdefs.InvalidArgument("pod sandbox id is required")

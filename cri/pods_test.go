@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"errors"
 	"testing"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -34,12 +33,8 @@ func (p *podRecorder) CreateContainer(_ context.Context, podID string, cfg *runt
 // The pod-level RPCs translate and delegate to the pod service; they hold no orchestration of their own.
 func TestPodRPCsDelegate(t *testing.T) {
 	rec := &podRecorder{}
-	s := NewRuntimeServer(Info{}, &Backends{Sandboxes: SandboxBackend(nil), Pods: rec})
+	s := newTestServer(t, Info{}, Backends{Pods: rec})
 	ctx := context.Background()
-	if _, err := s.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: "p"}); !errors.Is(err, errdefs.ErrNotImplemented) {
-		t.Fatalf("StopPodSandbox without the domains: %v, want NotImplemented", err)
-	}
-	s = NewRuntimeServer(Info{}, &Backends{Sandboxes: nopSandboxes{}, Containers: nopContainers{}, Pods: rec})
 	if _, err := s.StopPodSandbox(ctx, &runtimeapi.StopPodSandboxRequest{PodSandboxId: "p"}); err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +63,3 @@ func TestPodRPCsDelegate(t *testing.T) {
 		t.Fatalf("StopPodSandbox passes the domain's error on: %v", err)
 	}
 }
-
-type nopSandboxes struct{ SandboxBackend }
-type nopContainers struct{ ContainerBackend }

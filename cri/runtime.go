@@ -55,12 +55,13 @@ type RuntimeServer struct {
 	podCIDR string
 }
 
-// NewRuntimeServer returns a RuntimeService with the given facts and backends.
-func NewRuntimeServer(info Info, b *Backends) *RuntimeServer {
-	if b == nil {
-		b = &Backends{}
+// NewRuntimeServer returns a RuntimeService with the given facts and backends. It refuses backends with a
+// required one missing (see Backends), so a wiring mistake fails at start-up, not in an RPC.
+func NewRuntimeServer(info Info, b *Backends) (*RuntimeServer, error) {
+	if err := b.check(); err != nil {
+		return nil, err
 	}
-	return &RuntimeServer{info: info, Backends: b}
+	return &RuntimeServer{info: info, Backends: b}, nil
 }
 
 // Version reports noded's name and versions.

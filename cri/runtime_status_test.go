@@ -9,9 +9,9 @@ import (
 
 // The verbose Status carries the security module facts the daemon reports; the plain one does not.
 func TestStatusVerboseReportsSecurity(t *testing.T) {
-	s := NewRuntimeServer(Info{Security: func() map[string]string {
+	s := newTestServer(t, Info{Security: func() map[string]string {
 		return map[string]string{"apparmor": `{"enabled":true,"defaultProfile":"noded-default","loaded":true}`, "selinux": "disabled"}
-	}}, nil)
+	}}, Backends{})
 	resp, err := s.Status(context.Background(), &runtimeapi.StatusRequest{Verbose: true})
 	if err != nil {
 		t.Fatal(err)

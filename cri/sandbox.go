@@ -11,18 +11,8 @@ import (
 	"github.com/noded/noded/errdefs"
 )
 
-func (s *RuntimeServer) sandboxes() error {
-	if s.Sandboxes == nil || s.Containers == nil || s.Pods == nil {
-		return errdefs.NotImplemented("pod sandboxes are not available in this noded")
-	}
-	return nil
-}
-
 // RunPodSandbox creates and starts a pod sandbox.
 func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPodSandboxRequest) (*runtimeapi.RunPodSandboxResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
 	if req.GetConfig() == nil {
 		return nil, errdefs.InvalidArgument("sandbox config is required")
 	}
@@ -40,10 +30,7 @@ func (s *RuntimeServer) RunPodSandbox(ctx context.Context, req *runtimeapi.RunPo
 
 // StopPodSandbox stops the pod's containers and tears down its network. Unknown IDs succeed.
 func (s *RuntimeServer) StopPodSandbox(ctx context.Context, req *runtimeapi.StopPodSandboxRequest) (*runtimeapi.StopPodSandboxResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
-	if err := s.pods().Stop(ctx, req.GetPodSandboxId()); err != nil {
+	if err := s.Pods.Stop(ctx, req.GetPodSandboxId()); err != nil {
 		return nil, err
 	}
 	return &runtimeapi.StopPodSandboxResponse{}, nil
@@ -52,10 +39,7 @@ func (s *RuntimeServer) StopPodSandbox(ctx context.Context, req *runtimeapi.Stop
 // RemovePodSandbox stops the pod if needed, removes its containers and everything of the sandbox. Unknown IDs
 // succeed.
 func (s *RuntimeServer) RemovePodSandbox(ctx context.Context, req *runtimeapi.RemovePodSandboxRequest) (*runtimeapi.RemovePodSandboxResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
-	if err := s.pods().Remove(ctx, req.GetPodSandboxId()); err != nil {
+	if err := s.Pods.Remove(ctx, req.GetPodSandboxId()); err != nil {
 		return nil, err
 	}
 	return &runtimeapi.RemovePodSandboxResponse{}, nil
@@ -63,9 +47,6 @@ func (s *RuntimeServer) RemovePodSandbox(ctx context.Context, req *runtimeapi.Re
 
 // PodSandboxStatus returns the status of a sandbox and of its containers.
 func (s *RuntimeServer) PodSandboxStatus(ctx context.Context, req *runtimeapi.PodSandboxStatusRequest) (*runtimeapi.PodSandboxStatusResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
 	st, info, err := s.Sandboxes.Status(req.GetPodSandboxId(), req.GetVerbose())
 	if err != nil {
 		return nil, err
@@ -79,17 +60,11 @@ func (s *RuntimeServer) PodSandboxStatus(ctx context.Context, req *runtimeapi.Po
 
 // ListPodSandbox lists sandboxes matching the filter.
 func (s *RuntimeServer) ListPodSandbox(ctx context.Context, req *runtimeapi.ListPodSandboxRequest) (*runtimeapi.ListPodSandboxResponse, error) {
-	if err := s.sandboxes(); err != nil {
-		return nil, err
-	}
 	return &runtimeapi.ListPodSandboxResponse{Items: s.Sandboxes.List(req.GetFilter())}, nil
 }
 
 // StreamPodSandboxes is ListPodSandbox in chunks.
 func (s *RuntimeServer) StreamPodSandboxes(req *runtimeapi.StreamPodSandboxesRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxesResponse]) error {
-	if err := s.sandboxes(); err != nil {
-		return err
-	}
 	return chunks(s.Sandboxes.List(req.GetFilter()), func(items []*runtimeapi.PodSandbox) error {
 		return stream.Send(&runtimeapi.StreamPodSandboxesResponse{PodSandboxes: items})
 	})

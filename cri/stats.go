@@ -5,25 +5,11 @@ import (
 
 	"google.golang.org/grpc"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
-
-	"github.com/noded/noded/errdefs"
 )
 
-func (s *RuntimeServer) stats() error {
-	if s.Stats == nil {
-		return errdefs.NotImplemented("stats are not available in this noded")
-	}
-	return nil
-}
-
-// ContainerStats returns the stats of one container; an unknown container is NotFound.
+// ContainerStats returns the stats of one container; an unknown container is NotFound, an empty ID
+// InvalidArgument (from the backend, so that a noded without stats answers Unimplemented first).
 func (s *RuntimeServer) ContainerStats(ctx context.Context, req *runtimeapi.ContainerStatsRequest) (*runtimeapi.ContainerStatsResponse, error) {
-	if err := s.stats(); err != nil {
-		return nil, err
-	}
-	if req.GetContainerId() == "" {
-		return nil, errdefs.InvalidArgument("container ID is required")
-	}
 	st, err := s.Stats.ContainerStats(ctx, req.GetContainerId())
 	if err != nil {
 		return nil, err
@@ -33,9 +19,6 @@ func (s *RuntimeServer) ContainerStats(ctx context.Context, req *runtimeapi.Cont
 
 // ListContainerStats returns the stats of the running and created containers matching the filter.
 func (s *RuntimeServer) ListContainerStats(ctx context.Context, req *runtimeapi.ListContainerStatsRequest) (*runtimeapi.ListContainerStatsResponse, error) {
-	if err := s.stats(); err != nil {
-		return nil, err
-	}
 	list, err := s.Stats.ListContainerStats(ctx, req.GetFilter())
 	if err != nil {
 		return nil, err
@@ -45,9 +28,6 @@ func (s *RuntimeServer) ListContainerStats(ctx context.Context, req *runtimeapi.
 
 // StreamContainerStats is ListContainerStats in chunks.
 func (s *RuntimeServer) StreamContainerStats(req *runtimeapi.StreamContainerStatsRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamContainerStatsResponse]) error {
-	if err := s.stats(); err != nil {
-		return err
-	}
 	list, err := s.Stats.ListContainerStats(stream.Context(), req.GetFilter())
 	if err != nil {
 		return err
@@ -58,17 +38,11 @@ func (s *RuntimeServer) StreamContainerStats(req *runtimeapi.StreamContainerStat
 }
 
 // PodSandboxStats returns the stats of one pod sandbox; an unknown sandbox is NotFound, an empty ID
-// InvalidArgument. kubelet in CRI-stats mode (PodAndContainerStatsFromCRI) probes with an empty ID once at start
-// and falls back to cAdvisor only on Unimplemented (which a noded without stats answers): any other error means
+// InvalidArgument (from the backend, as for ContainerStats). kubelet in CRI-stats mode (PodAndContainerStatsFromCRI) probes with an empty ID once at start
+// and falls back to cAdvisor only on Unimplemented (which a noded without stats, StatsUnavailable, answers): any other error means
 // "supported". containerd 2.4 answers that probe with an untyped error (Unknown, "prefix can't be empty"); noded
 // keeps the clearer InvalidArgument, which kubelet treats the same way.
 func (s *RuntimeServer) PodSandboxStats(ctx context.Context, req *runtimeapi.PodSandboxStatsRequest) (*runtimeapi.PodSandboxStatsResponse, error) {
-	if err := s.stats(); err != nil {
-		return nil, err
-	}
-	if req.GetPodSandboxId() == "" {
-		return nil, errdefs.InvalidArgument("pod sandbox ID is required")
-	}
 	st, err := s.Stats.PodSandboxStats(ctx, req.GetPodSandboxId())
 	if err != nil {
 		return nil, err
@@ -78,9 +52,6 @@ func (s *RuntimeServer) PodSandboxStats(ctx context.Context, req *runtimeapi.Pod
 
 // ListPodSandboxStats returns the stats of the ready pod sandboxes matching the filter.
 func (s *RuntimeServer) ListPodSandboxStats(ctx context.Context, req *runtimeapi.ListPodSandboxStatsRequest) (*runtimeapi.ListPodSandboxStatsResponse, error) {
-	if err := s.stats(); err != nil {
-		return nil, err
-	}
 	list, err := s.Stats.ListPodSandboxStats(ctx, req.GetFilter())
 	if err != nil {
 		return nil, err
@@ -90,9 +61,6 @@ func (s *RuntimeServer) ListPodSandboxStats(ctx context.Context, req *runtimeapi
 
 // StreamPodSandboxStats is ListPodSandboxStats in chunks.
 func (s *RuntimeServer) StreamPodSandboxStats(req *runtimeapi.StreamPodSandboxStatsRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxStatsResponse]) error {
-	if err := s.stats(); err != nil {
-		return err
-	}
 	list, err := s.Stats.ListPodSandboxStats(stream.Context(), req.GetFilter())
 	if err != nil {
 		return err
@@ -104,17 +72,15 @@ func (s *RuntimeServer) StreamPodSandboxStats(req *runtimeapi.StreamPodSandboxSt
 
 // ListMetricDescriptors describes the metrics ListPodSandboxMetrics returns.
 func (s *RuntimeServer) ListMetricDescriptors(ctx context.Context, req *runtimeapi.ListMetricDescriptorsRequest) (*runtimeapi.ListMetricDescriptorsResponse, error) {
-	if err := s.stats(); err != nil {
+	descs, err := s.Stats.ListMetricDescriptors(ctx)
+	if err != nil {
 		return nil, err
 	}
-	return &runtimeapi.ListMetricDescriptorsResponse{Descriptors: s.Stats.ListMetricDescriptors()}, nil
+	return &runtimeapi.ListMetricDescriptorsResponse{Descriptors: descs}, nil
 }
 
 // ListPodSandboxMetrics returns the metrics of every ready pod sandbox and its running containers.
 func (s *RuntimeServer) ListPodSandboxMetrics(ctx context.Context, req *runtimeapi.ListPodSandboxMetricsRequest) (*runtimeapi.ListPodSandboxMetricsResponse, error) {
-	if err := s.stats(); err != nil {
-		return nil, err
-	}
 	list, err := s.Stats.ListPodSandboxMetrics(ctx)
 	if err != nil {
 		return nil, err
@@ -124,9 +90,6 @@ func (s *RuntimeServer) ListPodSandboxMetrics(ctx context.Context, req *runtimea
 
 // StreamPodSandboxMetrics is ListPodSandboxMetrics in chunks.
 func (s *RuntimeServer) StreamPodSandboxMetrics(req *runtimeapi.StreamPodSandboxMetricsRequest, stream grpc.ServerStreamingServer[runtimeapi.StreamPodSandboxMetricsResponse]) error {
-	if err := s.stats(); err != nil {
-		return err
-	}
 	list, err := s.Stats.ListPodSandboxMetrics(stream.Context())
 	if err != nil {
 		return err

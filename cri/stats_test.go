@@ -2,7 +2,6 @@ package cri
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -71,7 +70,7 @@ func newStatsServer(t *testing.T, n int) *RuntimeServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return NewRuntimeServer(Info{}, &Backends{Store: st, Stats: p})
+	return newTestServer(t, Info{}, Backends{Store: st, Stats: p})
 }
 
 func TestStatsRPCs(t *testing.T) {
@@ -147,13 +146,6 @@ func TestStatsStreamsChunk(t *testing.T) {
 	}
 }
 
-func TestStatsUnavailableWithoutProvider(t *testing.T) {
-	s := NewRuntimeServer(Info{}, nil)
-	if _, err := s.ListContainerStats(context.Background(), &runtimeapi.ListContainerStatsRequest{}); !errors.Is(err, errdefs.ErrNotImplemented) {
-		t.Errorf("err = %v, want NotImplemented", err)
-	}
-}
-
 // kubelet's start-up probe of PodSandboxStats (an empty ID; only Unimplemented makes it fall back to cAdvisor
 // stats): a noded with stats answers InvalidArgument, so kubelet uses the CRI stats; one without stats answers
 // Unimplemented, so kubelet falls back.
@@ -163,7 +155,7 @@ func TestPodSandboxStatsKubeletProbe(t *testing.T) {
 	if c := errdefs.Code(err); c != codes.InvalidArgument {
 		t.Errorf("empty ID with stats: %v (code %v), want InvalidArgument (anything but Unimplemented keeps kubelet on CRI stats)", err, c)
 	}
-	_, err = NewRuntimeServer(Info{}, &Backends{}).PodSandboxStats(ctx, &runtimeapi.PodSandboxStatsRequest{})
+	_, err = newTestServer(t, Info{}, Backends{Stats: StatsUnavailable{}}).PodSandboxStats(ctx, &runtimeapi.PodSandboxStatsRequest{})
 	if c := errdefs.Code(err); c != codes.Unimplemented {
 		t.Errorf("empty ID without stats: %v (code %v), want Unimplemented (kubelet then falls back to cAdvisor)", err, c)
 	}

@@ -18,13 +18,6 @@ type StreamServer interface {
 	GetPortForward(*runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error)
 }
 
-func (s *RuntimeServer) streams() error {
-	if s.Streams == nil || s.Store == nil {
-		return errdefs.NotImplemented("streaming is not available in this noded")
-	}
-	return nil
-}
-
 // runningContainer resolves id (or a unique prefix) to a running container.
 func (s *RuntimeServer) runningContainer(id string) (store.Container, error) {
 	if id == "" {
@@ -54,9 +47,6 @@ func validateStdio(tty, stdout, stderr bool) error {
 
 // Exec returns the URL of a streaming exec session in a running container.
 func (s *RuntimeServer) Exec(ctx context.Context, req *runtimeapi.ExecRequest) (*runtimeapi.ExecResponse, error) {
-	if err := s.streams(); err != nil {
-		return nil, err
-	}
 	if len(req.GetCmd()) == 0 {
 		return nil, errdefs.InvalidArgument("exec command must not be empty")
 	}
@@ -74,9 +64,6 @@ func (s *RuntimeServer) Exec(ctx context.Context, req *runtimeapi.ExecRequest) (
 
 // Attach returns the URL of a streaming attach session to a running container.
 func (s *RuntimeServer) Attach(ctx context.Context, req *runtimeapi.AttachRequest) (*runtimeapi.AttachResponse, error) {
-	if err := s.streams(); err != nil {
-		return nil, err
-	}
 	if err := validateStdio(req.GetTty(), req.GetStdout(), req.GetStderr()); err != nil {
 		return nil, err
 	}
@@ -94,9 +81,6 @@ func (s *RuntimeServer) Attach(ctx context.Context, req *runtimeapi.AttachReques
 
 // PortForward returns the URL of a streaming port-forward session to a ready pod sandbox.
 func (s *RuntimeServer) PortForward(ctx context.Context, req *runtimeapi.PortForwardRequest) (*runtimeapi.PortForwardResponse, error) {
-	if err := s.streams(); err != nil {
-		return nil, err
-	}
 	if req.GetPodSandboxId() == "" {
 		return nil, errdefs.InvalidArgument("pod sandbox id is required")
 	}

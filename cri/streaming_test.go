@@ -3,10 +3,8 @@ package cri
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/errdefs"
@@ -43,15 +41,7 @@ const (
 
 func newStreamingServer(t *testing.T) (*RuntimeServer, *recordingStreams) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "state.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	st, err := store.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := testStore(t)
 	if err := st.AddSandbox(&store.Sandbox{ID: testPodID, Name: "pod", State: store.SandboxReady,
 		Config: &runtimeapi.PodSandboxConfig{}}); err != nil {
 		t.Fatal(err)
@@ -63,7 +53,7 @@ func newStreamingServer(t *testing.T) (*RuntimeServer, *recordingStreams) {
 		}
 	}
 	rec := &recordingStreams{}
-	return NewRuntimeServer(Info{}, &Backends{Store: st, Streams: rec}), rec
+	return newTestServer(t, Info{}, Backends{Store: st, Streams: rec}), rec
 }
 
 func TestExecRPC(t *testing.T) {
@@ -124,13 +114,6 @@ func TestPortForwardRPC(t *testing.T) {
 	}
 	if _, err := s.PortForward(ctx, &runtimeapi.PortForwardRequest{PodSandboxId: testPodID, Port: []int32{70000}}); !errdefs.IsInvalidArgument(err) {
 		t.Errorf("bad port: %v", err)
-	}
-}
-
-func TestStreamingUnimplementedWithoutServer(t *testing.T) {
-	s := NewRuntimeServer(Info{}, nil)
-	if _, err := s.Exec(context.Background(), &runtimeapi.ExecRequest{ContainerId: "x", Cmd: []string{"sh"}, Stdout: true}); errdefs.Code(err).String() != "Unimplemented" {
-		t.Fatalf("err %v", err)
 	}
 }
 

@@ -10,10 +10,10 @@ import (
 )
 
 func TestStatusVerboseInfoKeys(t *testing.T) {
-	s := NewRuntimeServer(Info{CgroupDriver: "cgroupfs", Verbose: VerboseInfo{
+	s := newTestServer(t, Info{CgroupDriver: "cgroupfs", Verbose: VerboseInfo{
 		Config:   func() ([]byte, error) { return []byte(`{"default_runtime":"runc"}`), nil },
 		Features: func(context.Context) any { return map[string]any{"host": map[string]bool{"idmappedMounts": true}} },
-	}}, nil)
+	}}, Backends{})
 	resp, err := s.Status(context.Background(), &runtimeapi.StatusRequest{Verbose: true})
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +37,7 @@ func TestStatusVerboseInfoKeys(t *testing.T) {
 }
 
 func TestStatusVerboseConfigFailureLeavesKeyOut(t *testing.T) {
-	s := NewRuntimeServer(Info{Verbose: VerboseInfo{Config: func() ([]byte, error) { return nil, errors.New("boom") }}}, nil)
+	s := newTestServer(t, Info{Verbose: VerboseInfo{Config: func() ([]byte, error) { return nil, errors.New("boom") }}}, Backends{})
 	resp, err := s.Status(context.Background(), &runtimeapi.StatusRequest{Verbose: true})
 	if err != nil {
 		t.Fatal(err)

@@ -160,7 +160,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		}
 	}()
 
-	rt := cri.NewRuntimeServer(cri.Info{
+	rt, err := cri.NewRuntimeServer(cri.Info{
 		Version:      version.Version,
 		CgroupDriver: d.driver,
 		Hugetlb:      d.hugetlb,
@@ -172,6 +172,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	}, &cri.Backends{Sandboxes: svc.sandboxes, Containers: svc.containers, Store: svc.store,
 		Pods: pod.New(svc.sandboxes, svc.containers, svc.store), Events: &d.events, Stats: svc.stats, Streams: streams,
 		Starts: cri.NewStartLimiter(d.cfg.MaxConcurrentPodStarts, d.cfg.PodStartQueueWait.Duration)})
+	if err != nil {
+		return err
+	}
 	reapDone := make(chan struct{})
 	go func() { svc.reapUnclaimed(bgCtx, d.cfg.UnclaimedCreateTimeout.Duration); close(reapDone) }()
 	defer func() { stopBackground(); <-reapDone }()

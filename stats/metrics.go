@@ -96,13 +96,14 @@ var descByName = func() map[string]*metricDesc {
 	return m
 }()
 
-// ListMetricDescriptors describes every metric ListPodSandboxMetrics returns. The list is fixed.
-func (p *Provider) ListMetricDescriptors() []*runtimeapi.MetricDescriptor {
+// ListMetricDescriptors describes every metric ListPodSandboxMetrics returns. The list is fixed and the error
+// always nil (the signature is the one of cri.StatsBackend, whose implementations may have no metrics).
+func (p *Provider) ListMetricDescriptors(context.Context) ([]*runtimeapi.MetricDescriptor, error) {
 	out := make([]*runtimeapi.MetricDescriptor, 0, len(descriptors))
 	for _, d := range descriptors {
 		out = append(out, &runtimeapi.MetricDescriptor{Name: d.name, Help: d.help, LabelKeys: append([]string(nil), d.labels...)})
 	}
-	return out
+	return out, nil
 }
 
 // metricSet builds the metrics of one owner (a container or a pod) whose base label values are fixed.

@@ -490,7 +490,11 @@ func TestMetrics(t *testing.T) {
 	e.net[sb.Namespaces["net"]] = []NetDev{{Name: "lo", RxBytes: 1}, {Name: "eth0", RxBytes: 1234, TxBytes: 99}}
 
 	descs := map[string]*runtimeapi.MetricDescriptor{}
-	for _, d := range e.p.ListMetricDescriptors() {
+	list, err := e.p.ListMetricDescriptors(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range list {
 		if !sort.StringsAreSorted(d.LabelKeys) {
 			t.Errorf("%s: label keys not sorted: %v", d.Name, d.LabelKeys)
 		}
