@@ -90,7 +90,8 @@ func RequireRoot(t testing.TB) {
 
 // Options configure one noded instance.
 type Options struct {
-	// Config is TOML appended to the generated config (mirrors, CNI dirs and cgroup parent are generated).
+	// Config is TOML appended to the generated config (written from config.Config: the cgroup driver and parent,
+	// the CNI config dir and the mirrors, as the keys that differ from config.Default()).
 	Config string
 	// TopConfig is TOML of top-level keys, placed before the generated tables.
 	TopConfig string
@@ -167,7 +168,11 @@ func Start(t testing.TB, o Options) *Noded {
 			t.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(n.ConfigPath, []byte(n.config(o, cni)), 0o600); err != nil {
+	cfg, err := configFile(o, n.CgroupParent, cni)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(n.ConfigPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	n.env = o.Env
@@ -175,27 +180,6 @@ func Start(t testing.TB, o Options) *Noded {
 		"--listen", n.Socket, "-v", "2"}, o.ExtraArgs...)
 	n.start()
 	return n
-}
-
-func (n *Noded) config(o Options, cniDir string) string {
-	var b strings.Builder
-	driver := o.CgroupDriver
-	if driver == "" {
-		driver = "cgroupfs"
-	}
-	fmt.Fprintf(&b, "cgroup_driver = %q\ncgroup_parent = %q\n", driver, n.CgroupParent)
-	b.WriteString(o.TopConfig)
-	fmt.Fprintf(&b, "[cni]\nconf_dir = %q\nbin_dirs = [\"/usr/lib/cni\", \"/opt/cni/bin\"]\n", cniDir)
-	hosts := make([]string, 0, len(o.Mirrors))
-	for h := range o.Mirrors {
-		hosts = append(hosts, h)
-	}
-	sort.Strings(hosts)
-	for _, h := range hosts {
-		fmt.Fprintf(&b, "[registry.hosts.%q]\nmirrors = [{ url = %q }]\n", h, o.Mirrors[h])
-	}
-	b.WriteString(o.Config)
-	return b.String()
 }
 
 func (n *Noded) start() {
