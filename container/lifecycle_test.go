@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/ociruntime"
 	"github.com/noded/noded/store"
@@ -185,6 +187,32 @@ func TestCreateFailedRollbackKeepsUnknownRecord(t *testing.T) {
 	cs := e.st.Containers("")
 	if len(cs) != 1 || cs[0].State != store.ContainerUnknown || !strings.Contains(cs[0].Error, "busy") {
 		t.Fatalf("kept record: %+v", cs)
+	}
+	e.host.failUmnt = nil
+	if err := e.m.Remove(context.Background(), cs[0].ID); err != nil {
+		t.Fatal(err)
+	}
+	e.assertClean(t)
+}
+
+// The kept record holds what the failed creation had made, not just its intent, as the sandbox's does: here the
+// user resolved from the spec, which the status reports and the removal sees.
+func TestCreateFailedRollbackKeepsProgress(t *testing.T) {
+	e := newLifecycleEnv(t)
+	e.rt.failCreate = errInjected
+	e.host.failUmnt = errors.New("busy")
+	cfg := ctrConfig("app")
+	cfg.Linux = &runtimeapi.LinuxContainerConfig{SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+		RunAsUser: &runtimeapi.Int64Value{Value: 1234}}}
+	if _, err := e.m.Create(context.Background(), e.sb, cfg); !errors.Is(err, errInjected) {
+		t.Fatalf("Create = %v", err)
+	}
+	cs := e.st.Containers("")
+	if len(cs) != 1 || cs[0].State != store.ContainerUnknown {
+		t.Fatalf("kept record: %+v", cs)
+	}
+	if cs[0].UID != 1234 {
+		t.Errorf("kept record has UID %d, want 1234: the creation's progress was not recorded", cs[0].UID)
 	}
 	e.host.failUmnt = nil
 	if err := e.m.Remove(context.Background(), cs[0].ID); err != nil {

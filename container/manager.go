@@ -293,13 +293,13 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	if err := m.create(ctx, &sb, c, img, rt, cdiDevices, vols); err != nil {
 		_ = intent.Rollback(ctx, func(ctx context.Context) error { return m.cleanup(ctx, c) },
 			func() error { return m.cfg.Store.DeleteContainer(id) },
-			func(cerr error) {
+			intent.KeepUnknown(c, func(fn func(*store.Container) error) error {
+				_, err := m.cfg.Store.UpdateContainer(id, fn)
+				return err
+			}, func(x *store.Container, cerr error) {
 				klog.ErrorS(cerr, "rolling back a failed container left resources; it stays listed as unknown", "containerID", id)
-				_, _ = m.cfg.Store.UpdateContainer(id, func(x *store.Container) error {
-					x.State, x.Error = store.ContainerUnknown, cerr.Error()
-					return nil
-				})
-			})
+				x.State, x.Error = store.ContainerUnknown, cerr.Error()
+			}))
 		return "", err
 	}
 	c.State = store.ContainerCreated

@@ -255,15 +255,13 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	if err := m.setup(ctx, sb); err != nil {
 		_ = intent.Rollback(ctx, func(ctx context.Context) error { return m.teardown(ctx, sb) },
 			func() error { return m.cfg.Store.DeleteSandbox(id) },
-			func(cerr error) {
+			intent.KeepUnknown(sb, func(fn func(*store.Sandbox) error) error {
+				_, err := m.cfg.Store.UpdateSandbox(id, fn)
+				return err
+			}, func(s *store.Sandbox, cerr error) {
 				klog.ErrorS(cerr, "rolling back a failed sandbox left resources; it stays listed as unknown", "podSandboxID", id)
-				// What is still held is recorded with the reason, for the removal that finishes the job.
-				_, _ = m.cfg.Store.UpdateSandbox(id, func(s *store.Sandbox) error {
-					*s = *sb
-					s.State, s.Error = store.SandboxUnknown, cerr.Error()
-					return nil
-				})
-			})
+				s.State, s.Error = store.SandboxUnknown, cerr.Error()
+			}))
 		return "", err
 	}
 	sb.State = store.SandboxReady

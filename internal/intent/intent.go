@@ -4,7 +4,8 @@
 //   - it runs to its end, within CreateTimeout, even when its caller gives up (Detach), and the result is then
 //     marked orphaned (Orphaned) so that the caller's retry with the same name is handed it;
 //   - when it fails, it is rolled back with a context of its own (Rollback): the record goes when everything was
-//     undone, and otherwise stays in the unknown state with the reason, for a later removal;
+//     undone, and otherwise stays in the unknown state with the reason and with everything the creation had made
+//     (KeepUnknown), for a later removal;
 //   - after a crash, recovery rolls back every record still creating the same way.
 package intent
 
@@ -40,4 +41,18 @@ func Rollback(ctx context.Context, undo func(context.Context) error, forget func
 	}
 	_ = forget()
 	return nil
+}
+
+// KeepUnknown returns a keep function for Rollback. It writes progress, the record as the failed creation left
+// it in memory, over the stored one (which holds only the intent), so that the removal that finishes the job sees
+// everything the creation had made, and then marks it unknown with undo's error. update applies fn to the stored
+// record; its error is dropped, as the record then stays in its creating state, which recovery rolls back.
+func KeepUnknown[T any](progress *T, update func(fn func(*T) error) error, markUnknown func(r *T, err error)) func(error) {
+	return func(err error) {
+		_ = update(func(r *T) error {
+			*r = *progress
+			markUnknown(r, err)
+			return nil
+		})
+	}
 }

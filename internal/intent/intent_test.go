@@ -27,6 +27,29 @@ func TestRollback(t *testing.T) {
 	}
 }
 
+type record struct {
+	state, err string
+	made       []string
+}
+
+// KeepUnknown writes the creation's progress over the stored intent, then marks it unknown with the reason.
+func TestKeepUnknown(t *testing.T) {
+	stored := record{state: "creating"}
+	progress := &record{state: "creating", made: []string{"mount", "pin"}}
+	keep := KeepUnknown(progress, func(fn func(*record) error) error { return fn(&stored) },
+		func(r *record, err error) { r.state, r.err = "unknown", err.Error() })
+	if err := Rollback(context.Background(), func(context.Context) error { return errors.New("busy") },
+		func() error { t.Fatal("forgot a record that was not undone"); return nil }, keep); err == nil {
+		t.Fatal("Rollback hid the failed undo")
+	}
+	if stored.state != "unknown" || stored.err != "busy" || len(stored.made) != 2 {
+		t.Fatalf("stored record %+v", stored)
+	}
+	if progress.state != "creating" {
+		t.Fatalf("the in-memory record was changed: %+v", progress)
+	}
+}
+
 type key struct{}
 
 func TestDetachAndOrphaned(t *testing.T) {
