@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/cgroupsv2"
@@ -18,6 +17,7 @@ import (
 	"github.com/noded/noded/ociruntime"
 	"github.com/noded/noded/snapshotter"
 	"github.com/noded/noded/store"
+	"github.com/noded/noded/store/storetest"
 )
 
 var errInjected = errors.New("injected failure")
@@ -251,15 +251,7 @@ type lcEnv struct {
 func newLifecycleEnv(t *testing.T) *lcEnv {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, "noded.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	st, err := store.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.New(t)
 	sb := store.Sandbox{ID: "pod1", Name: "pod_ns_u_0", State: store.SandboxReady, Dir: filepath.Join(dir, "pod"),
 		CgroupParent: "/test", Config: &runtimeapi.PodSandboxConfig{LogDirectory: filepath.Join(dir, "logs"),
 			Metadata: &runtimeapi.PodSandboxMetadata{Name: "pod", Namespace: "ns", Uid: "u"}},
@@ -269,6 +261,7 @@ func newLifecycleEnv(t *testing.T) *lcEnv {
 	}
 	e := &lcEnv{st: st, rt: newFakeRuntime(), snaps: &fakeSnapshots{active: map[string]string{}},
 		host: &fakeMounts{mounted: map[string]bool{}}, sb: sb, state: filepath.Join(dir, "state")}
+	var err error
 	e.m, err = New(Config{StateDir: e.state, Store: st, Images: fakeImages{}, Snapshotter: e.snaps,
 		Runtimes: map[string]ociruntime.Runtime{"runc": e.rt}, DefaultRuntime: "runc", Cgroups: fakeCgroups{},
 		Mounts: e.host})

@@ -1,7 +1,6 @@
 package integration
 
 import (
-	"context"
 	"testing"
 	"time"
 
@@ -13,18 +12,7 @@ import (
 // of all the pod's containers, the exited one as exited and its sibling as running.
 func TestContainerExitEventCarriesPodStatus(t *testing.T) {
 	e := newPodEnv(t, 70, nil)
-	ctx, cancel := context.WithCancel(e.ctx)
-	defer cancel()
-	events := make(chan *runtimeapi.ContainerEventResponse, 100)
-	connected := make(chan struct{})
-	go func() {
-		_ = e.n.Runtime.GetContainerEvents(ctx, events, func(runtimeapi.RuntimeService_GetContainerEventsClient) { close(connected) })
-	}()
-	select {
-	case <-connected:
-	case <-time.After(10 * time.Second):
-		t.Fatal("event stream did not connect")
-	}
+	events := e.subscribeEvents(t)
 	cfg := e.podConfig(t, "pleg")
 	pod := e.runPod(t, cfg)
 	defer func() { _ = e.n.Runtime.RemovePodSandbox(e.ctx, pod) }()

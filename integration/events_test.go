@@ -20,18 +20,7 @@ import (
 
 func TestContainerEventsInOrder(t *testing.T) {
 	e := newPodEnv(t, 8, nil)
-	ctx, cancel := context.WithCancel(e.ctx)
-	defer cancel()
-	events := make(chan *runtimeapi.ContainerEventResponse, 100)
-	connected := make(chan struct{})
-	go func() {
-		_ = e.n.Runtime.GetContainerEvents(ctx, events, func(runtimeapi.RuntimeService_GetContainerEventsClient) { close(connected) })
-	}()
-	select {
-	case <-connected:
-	case <-time.After(10 * time.Second):
-		t.Fatal("event stream did not connect")
-	}
+	events := e.subscribeEvents(t)
 	cfg := e.podConfig(t, "events")
 	pod := e.runPod(t, cfg)
 	c := e.createContainer(t, pod, cfg, "short", "sh", "-c", "exit 0")
@@ -149,4 +138,22 @@ func fds(t *testing.T, pid int) int {
 		t.Fatal(err)
 	}
 	return len(entries)
+}
+
+// subscribeEvents opens a GetContainerEvents stream for the rest of the test and returns once it is connected.
+func (e *podEnv) subscribeEvents(t *testing.T) <-chan *runtimeapi.ContainerEventResponse {
+	t.Helper()
+	ctx, cancel := context.WithCancel(e.ctx)
+	t.Cleanup(cancel)
+	events := make(chan *runtimeapi.ContainerEventResponse, 100)
+	connected := make(chan struct{})
+	go func() {
+		_ = e.n.Runtime.GetContainerEvents(ctx, events, func(runtimeapi.RuntimeService_GetContainerEventsClient) { close(connected) })
+	}()
+	select {
+	case <-connected:
+	case <-time.After(10 * time.Second):
+		t.Fatal("event stream did not connect")
+	}
+	return events
 }

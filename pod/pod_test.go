@@ -3,16 +3,15 @@ package pod
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/store"
+	"github.com/noded/noded/store/storetest"
 )
 
 // journal records the calls of the fakes in order, with whether the pod lock was held.
@@ -94,15 +93,7 @@ func (f *fakeContainers) ReapOrphans(context.Context, time.Duration) int {
 
 func newService(t *testing.T) (*Service, *journal, *fakeSandboxes, *fakeContainers, *store.Store) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "noded.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	st, err := store.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.New(t)
 	if err := st.AddSandbox(&store.Sandbox{ID: "p1", Name: "p1", State: store.SandboxReady, Config: &runtimeapi.PodSandboxConfig{}}); err != nil {
 		t.Fatal(err)
 	}

@@ -10,11 +10,10 @@ import (
 	"sync"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/noded/noded/cni"
 	"github.com/noded/noded/internal/nsutil"
 	"github.com/noded/noded/store"
+	"github.com/noded/noded/store/storetest"
 )
 
 var errInjected = errors.New("injected failure")
@@ -226,20 +225,13 @@ type env struct {
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, "noded.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	st, err := store.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.New(t)
 	resolv := filepath.Join(dir, "resolv.conf")
 	if err := os.WriteFile(resolv, []byte("nameserver 10.0.0.53\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	e := &env{st: st, host: newFakeHost(), net: &fakeNetwork{}, init: &fakeInit{}, state: filepath.Join(dir, "state")}
+	var err error
 	e.m, err = New(Config{StateDir: e.state, Store: st, Network: e.net, Init: e.init, Host: e.host, HostResolvConf: resolv})
 	if err != nil {
 		t.Fatal(err)

@@ -124,8 +124,7 @@ type Noded struct {
 	args         []string
 	env          []string
 
-	cmd     *exec.Cmd
-	exited  chan struct{}
+	proc    *child // nil when not running
 	Runtime internalapi.RuntimeService
 	Image   internalapi.ImageManagerService
 }
@@ -184,23 +183,11 @@ func Start(t testing.TB, o Options) *Noded {
 
 func (n *Noded) start() {
 	n.t.Helper()
-	logf, err := os.OpenFile(n.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	c, err := startChild(n.args, n.env, n.LogPath)
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	cmd := exec.Command(n.args[0], n.args[1:]...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), n.env...)
-	// Its own process group, so a SIGINT to the test does not reach it before cleanup runs.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		logf.Close()
-		n.t.Fatal(err)
-	}
-	logf.Close()
-	n.cmd = cmd
-	n.exited = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(n.exited) }()
+	n.proc = c
 	if err := n.waitReady(30 * time.Second); err != nil {
 		n.t.Fatalf("noded did not become ready: %v", err)
 	}
@@ -209,10 +196,8 @@ func (n *Noded) start() {
 func (n *Noded) waitReady(timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		select {
-		case <-n.exited:
-			return fmt.Errorf("noded exited: %v", n.cmd.ProcessState)
-		default:
+		if st := n.proc.state(); st != nil {
+			return fmt.Errorf("noded exited: %v", st)
 		}
 		if _, err := os.Stat(n.Socket); err == nil {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -247,44 +232,38 @@ func (n *Noded) Log() string {
 }
 
 // PID returns the daemon's process ID.
-func (n *Noded) PID() int { return n.cmd.Process.Pid }
+func (n *Noded) PID() int { return n.proc.pid() }
 
 // PIDOrZero returns the daemon's process ID, or 0 when it is not running.
 func (n *Noded) PIDOrZero() int {
-	if n.cmd == nil {
+	if n.proc == nil {
 		return 0
 	}
-	return n.cmd.Process.Pid
+	return n.proc.pid()
 }
 
 // Stop sends SIGTERM and waits for noded to exit; it fails the test if noded does not exit cleanly.
 func (n *Noded) Stop() {
 	n.t.Helper()
-	if n.cmd == nil {
+	if n.proc == nil {
 		return
 	}
-	_ = n.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-n.exited:
-	case <-time.After(30 * time.Second):
-		_ = n.cmd.Process.Kill()
-		<-n.exited
+	if !n.proc.stop(30 * time.Second) {
 		n.t.Errorf("noded did not stop within 30s of SIGTERM")
 	}
-	if st := n.cmd.ProcessState; st != nil && !st.Success() {
+	if st := n.proc.state(); st != nil && !st.Success() {
 		n.t.Errorf("noded exited with %v\n--- noded log ---\n%s", st, n.Log())
 	}
-	n.cmd = nil
+	n.proc = nil
 }
 
 // Kill stops noded with SIGKILL, as a crash would.
 func (n *Noded) Kill() {
-	if n.cmd == nil {
+	if n.proc == nil {
 		return
 	}
-	_ = n.cmd.Process.Kill()
-	<-n.exited
-	n.cmd = nil
+	n.proc.kill()
+	n.proc = nil
 }
 
 // Restart stops noded (SIGTERM) and starts it again on the same dirs.
@@ -296,53 +275,35 @@ func (n *Noded) Restart() {
 
 // WaitExit waits up to timeout for the daemon to exit on its own (a crash) and reports whether it did.
 func (n *Noded) WaitExit(timeout time.Duration) bool {
-	if n.cmd == nil {
+	if n.proc == nil {
 		return true
 	}
-	select {
-	case <-n.exited:
-		n.cmd = nil
+	if n.proc.wait(timeout) {
+		n.proc = nil
 		return true
-	case <-time.After(timeout):
-		return false
 	}
+	return false
 }
 
 // Respawn starts noded again on the same dirs after it died (Kill, or a crash seen by WaitExit).
 func (n *Noded) Respawn() {
 	n.t.Helper()
-	if n.cmd != nil {
+	if n.proc != nil {
 		n.t.Fatal("Respawn: noded is still running")
 	}
 	n.start()
 }
 
 // Running reports whether the daemon process is still alive.
-func (n *Noded) Running() bool {
-	if n.cmd == nil {
-		return false
-	}
-	select {
-	case <-n.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (n *Noded) Running() bool { return n.proc.running() }
 
 func (n *Noded) cleanup() {
 	if n.t.Failed() {
 		n.t.Logf("--- noded log (%s) ---\n%s", n.LogPath, tail(n.Log(), 200))
 	}
-	if n.cmd != nil {
-		_ = n.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-n.exited:
-		case <-time.After(15 * time.Second):
-			_ = n.cmd.Process.Kill()
-			<-n.exited
-		}
-		n.cmd = nil
+	if n.proc != nil {
+		n.proc.stop(15 * time.Second)
+		n.proc = nil
 	}
 	parent := n.CgroupParent
 	if strings.HasSuffix(parent, ".slice") {

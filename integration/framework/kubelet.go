@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -88,8 +87,7 @@ type Kubelet struct {
 	Port        int // the HTTPS API port on 127.0.0.1, without authentication or authorization
 	args        []string
 
-	cmd    *exec.Cmd
-	exited chan struct{}
+	proc   *child // nil when not running
 	client *http.Client
 	host   hostState
 	unlock func()
@@ -272,26 +270,15 @@ func StartKubelet(t testing.TB, n *Noded, o KubeletOptions) *Kubelet {
 
 func (k *Kubelet) start() {
 	k.t.Helper()
-	logf, err := os.OpenFile(k.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	c, err := startChild(k.args, nil, k.LogPath)
 	if err != nil {
 		k.t.Fatal(err)
 	}
-	defer logf.Close()
-	cmd := exec.Command(k.args[0], k.args[1:]...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	if err := cmd.Start(); err != nil {
-		k.t.Fatal(err)
-	}
-	k.cmd = cmd
-	k.exited = make(chan struct{})
-	go func() { _ = cmd.Wait(); close(k.exited) }()
+	k.proc = c
 	deadline := time.Now().Add(2 * time.Minute)
 	for {
-		select {
-		case <-k.exited:
-			k.t.Fatalf("kubelet exited at start: %v\n%s", cmd.ProcessState, tail(k.Log(), 60))
-		default:
+		if st := c.state(); st != nil {
+			k.t.Fatalf("kubelet exited at start: %v\n%s", st, tail(k.Log(), 60))
 		}
 		if b, err := k.Get(context.Background(), "/healthz"); err == nil && string(b) == "ok" {
 			return
@@ -310,31 +297,15 @@ func (k *Kubelet) Log() string {
 }
 
 // Running reports whether the kubelet process is alive.
-func (k *Kubelet) Running() bool {
-	if k.cmd == nil {
-		return false
-	}
-	select {
-	case <-k.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (k *Kubelet) Running() bool { return k.proc.running() }
 
 // Stop sends kubelet SIGTERM and waits for it to exit (SIGKILL after 30s). Its pods keep running, as on a node.
 func (k *Kubelet) Stop() {
-	if k.cmd == nil {
+	if k.proc == nil {
 		return
 	}
-	_ = k.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-k.exited:
-	case <-time.After(30 * time.Second):
-		_ = k.cmd.Process.Kill()
-		<-k.exited
-	}
-	k.cmd = nil
+	k.proc.stop(30 * time.Second)
+	k.proc = nil
 }
 
 // Restart stops kubelet (SIGTERM) and starts it again on the same dirs and config, as an upgrade or a crash
