@@ -350,15 +350,19 @@ server = "https://$h"
 EOF
 	done
 	cat >"$RUN/containerd.toml" <<EOF
-version = 3
+version = 4
 root = "$ROOT"
 state = "$STATE"
+imports = []
 
-[grpc]
+[plugins."io.containerd.server.v1.grpc"]
   address = "$SOCK"
 
-[ttrpc]
+[plugins."io.containerd.server.v1.ttrpc"]
   address = "$SOCK.ttrpc"
+
+[plugins."io.containerd.shim.v1.manager"]
+  socket_dir = "$STATE/s"
 
 [plugins."io.containerd.internal.v1.opt"]
   path = "$RUN/opt"
@@ -378,6 +382,7 @@ state = "$STATE"
     config_path = "$RUN/certs.d"
 
 [plugins."io.containerd.cri.v1.runtime"]
+  netns_mounts_under_state_dir = true
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
