@@ -50,6 +50,8 @@ type Config struct {
 	PodStartQueueWait Duration `toml:"pod_start_queue_wait"`
 	// UnclaimedCreateTimeout is how long a creation finished after its caller gave up waits for the retry.
 	UnclaimedCreateTimeout Duration `toml:"unclaimed_create_timeout"`
+	// HostResolvConf is the host's resolver file, copied into pods that have no DNS config (missing: empty file).
+	HostResolvConf string `toml:"host_resolv_conf"`
 
 	CNI       CNI       `toml:"cni"`
 	Registry  Registry  `toml:"registry"`
@@ -160,6 +162,7 @@ func Default() Config {
 		MaxConcurrentPodStarts: 64,
 		PodStartQueueWait:      Duration{10 * time.Second},
 		UnclaimedCreateTimeout: Duration{10 * time.Minute},
+		HostResolvConf:         "/etc/resolv.conf",
 		CNI: CNI{
 			ConfDir: "/etc/cni/net.d",
 			BinDirs: []string{"/usr/lib/cni", "/opt/cni/bin"},
@@ -275,6 +278,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Conmon == "" {
 		return errors.New("conmon: must be set")
+	}
+	if !filepath.IsAbs(c.HostResolvConf) {
+		return fmt.Errorf("host_resolv_conf: %q must be an absolute path", c.HostResolvConf)
 	}
 	if c.LogLevel < 0 || c.LogLevel > 10 {
 		return fmt.Errorf("log_level: %d is not between 0 and 10", c.LogLevel)

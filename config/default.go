@@ -32,6 +32,10 @@ pod_start_queue_wait = {{q .PodStartQueueWait.String}}
 # with the same name; one no retry claims within this time of its creation is removed.
 unclaimed_create_timeout = {{q .UnclaimedCreateTimeout.String}}
 
+# The host's resolver file, copied into pods that have no DNS config. A missing file (or a dangling symlink, as
+# /etc/resolv.conf is when systemd-resolved is not running) gives such pods an empty resolv.conf.
+host_resolv_conf = {{q .HostResolvConf}}
+
 # Log verbosity (klog -v): 0 logs starts, stops and errors; 2 adds pod and container lifecycle; 4 every CRI
 # call. The -v flag overrides it at start; SIGHUP applies a changed value.
 log_level = {{.LogLevel}}

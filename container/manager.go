@@ -15,7 +15,6 @@ import (
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
-	"golang.org/x/sys/unix"
 	"google.golang.org/protobuf/proto"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
@@ -26,6 +25,7 @@ import (
 	"github.com/noded/noded/internal/faultinject"
 	"github.com/noded/noded/internal/keymutex"
 	"github.com/noded/noded/oci"
+	"github.com/noded/noded/oci/signal"
 	"github.com/noded/noded/ociruntime"
 	"github.com/noded/noded/snapshotter"
 	"github.com/noded/noded/store"
@@ -58,6 +58,9 @@ type Config struct {
 	// CgroupReader reads cgroup counters; nil detects the host's layout.
 	CgroupReader *cgstats.Reader
 	Host         oci.HostInfo
+	// Hugetlb says whether containers' cgroups can carry hugepage limits (cgroupsv2.DetectHugetlb); limits that
+	// cannot be applied are dropped when 0 and refused (FailedPrecondition) otherwise.
+	Hugetlb cgroupsv2.Hugetlb
 	// OnEvent is called (without locks held) for container lifecycle events.
 	OnEvent func(ev *runtimeapi.ContainerEventResponse)
 }
@@ -178,6 +181,18 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		}
 		return "", err
 	}
+	stopSignal, err := oci.StopSignal(cfg, img.Config)
+	if err != nil {
+		return "", err
+	}
+	// Resources are checked before anything is made, hugepage limits against what this node can apply.
+	res, err := oci.Resources(cfg.GetLinux().GetResources())
+	if err != nil {
+		return "", err
+	}
+	if _, err := m.cfg.Hugetlb.Filter(res.HugepageLimits); err != nil {
+		return "", err
+	}
 	rt, err := m.runtime(sb.RuntimeHandler)
 	if err != nil {
 		return "", err
@@ -198,7 +213,7 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		ID: id, SandboxID: sb.ID, Name: name, Config: cfg, State: store.ContainerCreating,
 		CreatedAt: time.Now().UnixNano(), ImageName: cfg.GetImage().GetImage(), ImageID: img.ID, ImageRef: img.Ref,
 		Runtime: rt.Name(), Bundle: bundle, Rootfs: filepath.Join(bundle, "rootfs"), SnapshotKey: "ctr-" + id,
-		CgroupsPath: cgroupsPath,
+		CgroupsPath: cgroupsPath, StopSignal: stopSignal.Name,
 	}
 	if cfg.GetLogPath() != "" && sb.Config.GetLogDirectory() != "" {
 		c.LogPath = filepath.Join(sb.Config.GetLogDirectory(), cfg.GetLogPath())
@@ -301,11 +316,11 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	if err != nil {
 		return err
 	}
+	if spec.Linux.Resources.HugepageLimits, err = m.cfg.Hugetlb.Filter(spec.Linux.Resources.HugepageLimits); err != nil {
+		return err
+	}
 	if u := oci.ContainerUser(spec); u != nil && u.Linux != nil {
 		c.UID, c.GID, c.SupplGroups = u.Linux.Uid, u.Linux.Gid, u.Linux.SupplementalGroups
-	}
-	if sig, err := oci.StopSignal(cfg, img.Config); err == nil {
-		c.StopSignal = sig
 	}
 	data, err := json.Marshal(spec)
 	if err != nil {
@@ -507,8 +522,8 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 	if timeout > 0 {
 		sig := syscall.SIGTERM
 		if c.StopSignal != "" {
-			if s := unix.SignalNum(c.StopSignal); s != 0 {
-				sig = s
+			if s, err := signal.Parse(c.StopSignal); err == nil {
+				sig = s.Num
 			}
 		}
 		if err := rt.Kill(ctx, c.ID, sig, false); err != nil && !errdefs.IsNotFound(err) {

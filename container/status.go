@@ -15,6 +15,7 @@ import (
 
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/oci"
+	"github.com/noded/noded/oci/signal"
 	"github.com/noded/noded/sandbox"
 	"github.com/noded/noded/store"
 )
@@ -63,6 +64,11 @@ func ToStatus(c *store.Container) *runtimeapi.ContainerStatus {
 		User: &runtimeapi.ContainerUser{Linux: &runtimeapi.LinuxContainerUser{
 			Uid: c.UID, Gid: c.GID, SupplementalGroups: c.SupplGroups,
 		}},
+	}
+	if c.StopSignal != "" {
+		if sig, err := signal.Parse(c.StopSignal); err == nil {
+			st.StopSignal = sig.CRI()
+		}
 	}
 	if c.State == store.ContainerUnknown && st.Reason == "" {
 		st.Reason, st.Message = "Unknown", c.Error
@@ -126,7 +132,8 @@ func (m *Manager) List(filter *runtimeapi.ContainerFilter) []*runtimeapi.Contain
 	return out
 }
 
-// Update applies new resources to a running or created container and persists them.
+// Update applies new resources to a running or created container and persists them: the fields r sets are merged
+// into the stored resources (see mergeResources).
 func (m *Manager) Update(ctx context.Context, id string, r *runtimeapi.LinuxContainerResources) error {
 	c, err := m.cfg.Store.Container(id)
 	if err != nil {
@@ -140,8 +147,19 @@ func (m *Manager) Update(ctx context.Context, id string, r *runtimeapi.LinuxCont
 	if r == nil {
 		return nil
 	}
-	res, err := oci.Resources(r)
+	// Only the fields the update sets change; the rest keep what the container was created or last updated with.
+	stored := &runtimeapi.LinuxContainerResources{}
+	if len(c.ResourcesPB) > 0 {
+		if err := proto.Unmarshal(c.ResourcesPB, stored); err != nil {
+			return fmt.Errorf("container %s: stored resources: %w", c.ID, err)
+		}
+	}
+	merged := mergeResources(stored, r)
+	res, err := oci.Resources(merged)
 	if err != nil {
+		return err
+	}
+	if res.HugepageLimits, err = m.cfg.Hugetlb.Filter(res.HugepageLimits); err != nil {
 		return err
 	}
 	rt, err := m.runtime(c.Runtime)
@@ -151,7 +169,7 @@ func (m *Manager) Update(ctx context.Context, id string, r *runtimeapi.LinuxCont
 	if err := rt.Update(ctx, c.ID, res); err != nil {
 		return fmt.Errorf("update container %s: %w", c.ID, err)
 	}
-	b, _ := proto.Marshal(r)
+	b, _ := proto.Marshal(merged)
 	_, err = m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error { x.ResourcesPB = b; return nil })
 	return err
 }

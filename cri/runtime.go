@@ -4,6 +4,7 @@ package cri
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -29,6 +30,8 @@ type HandlerFeatures struct {
 type Info struct {
 	Version      string
 	CgroupDriver string // cgroupsv2.DriverSystemd or DriverCgroupfs
+	// Hugetlb is whether hugepage limits can be applied (Status verbose info["hugetlb"], as JSON).
+	Hugetlb cgroupsv2.Hugetlb
 	// RuntimeReady returns nil when the default OCI runtime can run containers.
 	RuntimeReady func(ctx context.Context) error
 	// NetworkReady returns nil when pod networking (CNI) is usable.
@@ -98,6 +101,9 @@ func (s *RuntimeServer) Status(ctx context.Context, req *runtimeapi.StatusReques
 	}
 	if req.GetVerbose() {
 		resp.Info = map[string]string{"cgroupDriver": s.info.CgroupDriver, "podCIDR": s.PodCIDR()}
+		if b, err := json.Marshal(s.info.Hugetlb); err == nil {
+			resp.Info["hugetlb"] = string(b)
+		}
 	}
 	return resp, nil
 }

@@ -102,7 +102,7 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 	}
 	if s.containers, err = container.New(container.Config{
 		StateDir: d.opts.State, Store: s.store, Images: s.images, Snapshotter: s.snapshots, Runtimes: s.runtimes,
-		DefaultRuntime: d.cfg.DefaultRuntime, Cgroups: cgroups, Host: host, OnEvent: d.events.Publish,
+		DefaultRuntime: d.cfg.DefaultRuntime, Cgroups: cgroups, Host: host, OnEvent: d.events.Publish, Hugetlb: d.hugetlb,
 	}); err != nil {
 		return nil, fmt.Errorf("containers: %w", err)
 	}
@@ -116,7 +116,8 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 			_, ok := s.runtimes[h]
 			return ok
 		},
-		CheckUserns: s.containers.CheckUserns,
+		CheckUserns:    s.containers.CheckUserns,
+		HostResolvConf: d.cfg.HostResolvConf,
 	}); err != nil {
 		return nil, fmt.Errorf("sandboxes: %w", err)
 	}

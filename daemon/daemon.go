@@ -17,6 +17,7 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/noded/noded/cgroupsv2"
+	cgstats "github.com/noded/noded/cgroupsv2/stats"
 	"github.com/noded/noded/config"
 	"github.com/noded/noded/cri"
 	"github.com/noded/noded/events"
@@ -45,7 +46,9 @@ type Daemon struct {
 	db     *bolt.DB
 	grpc   *grpc.Server
 	driver string
-	events events.Broker
+	// hugetlb is whether containers' cgroups can carry hugepage limits, detected once at New.
+	hugetlb cgroupsv2.Hugetlb
+	events  events.Broker
 	// runtimeOK records runtime binaries (path@mtime) that ran once, so Status does not exec them every call.
 	runtimeOK sync.Map
 	metrics   *metrics.Metrics
@@ -89,6 +92,11 @@ func New(opts Options) (*Daemon, error) {
 	d.driver, err = cgroupsv2.ChooseDriver(cfg.CgroupDriver, cgroupsv2.DetectHost())
 	if err != nil {
 		return nil, err
+	}
+	d.hugetlb = cgroupsv2.DetectHugetlb(cgstats.DefaultRoot, cgroupsv2.DefaultHugepagesDir)
+	if !d.hugetlb.Available {
+		klog.InfoS("hugepage limits cannot be applied to containers: zero limits are dropped, others refused",
+			"reason", d.hugetlb.Reason, "pageSizes", d.hugetlb.PageSizes)
 	}
 	d.db, err = bolt.Open(filepath.Join(opts.Root, "noded.db"), 0o600, &bolt.Options{Timeout: 5 * time.Second})
 	if err != nil {
@@ -153,6 +161,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	rt := cri.NewRuntimeServer(cri.Info{
 		Version:      version.Version,
 		CgroupDriver: d.driver,
+		Hugetlb:      d.hugetlb,
 		RuntimeReady: d.runtimeReady,
 		NetworkReady: svc.cni.Status,
 		Handlers:     d.runtimeHandlers(svc),

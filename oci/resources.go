@@ -21,12 +21,18 @@ func Resources(r *runtimeapi.LinuxContainerResources) (*specs.LinuxResources, er
 		name string
 		v    int64
 	}{
-		{"cpu_period", r.GetCpuPeriod()}, {"cpu_quota", r.GetCpuQuota()}, {"cpu_shares", r.GetCpuShares()},
+		{"cpu_period", r.GetCpuPeriod()}, {"cpu_shares", r.GetCpuShares()},
 		{"memory_limit_in_bytes", r.GetMemoryLimitInBytes()},
 	} {
 		if f.v < 0 {
 			return nil, errdefs.InvalidArgument("resources.%s must not be negative, got %d", f.name, f.v)
 		}
+	}
+	// kubelet sends -1 for Guaranteed containers with exclusive CPUs of the static CPU manager
+	// (DisableCPUQuotaWithExclusiveCPUs); like 0 it means no quota. -1 is passed on, so that an update lifts a
+	// quota set before ("max" on cgroup v2, -1 in cpu.cfs_quota_us on v1).
+	if r.GetCpuQuota() < -1 {
+		return nil, errdefs.InvalidArgument("resources.cpu_quota must be -1 (no quota), 0 (not set) or positive, got %d", r.GetCpuQuota())
 	}
 	if r.GetMemorySwapLimitInBytes() < -1 {
 		return nil, errdefs.InvalidArgument("resources.memory_swap_limit_in_bytes must be >= -1, got %d", r.GetMemorySwapLimitInBytes())
@@ -37,7 +43,7 @@ func Resources(r *runtimeapi.LinuxContainerResources) (*specs.LinuxResources, er
 		u := uint64(v)
 		cpu.Shares = &u
 	}
-	if v := r.GetCpuQuota(); v > 0 {
+	if v := r.GetCpuQuota(); v != 0 {
 		cpu.Quota = &v
 	}
 	if v := r.GetCpuPeriod(); v > 0 {

@@ -144,12 +144,15 @@ func security(p Params, s *specs.Spec, sc *runtimeapi.LinuxContainerSecurityCont
 	if !privileged {
 		s.Linux.MaskedPaths = DefaultMaskedPaths()
 		s.Linux.ReadonlyPaths = DefaultReadonlyPaths()
-		// kubelet sends the lists explicitly; it sends empty ones for an Unmasked proc mount, which the CRI
-		// wire format cannot tell apart from "not sent", so empty lists keep the defaults.
-		if m := sc.GetMaskedPaths(); len(m) > 0 {
+		// kubelet sends the lists explicitly: the defaults for procMount Default, empty ones for Unmasked, which
+		// it allows only with a user namespace (hostUsers: false). The CRI wire format cannot tell an empty list
+		// from one not sent, so an empty list means "none" only in a user namespace, as kubelet enforces; outside
+		// one it keeps the defaults.
+		userns := slices.ContainsFunc(s.Linux.Namespaces, func(n specs.LinuxNamespace) bool { return n.Type == specs.UserNamespace })
+		if m := sc.GetMaskedPaths(); len(m) > 0 || userns {
 			s.Linux.MaskedPaths = slices.Clone(m)
 		}
-		if r := sc.GetReadonlyPaths(); len(r) > 0 {
+		if r := sc.GetReadonlyPaths(); len(r) > 0 || userns {
 			s.Linux.ReadonlyPaths = slices.Clone(r)
 		}
 		for _, list := range [][]string{s.Linux.MaskedPaths, s.Linux.ReadonlyPaths} {

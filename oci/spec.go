@@ -3,15 +3,14 @@
 package oci
 
 import (
-	"fmt"
 	"path/filepath"
-	"slices"
-	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/oci/signal"
 	"github.com/noded/noded/oci/user"
 )
 
@@ -214,52 +213,23 @@ func ContainerUser(s *specs.Spec) *runtimeapi.ContainerUser {
 	return &runtimeapi.ContainerUser{Linux: u}
 }
 
-// StopSignal returns the signal name (e.g. "SIGTERM") to stop the container with: the CRI request's, else the
-// image's (numbers and names without "SIG" are normalised), else SIGTERM.
-func StopSignal(cfg *runtimeapi.ContainerConfig, img ImageConfig) (string, error) {
+// StopSignal returns the signal to stop the container with: the CRI request's, else the image's STOPSIGNAL (a
+// name in any spelling or a number), else SIGTERM. An unknown CRI value or an image signal that is not a signal is
+// InvalidArgument.
+func StopSignal(cfg *runtimeapi.ContainerConfig, img ImageConfig) (signal.Signal, error) {
 	if sig := cfg.GetStopSignal(); sig != runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT {
-		name := strings.TrimPrefix(sig.String(), "SIGNAL_")
-		name = strings.Replace(name, "PLUS", "+", 1)
-		return strings.Replace(name, "MINUS", "-", 1), nil
+		s, err := signal.FromCRI(sig)
+		if err != nil {
+			return signal.Signal{}, errdefs.InvalidArgument("stop_signal: %v", err)
+		}
+		return s, nil
 	}
 	if img.StopSignal == "" {
-		return "SIGTERM", nil
+		return signal.Signal{Name: "SIGTERM", Num: unix.SIGTERM}, nil
 	}
-	name := strings.ToUpper(img.StopSignal)
-	if n, err := parseSignalNumber(name); err == nil {
-		return n, nil
+	s, err := signal.Parse(img.StopSignal)
+	if err != nil {
+		return signal.Signal{}, errdefs.InvalidArgument("image STOPSIGNAL %q: %v", img.StopSignal, err)
 	}
-	if !strings.HasPrefix(name, "SIG") {
-		name = "SIG" + name
-	}
-	if _, ok := signalNumbers[name]; !ok && !strings.HasPrefix(name, "SIGRTM") {
-		return "", errdefs.InvalidArgument("image stop signal %q is unknown", img.StopSignal)
-	}
-	return name, nil
-}
-
-var signalNumbers = map[string]int{
-	"SIGHUP": 1, "SIGINT": 2, "SIGQUIT": 3, "SIGILL": 4, "SIGTRAP": 5, "SIGABRT": 6, "SIGIOT": 6, "SIGBUS": 7,
-	"SIGFPE": 8, "SIGKILL": 9, "SIGUSR1": 10, "SIGSEGV": 11, "SIGUSR2": 12, "SIGPIPE": 13, "SIGALRM": 14,
-	"SIGTERM": 15, "SIGSTKFLT": 16, "SIGCHLD": 17, "SIGCONT": 18, "SIGSTOP": 19, "SIGTSTP": 20, "SIGTTIN": 21,
-	"SIGTTOU": 22, "SIGURG": 23, "SIGXCPU": 24, "SIGXFSZ": 25, "SIGVTALRM": 26, "SIGPROF": 27, "SIGWINCH": 28,
-	"SIGIO": 29, "SIGPOLL": 29, "SIGPWR": 30, "SIGSYS": 31,
-}
-
-func parseSignalNumber(s string) (string, error) {
-	var n int
-	if _, err := fmt.Sscanf(s, "%d", &n); err != nil || fmt.Sprint(n) != s {
-		return "", fmt.Errorf("not a number")
-	}
-	names := make([]string, 0, 1)
-	for name, num := range signalNumbers {
-		if num == n {
-			names = append(names, name)
-		}
-	}
-	if len(names) == 0 {
-		return "", errdefs.InvalidArgument("signal %d is unknown", n)
-	}
-	slices.Sort(names)
-	return names[0], nil
+	return s, nil
 }

@@ -591,6 +591,30 @@ func TestNamespaces(t *testing.T) {
 	}
 }
 
+// procMount Unmasked (hostUsers: false): kubelet sends empty masked and read-only lists, which mean none only in
+// a user namespace; without one, empty lists keep the defaults.
+func TestUnmaskedProcWithUserNamespace(t *testing.T) {
+	p := testParams(t)
+	p.Runtime.UserNamespaces = true
+	sc(&p).MaskedPaths, sc(&p).ReadonlyPaths = []string{}, []string{}
+	s := mustBuild(t, p)
+	if !slices.Equal(s.Linux.MaskedPaths, DefaultMaskedPaths()) || !slices.Equal(s.Linux.ReadonlyPaths, DefaultReadonlyPaths()) {
+		t.Errorf("no user namespace, empty lists: masked %v readonly %v; want the defaults", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+	}
+	m := []*runtimeapi.IDMapping{{HostId: 65536, ContainerId: 0, Length: 65536}}
+	sc(&p).NamespaceOptions = &runtimeapi.NamespaceOption{UsernsOptions: &runtimeapi.UserNamespace{Mode: runtimeapi.NamespaceMode_POD, Uids: m, Gids: m}}
+	s = mustBuild(t, p)
+	if len(s.Linux.MaskedPaths) != 0 || len(s.Linux.ReadonlyPaths) != 0 {
+		t.Errorf("user namespace, empty lists: masked %v readonly %v; want none", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+	}
+	// Default procMount in a user namespace: kubelet's default lists are used as sent.
+	sc(&p).MaskedPaths, sc(&p).ReadonlyPaths = DefaultMaskedPaths(), DefaultReadonlyPaths()
+	s = mustBuild(t, p)
+	if !slices.Equal(s.Linux.MaskedPaths, DefaultMaskedPaths()) || !slices.Equal(s.Linux.ReadonlyPaths, DefaultReadonlyPaths()) {
+		t.Errorf("user namespace, default lists: masked %v readonly %v", s.Linux.MaskedPaths, s.Linux.ReadonlyPaths)
+	}
+}
+
 func TestResourcesAndSysctls(t *testing.T) {
 	p := testParams(t)
 	p.PidsLimit = 100
@@ -631,6 +655,21 @@ func TestResourcesAndSysctls(t *testing.T) {
 	}
 }
 
+// kubelet's static CPU manager sends cpu_quota -1 for containers with exclusive CPUs: no quota.
+func TestResourcesCPUQuotaNoQuota(t *testing.T) {
+	r, err := Resources(&runtimeapi.LinuxContainerResources{CpuPeriod: 100000, CpuQuota: -1, CpuShares: 2048, CpusetCpus: "1"})
+	if err != nil {
+		t.Fatalf("cpu_quota -1: %v", err)
+	}
+	if r.CPU == nil || r.CPU.Quota == nil || *r.CPU.Quota != -1 || r.CPU.Period == nil || *r.CPU.Period != 100000 || r.CPU.Cpus != "1" {
+		t.Errorf("cpu_quota -1 gives %+v, want quota -1 (unlimited) with the period and cpuset kept", r.CPU)
+	}
+	r, err = Resources(&runtimeapi.LinuxContainerResources{CpuQuota: 0, CpuShares: 2})
+	if err != nil || r.CPU == nil || r.CPU.Quota != nil {
+		t.Errorf("cpu_quota 0 = %+v, %v; want no quota", r, err)
+	}
+}
+
 func TestAnnotationsAndStopSignal(t *testing.T) {
 	p := testParams(t)
 	s := mustBuild(t, p)
@@ -648,20 +687,30 @@ func TestAnnotationsAndStopSignal(t *testing.T) {
 		cri  runtimeapi.Signal
 		img  string
 		want string
+		num  int
 	}{
-		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "", "SIGTERM"},
-		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "quit", "SIGQUIT"},
-		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "9", "SIGKILL"},
-		{runtimeapi.Signal_SIGNAL_SIGINT, "SIGQUIT", "SIGINT"},
-		{runtimeapi.Signal_SIGNAL_SIGRTMINPLUS1, "", "SIGRTMIN+1"},
+		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "", "SIGTERM", 15},
+		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "quit", "SIGQUIT", 3},
+		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "9", "SIGKILL", 9},
+		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "SIGRTMIN+3", "SIGRTMIN+3", 37},
+		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "SIGIOT", "SIGIOT", 6},
+		{runtimeapi.Signal_SIGNAL_RUNTIME_DEFAULT, "SIGRTMAX-2", "SIGRTMAX-2", 62},
+		{runtimeapi.Signal_SIGNAL_SIGINT, "SIGQUIT", "SIGINT", 2},
+		{runtimeapi.Signal_SIGNAL_SIGRTMINPLUS1, "", "SIGRTMIN+1", 35},
+		{runtimeapi.Signal_SIGNAL_SIGPOLL, "", "SIGPOLL", 29},
 	} {
 		got, err := StopSignal(&runtimeapi.ContainerConfig{StopSignal: tc.cri}, ImageConfig{StopSignal: tc.img})
-		if err != nil || got != tc.want {
-			t.Errorf("StopSignal(%v, %q) = %q, %v; want %q", tc.cri, tc.img, got, err, tc.want)
+		if err != nil || got.Name != tc.want || int(got.Num) != tc.num {
+			t.Errorf("StopSignal(%v, %q) = %+v, %v; want %s (%d)", tc.cri, tc.img, got, err, tc.want, tc.num)
 		}
 	}
-	if _, err := StopSignal(nil, ImageConfig{StopSignal: "SIGBOGUS"}); !errdefs.IsInvalidArgument(err) {
-		t.Errorf("bogus signal: %v", err)
+	for _, img := range []string{"SIGBOGUS", "SIGRTMIN+40", "0", "99"} {
+		if _, err := StopSignal(nil, ImageConfig{StopSignal: img}); !errdefs.IsInvalidArgument(err) {
+			t.Errorf("image signal %q: %v, want InvalidArgument", img, err)
+		}
+	}
+	if _, err := StopSignal(&runtimeapi.ContainerConfig{StopSignal: 999}, ImageConfig{}); !errdefs.IsInvalidArgument(err) {
+		t.Errorf("unknown CRI signal: %v, want InvalidArgument", err)
 	}
 }
 

@@ -56,6 +56,8 @@ type Config struct {
 	ValidHandler func(string) bool
 	// CheckUserns returns a FailedPrecondition error when a handler cannot run pods with a user namespace.
 	CheckUserns func(ctx context.Context, handler string) error
+	// HostResolvConf is the host resolver file copied into pods without a DNS config ("" = /etc/resolv.conf).
+	HostResolvConf string
 }
 
 // Manager runs pod sandboxes.
@@ -307,7 +309,11 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) error {
 	if dns := cfg.GetDnsConfig(); dns != nil {
 		err = podfiles.WriteResolvConf(resolv, &podfiles.DNSConfig{Servers: dns.Servers, Searches: dns.Searches, Options: dns.Options})
 	} else {
-		err = podfiles.CopyFile(resolv, "/etc/resolv.conf")
+		hostResolv := m.cfg.HostResolvConf
+		if hostResolv == "" {
+			hostResolv = podfiles.DefaultHostResolvConf
+		}
+		err = podfiles.CopyHostResolvConf(resolv, hostResolv)
 	}
 	if err != nil {
 		return err

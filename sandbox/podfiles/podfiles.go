@@ -6,7 +6,9 @@ package podfiles
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -17,14 +19,16 @@ import (
 
 // Limits kubelet applies to a pod's resolv.conf.
 const (
-	MaxSearchDomains    = 32
-	MaxSearchLineChars  = 2048
-	MaxNameservers      = 3
-	fileMode            = 0o644
-	hostsHeader         = "# Kubernetes-managed hosts file.\n"
-	hostAliasesHeader   = "# Entries added by HostAliases.\n"
-	defaultHostResolver = "/etc/resolv.conf"
+	MaxSearchDomains   = 32
+	MaxSearchLineChars = 2048
+	MaxNameservers     = 3
+	fileMode           = 0o644
+	hostsHeader        = "# Kubernetes-managed hosts file.\n"
+	hostAliasesHeader  = "# Entries added by HostAliases.\n"
 )
+
+// DefaultHostResolvConf is the host's resolver file, copied into pods that have no DNS config.
+const DefaultHostResolvConf = "/etc/resolv.conf"
 
 // HostAlias maps one IP to extra hostnames (the pod spec's hostAliases).
 type HostAlias struct {
@@ -134,10 +138,10 @@ func ValidateDNS(c *DNSConfig) error {
 }
 
 // WriteResolvConf writes a resolv.conf from c after ValidateDNS. If c is nil (a pod without a DNS config) it
-// copies the host's /etc/resolv.conf instead, or writes an empty one if the host has none.
+// copies the host's /etc/resolv.conf instead (see CopyHostResolvConf).
 func WriteResolvConf(path string, c *DNSConfig) error {
 	if c == nil {
-		return copyResolver(path, defaultHostResolver)
+		return CopyHostResolvConf(path, DefaultHostResolvConf)
 	}
 	if err := ValidateDNS(c); err != nil {
 		return err
@@ -155,12 +159,18 @@ func WriteResolvConf(path string, c *DNSConfig) error {
 	return writeAtomic(path, b.Bytes())
 }
 
-// copyResolver copies the resolver file src to dst; a missing src gives an empty file (no name servers, as in a
-// host without one), not an error.
-func copyResolver(dst, src string) error {
+// CopyHostResolvConf copies the host's resolver file src to dst for a pod without a DNS config. A host without
+// one (src missing, or a dangling symlink such as /etc/resolv.conf pointing into a systemd-resolved that is not
+// running) gives an empty file: no name servers, as on the host. A src that exists but cannot be read (a
+// directory, a symlink loop, no permission) is FailedPrecondition naming it: the node is misconfigured.
+func CopyHostResolvConf(dst, src string) error {
 	data, err := os.ReadFile(src)
-	if err != nil && !os.IsNotExist(err) {
-		return fmt.Errorf("read %s: %w", src, err)
+	switch {
+	case err == nil:
+	case errors.Is(err, fs.ErrNotExist):
+		data = nil
+	default:
+		return errdefs.FailedPrecondition("host resolver file %s cannot be read: %v", src, err)
 	}
 	return writeAtomic(dst, data)
 }

@@ -1,6 +1,7 @@
 package podfiles
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,9 +104,45 @@ func TestWriteResolvConf(t *testing.T) {
 		}
 	}
 	// A host without a resolv.conf gives the pod an empty one.
-	if err := copyResolver(p, filepath.Join(t.TempDir(), "missing")); err != nil || read(t, p) != "" {
+	if err := CopyHostResolvConf(p, filepath.Join(t.TempDir(), "missing")); err != nil || read(t, p) != "" {
 		t.Errorf("missing host resolver: %v %q", err, read(t, p))
 	}
+}
+
+// The host resolver file: copied; missing or a dangling symlink gives an empty file; unreadable is
+// FailedPrecondition naming it.
+func TestCopyHostResolvConf(t *testing.T) {
+	dir := t.TempDir()
+	dst := filepath.Join(dir, "pod", "resolv.conf")
+	host := filepath.Join(dir, "host-resolv.conf")
+	if err := os.WriteFile(host, []byte("nameserver 192.0.2.53\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := CopyHostResolvConf(dst, host); err != nil || read(t, dst) != "nameserver 192.0.2.53\n" {
+		t.Errorf("copy: %v %q", err, read(t, dst))
+	}
+	dangling := filepath.Join(dir, "dangling")
+	if err := os.Symlink(filepath.Join(dir, "run", "systemd", "resolve", "stub-resolv.conf"), dangling); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range map[string]string{"missing": filepath.Join(dir, "missing"), "dangling symlink": dangling} {
+		if err := CopyHostResolvConf(dst, src); err != nil || read(t, dst) != "" {
+			t.Errorf("%s: %v %q; want an empty resolv.conf", name, err, read(t, dst))
+		}
+	}
+	loop := filepath.Join(dir, "loop")
+	if err := os.Symlink(loop, loop); err != nil {
+		t.Fatal(err)
+	}
+	for name, src := range map[string]string{"directory": dir, "symlink loop": loop} {
+		if err := CopyHostResolvConf(dst, src); !errors.Is(err, errdefs.ErrFailedPrecondition) || !strings.Contains(err.Error(), src) {
+			t.Errorf("%s: %v; want FailedPrecondition naming %s", name, err, src)
+		}
+	}
+}
+
+func TestWriteResolvConfRefusesBadConfigs(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "resolv.conf")
 	many := make([]string, 33)
 	for i := range many {
 		many[i] = "d.example"
