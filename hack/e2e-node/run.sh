@@ -37,6 +37,7 @@
 #   E2E_NODE_DIR       run dir (default /var/tmp/noded-e2e<slot>-<runtime>), wiped at the start
 #   E2E_REGISTRY_PORT  registry port; E2E_REGISTRY_DIR its storage (default /var/tmp/noded-e2e<slot>-registry)
 #   E2E_KEEP_IMAGES=1  do not push the image set again
+#   E2E_K8S_BIN        a directory with kubelet, e2e_node.test, ginkgo and agnhost built elsewhere (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 REPO=$(pwd)
@@ -272,9 +273,13 @@ trap 'exit 143' TERM
 
 # --- binaries
 log "Kubernetes binaries (hack/k8s/build.sh)"
-BIN=$("$REPO/hack/k8s/build.sh" --print kubelet e2e_node ginkgo agnhost)
-K8S_SRC=$(dirname "$BIN")/src
-PORTER=$(cd "$K8S_SRC" && GOFLAGS=-mod=mod go list -m -f '{{.Dir}}' k8s.io/kubernetes)/test/images/agnhost/porter
+if [ -n "${E2E_K8S_BIN:-}" ]; then
+	BIN=$E2E_K8S_BIN
+else
+	BIN=$("$REPO/hack/k8s/build.sh" --print kubelet e2e_node ginkgo agnhost)
+fi
+PORTER=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@${K8S_VERSION:-v1.37.2}" |
+	sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/test/images/agnhost/porter
 if [ "$RUNTIME" = containerd ] && { [ ! -x "$CTD_BIN/containerd" ] || [ ! -x "$CTD_BIN/containerd-shim-runc-v2" ]; }; then
 	log "building containerd $CTD_VERSION into $CTD_BIN (go install; a few minutes cold)"
 	mkdir -p "$CTD_BIN"
@@ -439,11 +444,11 @@ KUBELET_FLAGS="--node-ip=127.0.0.1 --system-cgroups= --kubelet-cgroups=/$CGKUBEL
 
 # A PATH without systemd-run: the suite runs kubelet through systemd-run whenever it finds it (PID 1 here is not
 # systemd).
-for f in /usr/bin/* /bin/*; do
-	n=$(basename "$f")
-	[ "$n" != systemd-run ] || continue
-	[ -e "$RUN/path/$n" ] || ln -s "$f" "$RUN/path/$n"
+for d in /usr/bin /bin; do
+	[ -L "$d" ] && continue
+	ln -s "$d"/* "$RUN/path/" 2>/dev/null || true
 done
+rm -f "$RUN/path/systemd-run"
 SUITE_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:$RUN/path"
 
 # run_pass NAME FOCUS SKIP NODES: one ginkgo run of the suite; its JUnit report is $REPORT/junit_NAME.xml.
@@ -455,7 +460,7 @@ run_pass() {
 	(
 		cd "$WORK"
 		exec env PATH="$SUITE_PATH" nice -n 10 "$BIN/ginkgo" --nodes="$nodes" --no-color --timeout="$TIMEOUT" \
-			--focus="$focus" --skip="$skip" --output-dir="$REPORT" --junit-report="junit_$name.xml" \
+			--focus="$focus" --skip="$skip" --junit-report="$REPORT/junit_$name.xml" \
 			"$BIN/e2e_node.test" -- \
 			--container-runtime-endpoint="unix://$SOCK" --image-service-endpoint="unix://$SOCK" \
 			--kubelet-config-file="$RUN/kubelet-base.yaml" --kubelet-flags="$KUBELET_FLAGS" \

@@ -31,7 +31,7 @@ def main():
         try:
             root = ET.parse(path).getroot()
         except (OSError, ET.ParseError) as e:
-            print(f"summarize: {path}: {e}", file=sys.stderr)
+            print(f"summarize: {path}: {e} (the pass did not finish: see its log)")
             continue
         for tc in root.iter("testcase"):
             name = tc.get("name", "")
