@@ -4,7 +4,9 @@
 # namespace controller.
 #
 #   hack/e2e-node/run.sh [--runtime noded|containerd] [--nodes N] [--focus RE] [--skip RE]
-#                        [--no-serial] [--serial-only] [--timeout DUR] [-- extra e2e_node.test flags]
+#                        [--no-serial] [--serial-only] [--timeout DUR] [--seed N] [-- extra e2e_node.test flags]
+# --seed (default 1) fixes ginkgo's spec order, so that two runtimes run the specs in the same order (and a pass
+# cut short by --timeout covers the same specs on both).
 #
 # Default: --runtime noded --nodes 2, focus '\[NodeConformance\]', skip '\[Flaky\]|\[Slow\]|\[Serial\]' (as the
 # upstream containerd node e2e job), then a second pass, on one ginkgo node, of the '\[Serial\]' specs that match
@@ -52,6 +54,7 @@ SERIAL_SKIP='\[Flaky\]|\[Slow\]'
 PASS1=1
 PASS2=1
 TIMEOUT=3h
+SEED=${E2E_SEED:-1}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--runtime) RUNTIME=$2; shift 2 ;;
@@ -61,6 +64,7 @@ while [ $# -gt 0 ]; do
 	--no-serial) PASS2=0; shift ;;
 	--serial-only) PASS1=0; shift ;;
 	--timeout) TIMEOUT=$2; shift 2 ;;
+	--seed) SEED=$2; shift 2 ;;
 	--) shift; break ;;
 	*) echo "run.sh: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
 	esac
@@ -430,7 +434,6 @@ cgroupRoot: /$CGROOT
 enforceNodeAllocatable: []
 oomScoreAdj: $(cat /proc/self/oom_score_adj)
 maxOpenFiles: $(ulimit -Hn)
-address: 127.0.0.1
 healthzBindAddress: 127.0.0.1
 evictionHard:
   memory.available: "1Mi"
@@ -440,7 +443,7 @@ evictionHard:
 imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 EOF
-KUBELET_FLAGS="--node-ip=127.0.0.1 --system-cgroups= --kubelet-cgroups=/$CGKUBELET --runtime-cgroups=/$CGRUNTIME"
+KUBELET_FLAGS="--system-cgroups= --kubelet-cgroups=/$CGKUBELET --runtime-cgroups=/$CGRUNTIME"
 
 # A PATH without systemd-run: the suite runs kubelet through systemd-run whenever it finds it (PID 1 here is not
 # systemd).
@@ -449,6 +452,10 @@ for d in /usr/bin /bin; do
 	ln -s "$d"/* "$RUN/path/" 2>/dev/null || true
 done
 rm -f "$RUN/path/systemd-run"
+# ginkgo runs only binaries named *.test; the suite looks for kubelet beside the path it was started as.
+mkdir -p "$RUN/bin"
+ln -s "$BIN/e2e_node" "$RUN/bin/e2e_node.test"
+ln -s "$BIN/kubelet" "$RUN/bin/kubelet"
 SUITE_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:$RUN/path"
 
 # run_pass NAME FOCUS SKIP NODES: one ginkgo run of the suite; its JUnit report is $REPORT/junit_NAME.xml.
@@ -459,9 +466,9 @@ run_pass() {
 	set +e
 	(
 		cd "$WORK"
-		exec env PATH="$SUITE_PATH" nice -n 10 "$BIN/ginkgo" --nodes="$nodes" --no-color --timeout="$TIMEOUT" \
-			--focus="$focus" --skip="$skip" --junit-report="$REPORT/junit_$name.xml" \
-			"$BIN/e2e_node.test" -- \
+		exec env PATH="$SUITE_PATH" nice -n 10 "$BIN/ginkgo" --nodes="$nodes" --no-color --timeout="$TIMEOUT" --seed="$SEED" \
+			--focus="$focus" --skip="$skip" --output-dir="$REPORT" --junit-report="junit_$name.xml" \
+			"$RUN/bin/e2e_node.test" -- \
 			--container-runtime-endpoint="unix://$SOCK" --image-service-endpoint="unix://$SOCK" \
 			--kubelet-config-file="$RUN/kubelet-base.yaml" --kubelet-flags="$KUBELET_FLAGS" \
 			--prepull-images=false --report-dir="$REPORT/$name" --node-name="$NODE_NAME" \
@@ -472,6 +479,11 @@ run_pass() {
 	rc=$?
 	GINKGO_PID=
 	set -e
+	# ginkgo may prefix the report with the suite's directory name
+	local f
+	for f in "$REPORT"/*junit_"$name".xml; do
+		[ -f "$f" ] && [ "$f" != "$REPORT/junit_$name.xml" ] && mv "$f" "$REPORT/junit_$name.xml"
+	done
 	echo "$name $((SECONDS - start))" >>"$RUN/walltime"
 	log "pass $name: ginkgo exited with status $rc after $((SECONDS - start)) s"
 	tail -n 5 "$RUN/$name.log" | sed 's/^/   /' >&2
@@ -513,5 +525,6 @@ if [ "$PASS2" = 1 ]; then
 fi
 grep -q ' 0 failed' "$RUN"/summary_*.txt 2>/dev/null || summary_rc=1
 for f in "$RUN"/summary_*.txt; do grep -q ' 0 failed' "$f" || summary_rc=1; done
+for f in "${REPORTS[@]}"; do [ -f "$f" ] || summary_rc=1; done
 echo "(reports $REPORT, logs $RUN/*.log, kubelet logs $REPORT/*/kubelet.log)"
 exit "$summary_rc"

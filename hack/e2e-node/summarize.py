@@ -26,7 +26,7 @@ def main():
         print(__doc__, file=sys.stderr)
         return 2
     focus, skip = re.compile(sys.argv[1]), re.compile(sys.argv[2]) if sys.argv[2] else None
-    passed, failed, skipped = [], [], []
+    passed, failed, skipped, notrun = [], [], [], []
     for path in sys.argv[3:]:
         try:
             root = ET.parse(path).getroot()
@@ -55,10 +55,17 @@ def main():
             elif s is not None or tc.get("status") == "skipped":
                 msg = s.get("message") if s is not None else ""
                 msg = re.sub(r"^skipped\s*-?\s*", "", msg or "")
-                skipped.append((name, one_line(msg) if msg else "(not run: interrupted or skipped by a filter)"))
+                if msg:
+                    skipped.append((name, one_line(msg)))
+                else:
+                    # selected by the filters yet not run: the run was interrupted (timeout) first
+                    notrun.append(name)
             else:
                 passed.append(name)
-    print(f"{len(passed)} passed, {len(failed)} failed, {len(skipped)} skipped")
+    line = f"{len(passed)} passed, {len(failed)} failed, {len(skipped)} skipped"
+    if notrun:
+        line += f" ({len(notrun)} selected specs not run: the pass was interrupted)"
+    print(line)
     if failed:
         print("\nFAILED:")
         for n, m in sorted(failed):

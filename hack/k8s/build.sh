@@ -87,7 +87,7 @@ build() {
       log "building e2e_node.test ${VERSION} (about 25 min cold on 2 cores)"
       (cd "$src" && go get -t "k8s.io/kubernetes/test/e2e_node@${VERSION}")
       pin_ginkgo
-      (cd "$src" && CGO_ENABLED=0 go test -c -trimpath -ldflags "$(ldflags)" -o "$out.tmp" k8s.io/kubernetes/test/e2e_node) ;;
+      (cd "$src" && CGO_ENABLED=0 go test -c -vet=off -trimpath -ldflags "$(ldflags)" -o "$out.tmp" k8s.io/kubernetes/test/e2e_node) ;;
     ginkgo)
       # The CLI must be the ginkgo the suite is built with: the version kubernetes requires, not the newest
       # (a bare `go get .../ginkgo` would upgrade the suite's ginkgo library too).
