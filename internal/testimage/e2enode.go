@@ -133,9 +133,20 @@ func (b *Builder) E2ENodeSet(ctx context.Context, o E2ENodeOptions) (*Set, error
 			return nil, fmt.Errorf("porter key: %w", err)
 		}
 	}
-	bb, err := b.Busybox(ctx)
+	base, err := b.Busybox(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// The suite's busybox has nmeter (container lifecycle specs time their logs with it); Debian's has not.
+	nmeter, err := b.debs.CompileStatic(ctx, "nmeter")
+	if err != nil {
+		return nil, err
+	}
+	extra := NewFS()
+	extra.WriteFile("/bin/nmeter", nmeter, 0o755)
+	bb, err := Derive(base, extra, nil)
+	if err != nil {
+		return nil, fmt.Errorf("busybox with nmeter: %w", err)
 	}
 	s := newSet()
 	const e2e = "e2e-test-images/"

@@ -573,3 +573,30 @@ func TestAgnhostCarriesWhatSpecsExec(t *testing.T) {
 		t.Errorf("/etc/group lacks group-defined-in-image: %s", files["/etc/group"].data)
 	}
 }
+
+func TestE2ENodeBusyboxHasNmeter(t *testing.T) {
+	ctx := context.Background()
+	b := testBuilder(t)
+	agn := filepath.Join(t.TempDir(), "agnhost")
+	if err := os.WriteFile(agn, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := b.E2ENodeSet(ctx, E2ENodeOptions{AgnhostPath: agn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"e2e-test-images/busybox:1.37.0-2", "e2e-test-images/agnhost:2.66.1",
+		"e2e-test-images/nginx:1.27.0-2", "e2e-test-images/nonewprivs:1.4", "pause:3.10.2"} {
+		if s.Images[name] == nil {
+			t.Errorf("set lacks %s", name)
+		}
+	}
+	if _, ok := flatten(t, s.Images["e2e-test-images/busybox:1.37.0-2"])["/bin/nmeter"]; !ok {
+		t.Error("busybox:1.37.0-2 lacks /bin/nmeter")
+	}
+	d1, _ := s.Images["e2e-test-images/agnhost:2.66.1"].Digest()
+	d2, _ := s.Images["e2e-test-images/agnhost:2.55"].Digest()
+	if d1 == d2 {
+		t.Error("agnhost 2.55 and 2.66.1 are the same image")
+	}
+}
