@@ -392,6 +392,8 @@ imports = []
 
 [plugins."io.containerd.cri.v1.runtime"]
   netns_mounts_under_state_dir = true
+  # no CAP_SYS_RESOURCE here: clamp oom_score_adj to what containerd may set (noded clamps always)
+  restrict_oom_score_adj = true
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
     [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
