@@ -37,7 +37,13 @@ func imageSpec(c *store.Container) *runtimeapi.ImageSpec {
 	if spec == nil {
 		spec = &runtimeapi.ImageSpec{}
 	}
+	// kubelet creates containers from the image ID and names the image the pod asked for in
+	// UserSpecifiedImage; it shows status.image as the container's image (a pod's image update waits for it),
+	// so report the name the user gave, as CRI-O does (containerd reports a tag of the image).
 	spec.Image = c.ImageName
+	if u := spec.GetUserSpecifiedImage(); u != "" {
+		spec.Image = u
+	}
 	return spec
 }
 

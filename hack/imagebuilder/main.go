@@ -3,12 +3,16 @@
 //
 //	go run ./hack/imagebuilder --registry 127.0.0.1:5000 [--set test|critest|bench|all]
 //	go run ./hack/imagebuilder --set busybox --layout DIR   # an OCI image layout instead (e.g. for a test guest)
+//	go run ./hack/imagebuilder --set e2enode --agnhost BIN --porter DIR   # the node e2e suite's images
 //
 // The test and bench sets go to noded/... repositories. The critest set goes
 // to each image's upstream repository path without its host
 // (registry.k8s.io/e2e-test-images/busybox:1.29-2 -> e2e-test-images/busybox:1.29-2),
 // so one registry serves as the mirror endpoint of every upstream host
 // (registry.k8s.io, k8s.gcr.io, gcr.io, docker.io, quay.io, public.ecr.aws).
+// The e2enode set (Kubernetes node e2e, hack/e2e-node/run.sh) is keyed the
+// same way; it needs the agnhost binary (--agnhost) and, for porter's TLS
+// port, the directory of its localhost.crt and localhost.key (--porter).
 package main
 
 import (
@@ -35,7 +39,9 @@ func main() {
 
 func run() error {
 	registry := flag.String("registry", "127.0.0.1:5000", "registry host:port to push to (plain HTTP)")
-	set := flag.String("set", "all", "image set: test, critest, bench, busybox or all (comma-separated list allowed)")
+	set := flag.String("set", "all", "image set: test, critest, bench, busybox, e2enode or all (comma-separated list allowed)")
+	agnhost := flag.String("agnhost", "", "agnhost binary for the e2enode set")
+	porter := flag.String("porter", "", "directory with porter's localhost.crt and localhost.key for the e2enode set")
 	cache := flag.String("cache", testimage.DefaultCacheDir, "cache directory for .debs, extracted packages and helpers")
 	compression := flag.String("compression", string(testimage.Gzip), "layer compression of the base images: gzip, zstd or none")
 	format := flag.String("format", string(testimage.OCI), "manifest format of the base images: oci or docker")
@@ -62,6 +68,9 @@ func run() error {
 		"test":    b.TestSet,
 		"critest": b.CritestSet,
 		"bench":   b.BenchSet,
+		"e2enode": func(ctx context.Context) (*testimage.Set, error) {
+			return b.E2ENodeSet(ctx, testimage.E2ENodeOptions{AgnhostPath: *agnhost, PorterDir: *porter})
+		},
 		"busybox": func(ctx context.Context) (*testimage.Set, error) {
 			img, err := b.Busybox(ctx)
 			if err != nil {
@@ -78,7 +87,7 @@ func run() error {
 	for _, n := range names {
 		build, ok := builders[n]
 		if !ok {
-			return fmt.Errorf("unknown set %q (want test, critest, bench, busybox or all)", n)
+			return fmt.Errorf("unknown set %q (want test, critest, bench, busybox, e2enode or all)", n)
 		}
 		start := time.Now()
 		s, err := build(ctx)

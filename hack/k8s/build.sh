@@ -58,6 +58,19 @@ setup_module() {
   touch "$src/.ready"
 }
 
+# kubernetes_gomod: the path of the go.mod of k8s.io/kubernetes@VERSION in the module cache.
+kubernetes_gomod() {
+  (cd "$src" && go mod download -json "k8s.io/kubernetes@${VERSION}" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+}
+
+# pin_ginkgo: github.com/onsi/ginkgo/v2 at the version the kubernetes go.mod requires (up or down).
+pin_ginkgo() {
+  local gv
+  gv=$(sed -n 's#^[[:space:]]*github.com/onsi/ginkgo/v2 \(v[^ ]*\).*#\1#p' "$(kubernetes_gomod)" | head -n 1)
+  [ -n "$gv" ] || { echo "k8s-build: no github.com/onsi/ginkgo/v2 in the kubernetes go.mod" >&2; exit 1; }
+  (cd "$src" && go get "github.com/onsi/ginkgo/v2@${gv}")
+}
+
 ldflags() {
   local major=${VERSION#v}; major=${major%%.*}
   local minor=${VERSION#v*.}; minor=${minor%%.*}
@@ -82,10 +95,13 @@ build() {
     e2e_node)
       log "building e2e_node.test ${VERSION} (about 25 min cold on 2 cores)"
       (cd "$src" && go get -t "k8s.io/kubernetes/test/e2e_node@${VERSION}")
-      (cd "$src" && CGO_ENABLED=0 go test -c -trimpath -ldflags "$(ldflags)" -o "$out.tmp" k8s.io/kubernetes/test/e2e_node) ;;
+      pin_ginkgo
+      (cd "$src" && CGO_ENABLED=0 go test -c -vet=off -trimpath -ldflags "$(ldflags)" -o "$out.tmp" k8s.io/kubernetes/test/e2e_node) ;;
     ginkgo)
-      setup_module
-      (cd "$src" && go get -t "k8s.io/kubernetes/test/e2e_node@${VERSION}" && go get github.com/onsi/ginkgo/v2/ginkgo)
+      # The CLI must be the ginkgo the suite is built with: the version kubernetes requires, not the newest
+      # (a bare `go get .../ginkgo` would upgrade the suite's ginkgo library too).
+      (cd "$src" && go get -t "k8s.io/kubernetes/test/e2e_node@${VERSION}")
+      pin_ginkgo
       (cd "$src" && CGO_ENABLED=0 go build -o "$out.tmp" github.com/onsi/ginkgo/v2/ginkgo) ;;
     agnhost)
       (cd "$src" && go get "k8s.io/kubernetes/test/images/agnhost@${VERSION}")

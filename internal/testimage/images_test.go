@@ -523,3 +523,80 @@ func containsLine(out, line string) bool {
 	}
 	return false
 }
+
+func TestAgnhostCarriesWhatSpecsExec(t *testing.T) {
+	ctx := context.Background()
+	b := testBuilder(t)
+	img, err := b.Agnhost(ctx, []byte("#!/bin/sh\n"), []byte("cert"), []byte("key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := flatten(t, img)
+	for _, p := range []string{"/bin/bash", "/usr/bin/curl", "/usr/bin/dig", "/usr/bin/nc", "/bin/ip", "/bin/ss",
+		"/usr/bin/socat", "/usr/bin/iperf", "/usr/bin/ipcs", "/agnhost", "/agnhost-2", "/uploads",
+		"/localhost.crt", "/localhost.key", "/bin/sh"} {
+		if _, ok := files[p]; !ok {
+			t.Errorf("agnhost image lacks %s", p)
+		}
+	}
+	if e := files["/agnhost-2"]; e.hdr == nil || e.hdr.Linkname != "agnhost" {
+		t.Errorf("/agnhost-2 is not a link to agnhost: %+v", e.hdr)
+	}
+	// Every library the tools load is in the image.
+	for _, tool := range agnhostTools {
+		root, err := b.debs.Extract(ctx, tool.pkg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resolved, err := resolveIn(root, tool.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		libs, err := b.debs.Libs(ctx, filepath.Join(root, resolved))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range libs {
+			if _, ok := files[l.Path]; !ok {
+				t.Errorf("%s needs %s, not in the image", tool.path, l.Path)
+			}
+		}
+	}
+	cf, err := img.ConfigFile()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cf.Config.Entrypoint, " "); got != "/agnhost" {
+		t.Errorf("entrypoint %q, want /agnhost", got)
+	}
+	if !strings.Contains(string(files["/etc/group"].data), "group-defined-in-image:x:50000:user-defined-in-image") {
+		t.Errorf("/etc/group lacks group-defined-in-image: %s", files["/etc/group"].data)
+	}
+}
+
+func TestE2ENodeBusyboxHasNmeter(t *testing.T) {
+	ctx := context.Background()
+	b := testBuilder(t)
+	agn := filepath.Join(t.TempDir(), "agnhost")
+	if err := os.WriteFile(agn, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	s, err := b.E2ENodeSet(ctx, E2ENodeOptions{AgnhostPath: agn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"e2e-test-images/busybox:1.37.0-2", "e2e-test-images/agnhost:2.66.1",
+		"e2e-test-images/nginx:1.27.0-2", "e2e-test-images/nonewprivs:1.4", "pause:3.10.2"} {
+		if s.Images[name] == nil {
+			t.Errorf("set lacks %s", name)
+		}
+	}
+	if _, ok := flatten(t, s.Images["e2e-test-images/busybox:1.37.0-2"])["/bin/nmeter"]; !ok {
+		t.Error("busybox:1.37.0-2 lacks /bin/nmeter")
+	}
+	d1, _ := s.Images["e2e-test-images/agnhost:2.66.1"].Digest()
+	d2, _ := s.Images["e2e-test-images/agnhost:2.55"].Digest()
+	if d1 == d2 {
+		t.Error("agnhost 2.55 and 2.66.1 are the same image")
+	}
+}

@@ -1,0 +1,532 @@
+#!/usr/bin/env bash
+# Runs the Kubernetes node e2e suite (k8s.io/kubernetes/test/e2e_node, v1.37.2) against a private noded, or
+# against containerd 2.4.2 + runc as the anchor, with a real kubelet and the suite's own API server, etcd and
+# namespace controller.
+#
+#   hack/e2e-node/run.sh [--runtime noded|containerd] [--nodes N] [--focus RE] [--skip RE]
+#                        [--no-serial] [--serial-only] [--timeout DUR] [--seed N] [-- extra e2e_node.test flags]
+# --seed (default 1) fixes ginkgo's spec order, so that two runtimes run the specs in the same order (and a pass
+# cut short by --timeout covers the same specs on both).
+#
+# Default: --runtime noded --nodes 2, focus '\[NodeConformance\]', skip '\[Flaky\]|\[Slow\]|\[Serial\]' (as the
+# upstream containerd node e2e job), then a second pass, on one ginkgo node, of the '\[Serial\]' specs that match
+# the focus (not '\[Flaky\]|\[Slow\]'). --focus/--skip replace the first pass's regexps (the serial pass keeps
+# the focus). Prints "P passed, F failed, S skipped" and every failure and skip with its one-line reason; the
+# JUnit reports, kubelet.log and the runtime's log stay in the run dir.
+#
+# What it does (root only, Debian 12; hack/install-deps.sh must have run):
+#   - hack/k8s/build.sh: kubelet, e2e_node.test, ginkgo and agnhost of v1.37.2 (cached in /var/cache/noded-k8s);
+#     with --runtime containerd also containerd and its runc shim v2.4.2 (go install, cached in
+#     /var/cache/noded-e2e-containerd);
+#   - a local registry (hack/registry-start.sh) with the suite's images built here from Debian packages
+#     (hack/imagebuilder --set e2enode: agnhost with bash, curl, nc, ip, dig, socat, ..., busybox, nginx, pause,
+#     nonewprivs, nonroot), the mirror of registry.k8s.io, gcr.io, docker.io and quay.io for the runtime;
+#   - the runtime on its own socket, root, state, CNI network (hack/cni/render-conflist.sh; bridge e2e{n,c}s<slot>,
+#     10.(230+slot).{200,201}.0/24), runc /usr/local/sbin/runc, in cgroup /e2e<slot>-<runtime>-runtime;
+#   - kubelet (started by the suite) with cgroupfs, failCgroupV1: false, cgroupRoot /e2e<slot>-<runtime>, node IP
+#     and addresses 127.0.0.1, oomScoreAdj/maxOpenFiles as this process has them (no CAP_SYS_RESOURCE), and a PATH
+#     without systemd-run (the suite would run kubelet through it).
+# Whatever happens, the exit trap stops the suite, kubelet and the runtime, kills what is left in the run's cgroups,
+# unmounts the run dir and /var/lib/kubelet, deletes the bridge, the iptables rules the run added, the cgroups,
+# SysV shm segments the run created, /var/lib/kubelet (when it did not exist before), restores the sysctls kubelet
+# rewrites, and stops the registry.
+#
+# The suite binds fixed ports (kubelet 10250/10255/10248, API server 6443, etcd 2379): one run per machine at a
+# time (a lock in /var/tmp guards it).
+#
+# Environment:
+#   NODED_TEST_SLOT    0-9 (default 0): names, subnets and the registry port (5010+slot)
+#   E2E_NODE_DIR       run dir (default /var/tmp/noded-e2e<slot>-<runtime>), wiped at the start
+#   E2E_REGISTRY_PORT  registry port; E2E_REGISTRY_DIR its storage (default /var/tmp/noded-e2e<slot>-registry)
+#   E2E_KEEP_IMAGES=1  do not push the image set again
+#   E2E_K8S_BIN        a directory with kubelet, e2e_node.test, ginkgo and agnhost built elsewhere (default: build)
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+REPO=$(pwd)
+export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/go/bin:${PATH}"
+[ "$(id -u)" = 0 ] || { echo "run.sh: must run as root" >&2; exit 1; }
+
+RUNTIME=noded
+NODES=2
+FOCUS='\[NodeConformance\]'
+SKIP='\[Flaky\]|\[Slow\]|\[Serial\]'
+SERIAL_SKIP='\[Flaky\]|\[Slow\]'
+PASS1=1
+PASS2=1
+TIMEOUT=3h
+SEED=${E2E_SEED:-1}
+while [ $# -gt 0 ]; do
+	case $1 in
+	--runtime) RUNTIME=$2; shift 2 ;;
+	--nodes) NODES=$2; shift 2 ;;
+	--focus) FOCUS=$2; shift 2 ;;
+	--skip) SKIP=$2; shift 2 ;;
+	--no-serial) PASS2=0; shift ;;
+	--serial-only) PASS1=0; shift ;;
+	--timeout) TIMEOUT=$2; shift 2 ;;
+	--seed) SEED=$2; shift 2 ;;
+	--) shift; break ;;
+	*) echo "run.sh: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
+	esac
+done
+EXTRA=("$@")
+case $RUNTIME in noded | containerd) ;; *) echo "run.sh: --runtime noded|containerd" >&2; exit 2 ;; esac
+
+SLOT=${NODED_TEST_SLOT:-0}
+case $SLOT in [0-9]) ;; *) SLOT=0 ;; esac
+RUN=${E2E_NODE_DIR:-/var/tmp/noded-e2e$SLOT-$RUNTIME}
+REG_PORT=${E2E_REGISTRY_PORT:-$((5010 + SLOT))}
+REG_DIR=${E2E_REGISTRY_DIR:-/var/tmp/noded-e2e$SLOT-registry}
+case $RUN in /*) ;; *) echo "run.sh: E2E_NODE_DIR must be absolute" >&2; exit 1 ;; esac
+[ "$RUN" != / ] || exit 1
+ROOT=$RUN/root
+STATE=$RUN/state
+SOCK=$RUN/$RUNTIME.sock
+REPORT=$RUN/report
+WORK=$RUN/work
+NETNAME=e2e$SLOT-$RUNTIME
+if [ "$RUNTIME" = noded ]; then
+	BRIDGE=e2ens$SLOT
+	SUBNET=10.$((230 + SLOT)).200.0/24
+else
+	BRIDGE=e2ecs$SLOT
+	SUBNET=10.$((230 + SLOT)).201.0/24
+fi
+CGROOT=e2e$SLOT-$RUNTIME                 # kubelet's cgroupRoot (pods below CGROOT/kubepods)
+CGRUNTIME=e2e$SLOT-$RUNTIME-runtime      # the runtime daemon
+CGKUBELET=e2e$SLOT-$RUNTIME-kubelet      # kubelet itself
+NODE_NAME=e2e$SLOT-$RUNTIME-node
+RUNC=/usr/local/sbin/runc
+[ -x "$RUNC" ] || RUNC=$(command -v runc)
+MARKER="$NETNAME|$BRIDGE|${SUBNET%.0/24}\\."
+CTD_VERSION=v2.4.2
+CTD_BIN=${E2E_CONTAINERD_CACHE:-/var/cache/noded-e2e-containerd}/$CTD_VERSION/bin
+SYSCTLS="vm.overcommit_memory kernel.panic kernel.panic_on_oops"
+
+mkdir -p /var/tmp
+exec 8>/var/tmp/noded-e2e-node.lock
+flock -n 8 || { echo "run.sh: another node e2e run holds /var/tmp/noded-e2e-node.lock (fixed kubelet ports)" >&2; exit 1; }
+
+log() { echo "== $(date -u +%H:%M:%S) $*" >&2; }
+
+RT_PID=
+GINKGO_PID=
+REG_STARTED=
+SNAP=
+IPCS_BEFORE=
+SYSCTL_SAVED=
+KUBELET_DIR_EXISTED=1
+[ -e /var/lib/kubelet ] || KUBELET_DIR_EXISTED=0
+
+shm_ids() { ipcs -m 2>/dev/null | awk '$2 ~ /^[0-9]+$/ { print $2 }' | sort; }
+
+stop_pid() {
+	local pid=$1 wait=${2:-15} i=0
+	kill -0 "$pid" 2>/dev/null || return 0
+	kill -TERM "$pid" 2>/dev/null || true
+	while kill -0 "$pid" 2>/dev/null; do
+		i=$((i + 1))
+		if [ $i -ge $((wait * 10)) ]; then
+			echo "run.sh: pid $pid ignored SIGTERM for ${wait}s, killing" >&2
+			kill -KILL "$pid" 2>/dev/null || true
+			break
+		fi
+		sleep 0.1
+	done
+	wait "$pid" 2>/dev/null || true
+}
+
+# cg_dirs NAME: NAME's directory in every cgroup hierarchy (v1 controllers and the unified one).
+cg_dirs() {
+	findmnt -n -l -t cgroup,cgroup2 -o TARGET 2>/dev/null | while read -r m; do echo "$m/$1"; done
+}
+cg_list() { cg_dirs "$1" | sort -u; }
+
+# cg_make NAME: creates cgroup NAME in every hierarchy (cpuset: with its parent's cpus and mems).
+cg_make() {
+	local d
+	for d in $(cg_list "$1"); do
+		mkdir -p "$d" 2>/dev/null || continue
+		if [ -f "$d/cpuset.cpus" ] && [ -z "$(cat "$d/cpuset.cpus")" ]; then
+			cat "$(dirname "$d")/cpuset.cpus" >"$d/cpuset.cpus" 2>/dev/null || true
+			cat "$(dirname "$d")/cpuset.mems" >"$d/cpuset.mems" 2>/dev/null || true
+		fi
+	done
+}
+
+# cg_join NAME PID: moves PID into cgroup NAME of every hierarchy.
+cg_join() {
+	local d
+	for d in $(cg_list "$1"); do
+		[ -f "$d/cgroup.procs" ] && echo "$2" >"$d/cgroup.procs" 2>/dev/null || true
+	done
+}
+
+cgroup_procs() {
+	local n d
+	for n in "$CGROOT" "$CGRUNTIME" "$CGKUBELET"; do
+		for d in $(cg_list "$n"); do
+			[ -d "$d" ] && find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null
+		done
+	done | sort -u || true
+}
+
+# run_procs: processes of this run outside its cgroups: the runtime, its helpers, kubelet, ginkgo, the suite.
+run_procs() {
+	local d p cmd
+	for d in /proc/[0-9]*; do
+		p=${d#/proc/}
+		[ "$p" != $$ ] || continue
+		cmd=$( { tr '\0' ' ' <"$d/cmdline"; } 2>/dev/null || true)
+		case "$cmd" in *"$RUN/"* | *"$SOCK"*) echo "$p" ;; esac
+	done
+	return 0
+}
+
+unmount_under() {
+	local top=$1 pass mps mp
+	for pass in 1 2 3; do
+		mps=$(awk -v r="$top" '{ mp = $5; gsub(/\\040/, " ", mp); if (mp == r || index(mp, r "/") == 1) print mp }' \
+			/proc/self/mountinfo | tac)
+		[ -n "$mps" ] || return 0
+		while IFS= read -r mp; do
+			[ -n "$mp" ] || continue
+			umount "$mp" 2>/dev/null || { [ $pass -ge 2 ] && umount -l "$mp" 2>/dev/null; } || true
+		done <<<"$mps"
+	done
+	mps=$(awk -v r="$top" '{ mp = $5; if (mp == r || index(mp, r "/") == 1) print mp }' /proc/self/mountinfo)
+	[ -z "$mps" ] || { echo "run.sh: still mounted:" >&2; echo "$mps" >&2; }
+}
+
+remove_cgroup() {
+	local top=$1 try left
+	[ -d "$top" ] || return 0
+	for try in 1 2 3 4 5; do
+		find "$top" -depth -type d -exec rmdir {} \; 2>/dev/null || true
+		[ -d "$top" ] || return 0
+		sleep 0.5
+	done
+	left=$(find "$top" -name cgroup.procs -exec cat {} + 2>/dev/null | tr '\n' ' ')
+	echo "run.sh: could not remove cgroup $top (processes: ${left:-none})" >&2
+}
+
+kill_leftovers() {
+	local f id p pids try rroot
+	for f in $(cg_list "$CGROOT" | grep /freezer/ | while read -r d; do find "$d" -name freezer.state 2>/dev/null; done); do
+		echo THAWED >"$f" 2>/dev/null || true
+	done
+	for rroot in "$STATE/runtimes/runc" "$STATE/runc"; do
+		[ -d "$rroot" ] || continue
+		for id in $("$RUNC" --root "$rroot" list -q 2>/dev/null); do
+			"$RUNC" --root "$rroot" kill "$id" KILL 2>/dev/null || true
+			"$RUNC" --root "$rroot" delete --force "$id" 2>/dev/null || true
+		done
+	done
+	for try in 1 2 3 4; do
+		pids=$(cgroup_procs; run_procs) || true
+		[ -n "$pids" ] || break
+		for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
+		sleep 0.3
+	done
+}
+
+teardown_host() {
+	kill_leftovers
+	unmount_under /var/lib/kubelet
+	unmount_under "$RUN"
+	local veth cg n
+	for veth in $(ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
+		ip link del "$veth" 2>/dev/null || true
+	done
+	ip link del "$BRIDGE" 2>/dev/null || true
+	for n in "$CGROOT" "$CGRUNTIME" "$CGKUBELET"; do
+		for cg in $(cg_list "$n"); do remove_cgroup "$cg"; done
+	done
+}
+
+cleanup() {
+	local rc=$? new id s v
+	trap - EXIT INT TERM
+	set +e
+	log "cleaning up"
+	[ -z "$GINKGO_PID" ] || stop_pid "$GINKGO_PID" 30
+	[ -z "$RT_PID" ] || stop_pid "$RT_PID" 20
+	teardown_host
+	if [ "$KUBELET_DIR_EXISTED" = 0 ] && [ -d /var/lib/kubelet ]; then
+		rm -rf --one-file-system /var/lib/kubelet
+	fi
+	if [ -n "$SYSCTL_SAVED" ]; then
+		while read -r s v; do sysctl -q -w "$s=$v" >/dev/null 2>&1 || true; done <"$SYSCTL_SAVED"
+	fi
+	if [ -n "$SNAP" ]; then "$REPO/hack/critest/ipt-undo.sh" undo "$SNAP" "$MARKER"; fi
+	if [ -n "$IPCS_BEFORE" ]; then
+		new=$(shm_ids | comm -13 "$IPCS_BEFORE" -)
+		for id in $new; do
+			if [ "$(ipcs -m | awk -v id="$id" '$2 == id { print $6 }')" = 0 ]; then
+				ipcrm -m "$id" && echo "run.sh: removed shm segment $id" >&2
+			fi
+		done
+	fi
+	if [ -n "$REG_STARTED" ]; then "$REPO/hack/registry-stop.sh" "$REG_PORT" "$REG_DIR" >&2; fi
+	rm -f "$SOCK"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# --- binaries
+log "Kubernetes binaries (hack/k8s/build.sh)"
+if [ -n "${E2E_K8S_BIN:-}" ]; then
+	BIN=$E2E_K8S_BIN
+else
+	BIN=$("$REPO/hack/k8s/build.sh" --print kubelet e2e_node ginkgo agnhost)
+fi
+PORTER=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@${K8S_VERSION:-v1.37.2}" |
+	sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/test/images/agnhost/porter
+if [ "$RUNTIME" = containerd ] && { [ ! -x "$CTD_BIN/containerd" ] || [ ! -x "$CTD_BIN/containerd-shim-runc-v2" ]; }; then
+	log "building containerd $CTD_VERSION into $CTD_BIN (go install; a few minutes cold)"
+	mkdir -p "$CTD_BIN"
+	(
+		exec 7>"$CTD_BIN.lock"
+		flock 7
+		export GOTOOLCHAIN=local GOFLAGS=-mod=mod GOBIN=$CTD_BIN
+		[ -x "$CTD_BIN/containerd" ] || CGO_ENABLED=0 go install -tags no_btrfs "github.com/containerd/containerd/v2/cmd/containerd@$CTD_VERSION"
+		[ -x "$CTD_BIN/containerd-shim-runc-v2" ] || CGO_ENABLED=0 go install "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CTD_VERSION"
+	)
+fi
+
+# --- a clean run dir
+log "preparing $RUN"
+teardown_host
+if [ -d "$RUN" ]; then rm -rf --one-file-system "$RUN"; fi
+mkdir -p "$RUN" "$ROOT" "$STATE" "$RUN/cni/net.d" "$RUN/cni/ipam" "$REPORT" "$WORK" "$RUN/path"
+SNAP=$RUN/iptables
+"$REPO/hack/critest/ipt-undo.sh" snapshot "$SNAP"
+IPCS_BEFORE=$RUN/ipcs.before
+shm_ids >"$IPCS_BEFORE"
+SYSCTL_SAVED=$RUN/sysctl.before
+for s in $SYSCTLS; do echo "$s $(sysctl -n "$s")"; done >"$SYSCTL_SAVED"
+
+# --- registry with the suite's images
+"$REPO/hack/registry-start.sh" "$REG_PORT" "$REG_DIR" >&2 ||
+	{ echo "run.sh: no registry on port $REG_PORT (set E2E_REGISTRY_PORT to use another)" >&2; exit 1; }
+REG_STARTED=1
+if [ "${E2E_KEEP_IMAGES:-}" != 1 ]; then
+	log "pushing the e2enode image set to 127.0.0.1:$REG_PORT"
+	go run ./hack/imagebuilder --registry "127.0.0.1:$REG_PORT" --set e2enode --agnhost "$BIN/agnhost" --porter "$PORTER" >"$RUN/images.txt"
+fi
+MIRRORED="registry.k8s.io k8s.gcr.io gcr.io docker.io quay.io"
+
+# --- the runtime
+"$REPO/hack/cni/render-conflist.sh" "$NETNAME" "$BRIDGE" "$SUBNET" "$RUN/cni/ipam" >"$RUN/cni/net.d/10-$NETNAME.conflist"
+cg_make "$CGRUNTIME"
+cg_make "$CGROOT"
+cg_make "$CGKUBELET"
+if [ "$RUNTIME" = noded ]; then
+	{
+		echo 'default_runtime = "runc"'
+		echo 'cgroup_driver = "cgroupfs"'
+		echo "cgroup_parent = \"/$CGROOT\""
+		echo
+		echo '[runtimes.runc]'
+		echo "path = \"$RUNC\""
+		echo
+		echo '[cni]'
+		echo "conf_dir = \"$RUN/cni/net.d\""
+		echo 'bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]'
+		for h in $MIRRORED; do
+			echo
+			echo "[registry.hosts.\"$h\"]"
+			echo "mirrors = [{ url = \"http://127.0.0.1:$REG_PORT\" }]"
+		done
+	} >"$RUN/config.toml"
+	log "building noded"
+	CGO_ENABLED=${CGO_ENABLED:-0} go build -o "$RUN/noded" ./cmd/noded
+	log "starting noded (log $RUN/noded.log)"
+	"$RUN/noded" --config "$RUN/config.toml" --root "$ROOT" --state "$STATE" --listen "$SOCK" \
+		>"$RUN/noded.log" 2>&1 </dev/null &
+	RT_PID=$!
+	RT_LOG=$RUN/noded.log
+else
+	for h in $MIRRORED; do
+		mkdir -p "$RUN/certs.d/$h"
+		cat >"$RUN/certs.d/$h/hosts.toml" <<EOF
+server = "https://$h"
+
+[host."http://127.0.0.1:$REG_PORT"]
+  capabilities = ["pull", "resolve"]
+EOF
+	done
+	cat >"$RUN/containerd.toml" <<EOF
+version = 4
+root = "$ROOT"
+state = "$STATE"
+imports = []
+
+[plugins."io.containerd.server.v1.grpc"]
+  address = "$SOCK"
+
+[plugins."io.containerd.server.v1.ttrpc"]
+  address = "$SOCK.ttrpc"
+
+[plugins."io.containerd.shim.v1.manager"]
+  socket_dir = "$STATE/s"
+
+[plugins."io.containerd.internal.v1.opt"]
+  path = "$RUN/opt"
+
+[plugins."io.containerd.nri.v1.nri"]
+  disable = true
+
+[plugins."io.containerd.grpc.v1.cri"]
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+
+[plugins."io.containerd.cri.v1.images"]
+  snapshotter = "overlayfs"
+  [plugins."io.containerd.cri.v1.images".pinned_images]
+    sandbox = "registry.k8s.io/pause:3.10.2"
+  [plugins."io.containerd.cri.v1.images".registry]
+    config_path = "$RUN/certs.d"
+
+[plugins."io.containerd.cri.v1.runtime"]
+  netns_mounts_under_state_dir = true
+  # no CAP_SYS_RESOURCE here: clamp oom_score_adj to what containerd may set (noded clamps always)
+  restrict_oom_score_adj = true
+  [plugins."io.containerd.cri.v1.runtime".containerd]
+    default_runtime_name = "runc"
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+      runtime_type = "io.containerd.runc.v2"
+      runtime_path = "$CTD_BIN/containerd-shim-runc-v2"
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+        BinaryName = "$RUNC"
+        Root = "$STATE/runc"
+        SystemdCgroup = false
+  [plugins."io.containerd.cri.v1.runtime".cni]
+    bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
+    conf_dir = "$RUN/cni/net.d"
+EOF
+	log "starting containerd $CTD_VERSION (log $RUN/containerd.log)"
+	"$CTD_BIN/containerd" --config "$RUN/containerd.toml" >"$RUN/containerd.log" 2>&1 </dev/null &
+	RT_PID=$!
+	RT_LOG=$RUN/containerd.log
+fi
+cg_join "$CGRUNTIME" "$RT_PID"
+for i in $(seq 1 300); do
+	[ -S "$SOCK" ] && break
+	if ! kill -0 "$RT_PID" 2>/dev/null; then
+		echo "run.sh: $RUNTIME exited during start-up; last lines of $RT_LOG:" >&2
+		tail -n 30 "$RT_LOG" >&2
+		exit 1
+	fi
+	sleep 0.1
+done
+[ -S "$SOCK" ] || { echo "run.sh: $RUNTIME did not create $SOCK within 30s" >&2; exit 1; }
+
+# --- kubelet's base configuration (the suite adds its own settings over it)
+cat >"$RUN/kubelet-base.yaml" <<EOF
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+cgroupDriver: cgroupfs
+failCgroupV1: false
+failSwapOn: false
+cgroupsPerQOS: true
+cgroupRoot: /$CGROOT
+enforceNodeAllocatable: []
+oomScoreAdj: $(cat /proc/self/oom_score_adj)
+maxOpenFiles: $(ulimit -Hn)
+healthzBindAddress: 127.0.0.1
+evictionHard:
+  memory.available: "1Mi"
+  nodefs.available: "1%"
+  imagefs.available: "1%"
+  nodefs.inodesFree: "1%"
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
+EOF
+KUBELET_FLAGS="--system-cgroups= --kubelet-cgroups=/$CGKUBELET --runtime-cgroups=/$CGRUNTIME"
+
+# A PATH without systemd-run: the suite runs kubelet through systemd-run whenever it finds it (PID 1 here is not
+# systemd).
+for d in /usr/bin /bin; do
+	[ -L "$d" ] && continue
+	ln -s "$d"/* "$RUN/path/" 2>/dev/null || true
+done
+rm -f "$RUN/path/systemd-run"
+# ginkgo runs only binaries named *.test; the suite looks for kubelet beside the path it was started as.
+mkdir -p "$RUN/bin"
+ln -s "$BIN/e2e_node" "$RUN/bin/e2e_node.test"
+ln -s "$BIN/kubelet" "$RUN/bin/kubelet"
+SUITE_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:$RUN/path"
+
+# run_pass NAME FOCUS SKIP NODES: one ginkgo run of the suite; its JUnit report is $REPORT/junit_NAME.xml.
+run_pass() {
+	local name=$1 focus=$2 skip=$3 nodes=$4 start=$SECONDS rc
+	log "pass $name: ginkgo --nodes=$nodes --focus='$focus' --skip='$skip' (log $RUN/$name.log)"
+	mkdir -p "$REPORT/$name"
+	set +e
+	(
+		cd "$WORK"
+		exec env PATH="$SUITE_PATH" nice -n 10 "$BIN/ginkgo" --nodes="$nodes" --no-color --timeout="$TIMEOUT" --seed="$SEED" \
+			--focus="$focus" --skip="$skip" --output-dir="$REPORT" --junit-report="junit_$name.xml" \
+			"$RUN/bin/e2e_node.test" -- \
+			--container-runtime-endpoint="unix://$SOCK" --image-service-endpoint="unix://$SOCK" \
+			--kubelet-config-file="$RUN/kubelet-base.yaml" --kubelet-flags="$KUBELET_FLAGS" \
+			--prepull-images=false --report-dir="$REPORT/$name" --node-name="$NODE_NAME" \
+			"${EXTRA[@]}"
+	) >"$RUN/$name.log" 2>&1 &
+	GINKGO_PID=$!
+	wait "$GINKGO_PID"
+	rc=$?
+	GINKGO_PID=
+	set -e
+	# ginkgo may prefix the report with the suite's directory name
+	local f
+	for f in "$REPORT"/*junit_"$name".xml; do
+		[ -f "$f" ] && [ "$f" != "$REPORT/junit_$name.xml" ] && mv "$f" "$REPORT/junit_$name.xml"
+	done
+	echo "$name $((SECONDS - start))" >>"$RUN/walltime"
+	log "pass $name: ginkgo exited with status $rc after $((SECONDS - start)) s"
+	tail -n 5 "$RUN/$name.log" | sed 's/^/   /' >&2
+	# kubelet leaves its pods running when it stops: remove them before the next pass.
+	kill_leftovers_pods
+	return 0
+}
+
+# kill_leftovers_pods: what kubelet left in its cgroup root (the runtime keeps running).
+kill_leftovers_pods() {
+	local p kpids
+	kpids=$(for d in $(cg_list "$CGROOT"); do [ -d "$d" ] && find "$d" -name cgroup.procs -exec cat {} + 2>/dev/null; done | sort -u)
+	[ -z "$kpids" ] || log "pods left by kubelet: $(echo "$kpids" | wc -w) processes (kept for the runtime to stop)"
+	for p in $(pgrep -f -- "--container-runtime-endpoint unix://$SOCK" || true); do kill -TERM "$p" 2>/dev/null || true; done
+}
+
+REPORTS=()
+ALL_START=$SECONDS
+if [ "$PASS1" = 1 ]; then
+	run_pass parallel "$FOCUS" "$SKIP" "$NODES"
+	REPORTS+=("$REPORT/junit_parallel.xml")
+fi
+if [ "$PASS2" = 1 ]; then
+	run_pass serial "(${FOCUS}).*\\[Serial\\]|\\[Serial\\].*(${FOCUS})" "$SERIAL_SKIP" 1
+	REPORTS+=("$REPORT/junit_serial.xml")
+fi
+
+echo
+echo "== node e2e on $RUNTIME ($NODE_NAME): $((SECONDS - ALL_START)) s wall ($(tr '\n' ' ' <"$RUN/walltime"))"
+summary_rc=0
+if [ "$PASS1" = 1 ]; then
+	echo "-- pass 1 (focus '$FOCUS', skip '$SKIP'):"
+	python3 "$REPO/hack/e2e-node/summarize.py" "$FOCUS" "$SKIP" "$REPORT/junit_parallel.xml" | tee "$RUN/summary_parallel.txt"
+fi
+if [ "$PASS2" = 1 ]; then
+	echo "-- pass 2 (the [Serial] specs of the focus, skip '$SERIAL_SKIP'):"
+	python3 "$REPO/hack/e2e-node/summarize.py" "(${FOCUS}).*\\[Serial\\]|\\[Serial\\].*(${FOCUS})" "$SERIAL_SKIP" \
+		"$REPORT/junit_serial.xml" | tee "$RUN/summary_serial.txt"
+fi
+grep -q ' 0 failed' "$RUN"/summary_*.txt 2>/dev/null || summary_rc=1
+for f in "$RUN"/summary_*.txt; do grep -q ' 0 failed' "$f" || summary_rc=1; done
+for f in "${REPORTS[@]}"; do [ -f "$f" ] || summary_rc=1; done
+echo "(reports $REPORT, logs $RUN/*.log, kubelet logs $REPORT/*/kubelet.log)"
+exit "$summary_rc"
