@@ -11,12 +11,12 @@ import (
 	"strings"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/ociruntime"
 	"github.com/noded/noded/store"
+	"github.com/noded/noded/store/storetest"
 )
 
 // checkpointRuntime records checkpoint calls and writes a CRIU-like image file.
@@ -34,15 +34,7 @@ func (r *checkpointRuntime) Checkpoint(_ context.Context, id string, o ociruntim
 
 func newCheckpointManager(t *testing.T, probe func(context.Context) error) (*Manager, *checkpointRuntime, string) {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "state.db"), 0o600, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	st, err := store.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.New(t)
 	if err := st.AddSandbox(&store.Sandbox{ID: "pod1", Name: "pod", State: store.SandboxReady,
 		Config: &runtimeapi.PodSandboxConfig{}}); err != nil {
 		t.Fatal(err)

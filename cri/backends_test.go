@@ -2,17 +2,16 @@ package cri
 
 import (
 	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc/codes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/events"
 	"github.com/noded/noded/store"
+	"github.com/noded/noded/store/storetest"
 )
 
 // Stubs for the backends a test does not exercise: each embeds its interface, left nil, so a call the test did
@@ -28,15 +27,7 @@ type (
 // testStore opens an empty state store in a temporary directory.
 func testStore(t *testing.T) *store.Store {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "state.db"), 0o600, &bolt.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	st, err := store.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.New(t)
 	return st
 }
 

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	bolt "go.etcd.io/bbolt"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -16,6 +15,7 @@ import (
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/stats"
 	"github.com/noded/noded/store"
+	"github.com/noded/noded/store/storetest"
 )
 
 // sendStream records what a server-streaming RPC sends.
@@ -33,15 +33,7 @@ func (s *sendStream[T]) Send(r *T) error          { s.sent = append(s.sent, r); 
 func newStatsServer(t *testing.T, n int) *RuntimeServer {
 	t.Helper()
 	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, "state.db"), 0o600, &bolt.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	st, err := store.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.New(t)
 	sb := &store.Sandbox{ID: "pod1", Name: "pod1", State: store.SandboxReady, CgroupParent: "/noded",
 		Config: &runtimeapi.PodSandboxConfig{Metadata: &runtimeapi.PodSandboxMetadata{Name: "p", Namespace: "ns"}}}
 	if err := st.AddSandbox(sb); err != nil {

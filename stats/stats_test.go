@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/cgroupsv2"
@@ -19,6 +18,7 @@ import (
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/snapshotter"
 	"github.com/noded/noded/store"
+	"github.com/noded/noded/store/storetest"
 )
 
 // ---- fakes ----
@@ -71,17 +71,10 @@ type env struct {
 
 func newEnv(t testing.TB, driver string) *env {
 	dir := t.TempDir()
-	db, err := bolt.Open(filepath.Join(dir, "state.db"), 0o600, &bolt.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	st, err := store.Open(db)
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := storetest.New(t)
 	e := &env{store: st, root: filepath.Join(dir, "cgroup"), clock: &fakeClock{t: time.Unix(1_700_000_000, 0)},
 		snaps: &fakeSnapshotter{usage: map[string]snapshotter.Usage{}}, net: map[string][]NetDev{}, driver: driver}
+	var err error
 	e.p, err = New(Config{
 		Store: st, Snapshotter: e.snaps, SnapshotRoot: "/var/lib/noded/snapshots", CgroupDriver: driver,
 		Cgroups: cgstats.NewReader(e.root, true), Now: e.clock.Now,

@@ -13,7 +13,7 @@ import (
 // New opens a store in a new file below t.TempDir(); the file is closed when the test ends.
 func New(t testing.TB) *store.Store {
 	t.Helper()
-	db, err := bolt.Open(filepath.Join(t.TempDir(), "noded.db"), 0o600, nil)
+	db, err := bolt.Open(filepath.Join(t.TempDir(), "noded.db"), 0o600, &bolt.Options{NoSync: true})
 	if err != nil {
 		t.Fatal(err)
 	}
