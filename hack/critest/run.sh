@@ -28,6 +28,8 @@
 # Exit status: critest's, or 1 when setting up failed.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=../lib/cleanup.sh
+. hack/lib/cleanup.sh
 REPO=$(pwd)
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/go/bin:${PATH}"
 
@@ -110,35 +112,6 @@ cgroup_procs() {
 	find /sys/fs/cgroup/*/"$CGPARENT" /sys/fs/cgroup/"$CGPARENT" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -u || true
 }
 
-# unmount_all: unmounts every mount point at or below the run dir, deepest/latest first.
-unmount_all() {
-	local pass mps mp
-	for pass in 1 2 3; do
-		mps=$(awk -v r="$RUN" '{ mp = $5; gsub(/\\040/, " ", mp); if (mp == r || index(mp, r "/") == 1) print mp }' \
-			/proc/self/mountinfo | tac)
-		[ -n "$mps" ] || return 0
-		while IFS= read -r mp; do
-			[ -n "$mp" ] || continue
-			umount "$mp" 2>/dev/null || { [ $pass -ge 2 ] && umount -l "$mp" 2>/dev/null; } || true
-		done <<<"$mps"
-	done
-	mps=$(awk -v r="$RUN" '{ mp = $5; if (mp == r || index(mp, r "/") == 1) print mp }' /proc/self/mountinfo)
-	[ -z "$mps" ] || { echo "run.sh: still mounted:" >&2; echo "$mps" >&2; }
-}
-
-# remove_cgroup DIR: removes the cgroup directory DIR and those below it, depth first.
-remove_cgroup() {
-	local top=$1 try left
-	[ -d "$top" ] || return 0
-	for try in 1 2 3 4 5; do
-		find "$top" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-		[ -d "$top" ] || return 0
-		sleep 0.5
-	done
-	left=$(find "$top" -name cgroup.procs -exec cat {} + 2>/dev/null | tr '\n' ' ')
-	echo "run.sh: could not remove cgroup $top (processes: ${left:-none})" >&2
-}
-
 # kill_leftovers: containers in runc's state dir of this run, then any process referring to the run dir.
 kill_leftovers() {
 	local id p pids try f
@@ -163,7 +136,7 @@ kill_leftovers() {
 # teardown_host: removes what a run leaves on the host outside iptables (safe to repeat).
 teardown_host() {
 	kill_leftovers
-	unmount_all
+	unmount_under "$RUN"
 	local veth
 	for veth in $(ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
 		ip link del "$veth" 2>/dev/null || true

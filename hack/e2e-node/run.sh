@@ -42,6 +42,8 @@
 #   E2E_K8S_BIN        a directory with kubelet, e2e_node.test, ginkgo and agnhost built elsewhere (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=../lib/cleanup.sh
+. hack/lib/cleanup.sh
 REPO=$(pwd)
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/go/bin:${PATH}"
 [ "$(id -u)" = 0 ] || { echo "run.sh: must run as root" >&2; exit 1; }
@@ -181,33 +183,6 @@ run_procs() {
 		case "$cmd" in *"$RUN/"* | *"$SOCK"*) echo "$p" ;; esac
 	done
 	return 0
-}
-
-unmount_under() {
-	local top=$1 pass mps mp
-	for pass in 1 2 3; do
-		mps=$(awk -v r="$top" '{ mp = $5; gsub(/\\040/, " ", mp); if (mp == r || index(mp, r "/") == 1) print mp }' \
-			/proc/self/mountinfo | tac)
-		[ -n "$mps" ] || return 0
-		while IFS= read -r mp; do
-			[ -n "$mp" ] || continue
-			umount "$mp" 2>/dev/null || { [ $pass -ge 2 ] && umount -l "$mp" 2>/dev/null; } || true
-		done <<<"$mps"
-	done
-	mps=$(awk -v r="$top" '{ mp = $5; if (mp == r || index(mp, r "/") == 1) print mp }' /proc/self/mountinfo)
-	[ -z "$mps" ] || { echo "run.sh: still mounted:" >&2; echo "$mps" >&2; }
-}
-
-remove_cgroup() {
-	local top=$1 try left
-	[ -d "$top" ] || return 0
-	for try in 1 2 3 4 5; do
-		find "$top" -depth -type d -exec rmdir {} \; 2>/dev/null || true
-		[ -d "$top" ] || return 0
-		sleep 0.5
-	done
-	left=$(find "$top" -name cgroup.procs -exec cat {} + 2>/dev/null | tr '\n' ' ')
-	echo "run.sh: could not remove cgroup $top (processes: ${left:-none})" >&2
 }
 
 kill_leftovers() {
