@@ -52,27 +52,25 @@ func New(sandboxes Sandboxes, containers Containers, st *store.Store) *Service {
 
 // Stop stops the pod's containers (without grace) and then tears down its network. Unknown IDs succeed.
 func (p *Service) Stop(ctx context.Context, id string) error {
-	sb, err := p.store.Sandbox(id)
-	if errdefs.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	unlock := p.sandboxes.Lock(sb.ID)
-	defer unlock()
-	for _, c := range p.store.Containers(sb.ID) {
-		if err := p.containers.Stop(ctx, c.ID, 0); err != nil {
-			return err
-		}
-	}
-	faultinject.Point(faultinject.SandboxStopContainers)
-	return p.sandboxes.Stop(ctx, sb.ID)
+	return p.containersThenSandbox(id,
+		func(cid string) error { return p.containers.Stop(ctx, cid, 0) },
+		faultinject.SandboxStopContainers,
+		func(sid string) error { return p.sandboxes.Stop(ctx, sid) })
 }
 
 // Remove stops the pod if needed, removes its containers and then everything of the sandbox. Unknown IDs
 // succeed.
 func (p *Service) Remove(ctx context.Context, id string) error {
+	return p.containersThenSandbox(id,
+		func(cid string) error { return p.containers.Remove(ctx, cid) },
+		faultinject.SandboxRemoveContainers,
+		func(sid string) error { return p.sandboxes.Remove(ctx, sid) })
+}
+
+// containersThenSandbox runs eachContainer on every container of the pod and then sandbox, under the pod's lock,
+// stopping at the first error; an unknown pod is nothing to do. The kill point lies between the two.
+func (p *Service) containersThenSandbox(id string, eachContainer func(id string) error, point string,
+	sandbox func(id string) error) error {
 	sb, err := p.store.Sandbox(id)
 	if errdefs.IsNotFound(err) {
 		return nil
@@ -83,12 +81,12 @@ func (p *Service) Remove(ctx context.Context, id string) error {
 	unlock := p.sandboxes.Lock(sb.ID)
 	defer unlock()
 	for _, c := range p.store.Containers(sb.ID) {
-		if err := p.containers.Remove(ctx, c.ID); err != nil {
+		if err := eachContainer(c.ID); err != nil {
 			return err
 		}
 	}
-	faultinject.Point(faultinject.SandboxRemoveContainers)
-	return p.sandboxes.Remove(ctx, sb.ID)
+	faultinject.Point(point)
+	return sandbox(sb.ID)
 }
 
 // CreateContainer creates a container in the pod, under the pod's lock so that the pod cannot be stopped or
