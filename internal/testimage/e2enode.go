@@ -79,6 +79,13 @@ func (b *Builder) Agnhost(ctx context.Context, agnhost []byte, certPEM, keyPEM [
 			return nil, err
 		}
 	}
+	// Upstream's agnhost carries busybox's applets, nmeter among them: the restartable init container specs run
+	// their nmeter-timed busybox scripts in it after an image update.
+	nmeter, err := b.debs.CompileStatic(ctx, "nmeter")
+	if err != nil {
+		return nil, err
+	}
+	t.WriteFile("/bin/nmeter", nmeter, 0o755)
 	t.WriteFile("/agnhost", agnhost, 0o755)
 	t.Symlink("agnhost", "/agnhost-2")
 	t.Mkdir("/uploads", 0o755)

@@ -591,8 +591,10 @@ func TestE2ENodeBusyboxHasNmeter(t *testing.T) {
 			t.Errorf("set lacks %s", name)
 		}
 	}
-	if _, ok := flatten(t, s.Images["e2e-test-images/busybox:1.37.0-2"])["/bin/nmeter"]; !ok {
-		t.Error("busybox:1.37.0-2 lacks /bin/nmeter")
+	for _, name := range []string{"e2e-test-images/busybox:1.37.0-2", "e2e-test-images/agnhost:2.66.1"} {
+		if _, ok := flatten(t, s.Images[name])["/bin/nmeter"]; !ok {
+			t.Errorf("%s lacks /bin/nmeter", name)
+		}
 	}
 	d1, _ := s.Images["e2e-test-images/agnhost:2.66.1"].Digest()
 	d2, _ := s.Images["e2e-test-images/agnhost:2.55"].Digest()
