@@ -39,6 +39,46 @@ var agnhostTools = []agnhostTool{
 	{pkg: "util-linux", path: "/usr/bin/unshare"},
 }
 
+// addTools writes each tool's binary from its Debian package into t, with its
+// extra names and the libraries it links.
+func (b *Builder) addTools(ctx context.Context, t *FS, tools []agnhostTool) error {
+	for _, tool := range tools {
+		root, err := b.debs.Extract(ctx, tool.pkg)
+		if err != nil {
+			return err
+		}
+		data, err := b.debs.ReadFile(ctx, tool.pkg, tool.path)
+		if err != nil {
+			return err
+		}
+		t.WriteFile(tool.path, data, 0o755)
+		for _, l := range tool.links {
+			rel, err := filepath.Rel(path.Dir(l), tool.path)
+			if err != nil {
+				return fmt.Errorf("link %s: %w", l, err)
+			}
+			t.Symlink(rel, l)
+		}
+		resolved, err := resolveIn(root, tool.path)
+		if err != nil {
+			return fmt.Errorf("package %s: %w", tool.pkg, err)
+		}
+		if err := b.addLibs(ctx, t, filepath.Join(root, resolved)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// withTools derives from base an image with tools added (see addTools).
+func (b *Builder) withTools(ctx context.Context, base v1.Image, tools ...agnhostTool) (v1.Image, error) {
+	t := NewFS()
+	if err := b.addTools(ctx, t, tools); err != nil {
+		return nil, err
+	}
+	return Derive(base, t, nil)
+}
+
 // Agnhost returns a stand-in for registry.k8s.io/e2e-test-images/agnhost:
 // busybox plus the tools the e2e specs exec in it (agnhostTools, from Debian
 // packages, with their libraries), the agnhost binary at /agnhost with an
@@ -54,30 +94,8 @@ func (b *Builder) Agnhost(ctx context.Context, agnhost []byte, certPEM, keyPEM [
 		return nil, err
 	}
 	t := NewFS()
-	for _, tool := range agnhostTools {
-		root, err := b.debs.Extract(ctx, tool.pkg)
-		if err != nil {
-			return nil, err
-		}
-		data, err := b.debs.ReadFile(ctx, tool.pkg, tool.path)
-		if err != nil {
-			return nil, err
-		}
-		t.WriteFile(tool.path, data, 0o755)
-		for _, l := range tool.links {
-			rel, err := filepath.Rel(path.Dir(l), tool.path)
-			if err != nil {
-				return nil, fmt.Errorf("link %s: %w", l, err)
-			}
-			t.Symlink(rel, l)
-		}
-		resolved, err := resolveIn(root, tool.path)
-		if err != nil {
-			return nil, fmt.Errorf("package %s: %w", tool.pkg, err)
-		}
-		if err := b.addLibs(ctx, t, filepath.Join(root, resolved)); err != nil {
-			return nil, err
-		}
+	if err := b.addTools(ctx, t, agnhostTools); err != nil {
+		return nil, err
 	}
 	// Upstream's agnhost carries busybox's applets, nmeter among them: the restartable init container specs run
 	// their nmeter-timed busybox scripts in it after an image update.
@@ -192,6 +210,18 @@ func (b *Builder) E2ENodeSet(ctx context.Context, o E2ENodeOptions) (*Set, error
 	}
 	nonroot, err := WithUser(bb, "1234")
 	if err := add(e2e+"nonroot:1.5", nonroot, err); err != nil {
+		return nil, err
+	}
+	// glibc-dns-testing: a shell and glibc's hostname (the FQDN specs run `hostname -f`, which busybox's applet
+	// answers differently).
+	glibc, err := b.withTools(ctx, bb, agnhostTool{pkg: "hostname", path: "/bin/hostname"})
+	if err := add(e2e+"glibc-dns-testing:2.1.1", glibc, err); err != nil {
+		return nil, err
+	}
+	// ipc-utils: util-linux's ipcs and ipcmk (the host IPC specs list the node's shared memory segments).
+	ipc, err := b.withTools(ctx, bb, agnhostTool{pkg: "util-linux", path: "/usr/bin/ipcs"},
+		agnhostTool{pkg: "util-linux", path: "/usr/bin/ipcmk"})
+	if err := add(e2e+"ipc-utils:1.4", ipc, err); err != nil {
 		return nil, err
 	}
 	pause, err := b.Pause(ctx, "3.10.2")

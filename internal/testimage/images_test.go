@@ -586,14 +586,29 @@ func TestE2ENodeBusyboxHasNmeter(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range []string{"e2e-test-images/busybox:1.37.0-2", "e2e-test-images/agnhost:2.66.1",
-		"e2e-test-images/nginx:1.27.0-2", "e2e-test-images/nonewprivs:1.4", "pause:3.10.2"} {
+		"e2e-test-images/nginx:1.27.0-2", "e2e-test-images/nonewprivs:1.4", "pause:3.10.2",
+		"e2e-test-images/glibc-dns-testing:2.1.1", "e2e-test-images/ipc-utils:1.4"} {
 		if s.Images[name] == nil {
 			t.Errorf("set lacks %s", name)
 		}
 	}
-	for _, name := range []string{"e2e-test-images/busybox:1.37.0-2", "e2e-test-images/agnhost:2.66.1"} {
-		if _, ok := flatten(t, s.Images[name])["/bin/nmeter"]; !ok {
-			t.Errorf("%s lacks /bin/nmeter", name)
+	for name, file := range map[string]string{
+		"e2e-test-images/busybox:1.37.0-2":        "/bin/nmeter",
+		"e2e-test-images/agnhost:2.66.1":          "/bin/nmeter",
+		"e2e-test-images/glibc-dns-testing:2.1.1": "/bin/hostname",
+		"e2e-test-images/ipc-utils:1.4":           "/usr/bin/ipcmk",
+	} {
+		if s.Images[name] == nil {
+			continue
+		}
+		files := flatten(t, s.Images[name])
+		f, ok := files[file]
+		if !ok {
+			t.Errorf("%s lacks %s", name, file)
+			continue
+		}
+		if bb, ok := files["/bin/busybox"]; ok && bytes.Equal(f.data, bb.data) {
+			t.Errorf("%s: %s is busybox's applet, not the real tool", name, file)
 		}
 	}
 	d1, _ := s.Images["e2e-test-images/agnhost:2.66.1"].Digest()
