@@ -27,6 +27,8 @@ type fakeHost struct {
 	shm     map[string]bool
 	lo      []string
 	standIn int
+	// lastHostname is what SetHostname was last given.
+	lastHostname string
 }
 
 func newFakeHost() *fakeHost {
@@ -85,7 +87,15 @@ func (h *fakeHost) IsPinned(path string) bool {
 	return h.pinned[path]
 }
 
-func (h *fakeHost) SetHostname(string, string) error { return h.failing("SetHostname") }
+func (h *fakeHost) SetHostname(uts, hostname string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := h.failing("SetHostname"); err != nil {
+		return err
+	}
+	h.lastHostname = hostname
+	return nil
+}
 
 func (h *fakeHost) ApplySysctls(map[nsutil.Type]string, map[string]string) error {
 	return h.failing("ApplySysctls")

@@ -332,3 +332,47 @@ func TestTeardownUsesStandInWhenPinGone(t *testing.T) {
 		t.Fatalf("stand-in used %d times, DEL %+v", e.host.standIn, e.net.teardowns)
 	}
 }
+
+// TestHostnames: kubelet's FQDN hostname (setHostnameAsFQDN) may end in a dot and is set as is; what the kernel
+// or DNS would refuse is InvalidArgument before anything is made.
+func TestHostnames(t *testing.T) {
+	for _, tc := range []struct {
+		hostname string
+		ok       bool
+	}{
+		{"web-0", true},
+		{"hostfqdn-179847.t.hostfqdn-4400.svc.", true},
+		{"web-0.t.ns.svc.cluster.local", true},
+		{strings.Repeat("a", 64), true},
+		{strings.Repeat("a", 65), false},
+		{strings.Repeat("a.", 32) + "b", false},
+		{"web..t", false},
+		{".web", false},
+		{"web.\n127.0.0.1 evil", false},
+		{"Web", false},
+		{"web-", false},
+	} {
+		t.Run(tc.hostname, func(t *testing.T) {
+			e := newEnv(t)
+			cfg := podConfig("web")
+			cfg.Hostname = tc.hostname
+			id, err := e.m.Run(context.Background(), cfg, "")
+			if !tc.ok {
+				if !errdefs.IsInvalidArgument(err) {
+					t.Fatalf("Run: %v, want InvalidArgument", err)
+				}
+				e.assertClean(t)
+				return
+			}
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if id == "" {
+				t.Fatal("no sandbox id")
+			}
+			if got := e.host.lastHostname; got != tc.hostname {
+				t.Errorf("hostname set %q, want %q", got, tc.hostname)
+			}
+		})
+	}
+}

@@ -103,7 +103,22 @@ func UniqueName(md *runtimeapi.PodSandboxMetadata) string {
 	return fmt.Sprintf("%s_%s_%s_%d", md.GetName(), md.GetNamespace(), md.GetUid(), md.GetAttempt())
 }
 
-var hostnameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`)
+// hostnameRE: DNS labels joined by dots, optionally absolute (a trailing dot). kubelet sends a pod's FQDN as its
+// hostname for setHostnameAsFQDN, and that FQDN ends in a dot when the cluster domain is empty.
+var hostnameRE = regexp.MustCompile(`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\.?$`)
+
+// maxHostname is the kernel's limit for a UTS hostname (HOST_NAME_MAX); sethostname refuses a longer one.
+const maxHostname = 64
+
+func validateHostname(h string) error {
+	if len(h) > maxHostname {
+		return errdefs.InvalidArgument("hostname %q is %d bytes long, the kernel allows at most %d", h, len(h), maxHostname)
+	}
+	if !hostnameRE.MatchString(h) {
+		return errdefs.InvalidArgument("hostname %q is not a valid DNS name", h)
+	}
+	return nil
+}
 
 func (m *Manager) validate(cfg *runtimeapi.PodSandboxConfig, handler string) error {
 	md := cfg.GetMetadata()
@@ -115,8 +130,10 @@ func (m *Manager) validate(cfg *runtimeapi.PodSandboxConfig, handler string) err
 			return errdefs.InvalidArgument("sandbox metadata %q contains an invalid character", s)
 		}
 	}
-	if h := cfg.GetHostname(); h != "" && (len(h) > 253 || !hostnameRE.MatchString(h)) {
-		return errdefs.InvalidArgument("hostname %q is not a valid DNS name", h)
+	if h := cfg.GetHostname(); h != "" {
+		if err := validateHostname(h); err != nil {
+			return err
+		}
 	}
 	if m.cfg.ValidHandler != nil && !m.cfg.ValidHandler(handler) {
 		return errdefs.InvalidArgument("runtime handler %q is not configured", handler)
