@@ -4,7 +4,8 @@
 # namespace controller.
 #
 #   hack/e2e-node/run.sh [--runtime noded|containerd] [--nodes N] [--focus RE] [--skip RE]
-#                        [--no-serial] [--serial-only] [--timeout DUR] [--seed N] [-- extra e2e_node.test flags]
+#                        [--no-serial] [--serial-only] [--timeout DUR] [--seed N] [--isolate]
+#                        [-- extra e2e_node.test flags]
 # --seed (default 1) fixes ginkgo's spec order, so that two runtimes run the specs in the same order (and a pass
 # cut short by --timeout covers the same specs on both).
 #
@@ -32,7 +33,11 @@
 # rewrites, and stops the registry.
 #
 # The suite binds fixed ports (kubelet 10250/10255/10248, API server 6443, etcd 2379): one run per machine at a
-# time (a lock in /var/tmp guards it).
+# time (a lock in /var/tmp guards it), unless --isolate: the run then re-executes itself in network, mount and IPC
+# namespaces of its own (unshare), with loopback up, its own registry inside, and private bind mounts over
+# /var/lib/kubelet and /var/log/pods (from /var/tmp/noded-e2e<slot>-<runtime>-host), so that two runs (say noded
+# on slot 7 and containerd on slot 8) go at once on one machine and see the same load. What stays shared: the
+# cgroup tree (names carry the slot), the kernel sysctls kubelet sets (the same values in both) and the CPUs.
 #
 # Environment:
 #   NODED_TEST_SLOT    0-9 (default 0): names, subnets and the registry port (5010+slot)
@@ -41,6 +46,8 @@
 #   E2E_KEEP_IMAGES=1  do not push the image set again
 #   E2E_K8S_BIN        a directory with kubelet, e2e_node.test, ginkgo and agnhost built elsewhere (default: build)
 set -euo pipefail
+ORIG_ARGS=("$@")
+SELF=$(readlink -f "$0")
 cd "$(dirname "$0")/../.."
 # shellcheck source=../lib/cleanup.sh
 . hack/lib/cleanup.sh
@@ -56,6 +63,7 @@ SERIAL_SKIP='\[Flaky\]|\[Slow\]'
 PASS1=1
 PASS2=1
 TIMEOUT=3h
+ISOLATE=0
 SEED=${E2E_SEED:-1}
 while [ $# -gt 0 ]; do
 	case $1 in
@@ -67,6 +75,7 @@ while [ $# -gt 0 ]; do
 	--serial-only) PASS1=0; shift ;;
 	--timeout) TIMEOUT=$2; shift 2 ;;
 	--seed) SEED=$2; shift 2 ;;
+	--isolate) ISOLATE=1; shift ;;
 	--) shift; break ;;
 	*) echo "run.sh: unknown argument $1 (see the header of $0)" >&2; exit 2 ;;
 	esac
@@ -106,8 +115,22 @@ CTD_BIN=${E2E_CONTAINERD_CACHE:-/var/cache/noded-e2e-containerd}/$CTD_VERSION/bi
 SYSCTLS="vm.overcommit_memory kernel.panic kernel.panic_on_oops"
 
 mkdir -p /var/tmp
-exec 8>/var/tmp/noded-e2e-node.lock
-flock -n 8 || { echo "run.sh: another node e2e run holds /var/tmp/noded-e2e-node.lock (fixed kubelet ports)" >&2; exit 1; }
+if [ "$ISOLATE" = 1 ] && [ -z "${E2E_ISOLATED:-}" ]; then
+	# --mount makes mount propagation private: nothing mounted in the run reaches the host.
+	exec env E2E_ISOLATED=1 unshare --net --mount --ipc -- "$SELF" "${ORIG_ARGS[@]}"
+fi
+LOCK=/var/tmp/noded-e2e-node.lock
+if [ -n "${E2E_ISOLATED:-}" ]; then
+	LOCK=/var/tmp/noded-e2e-node-slot$SLOT.lock
+	ip link set lo up
+	HOSTDIRS=/var/tmp/noded-e2e$SLOT-$RUNTIME-host
+	rm -rf --one-file-system "$HOSTDIRS"
+	mkdir -p "$HOSTDIRS/kubelet" "$HOSTDIRS/pod-logs" /var/lib/kubelet /var/log/pods
+	mount --bind "$HOSTDIRS/kubelet" /var/lib/kubelet
+	mount --bind "$HOSTDIRS/pod-logs" /var/log/pods
+fi
+exec 8>"$LOCK"
+flock -n 8 || { echo "run.sh: another node e2e run holds $LOCK (fixed kubelet ports)" >&2; exit 1; }
 
 log() { echo "== $(date -u +%H:%M:%S) $*" >&2; }
 
@@ -207,7 +230,11 @@ kill_leftovers() {
 
 teardown_host() {
 	kill_leftovers
-	unmount_under /var/lib/kubelet
+	if [ -n "${E2E_ISOLATED:-}" ]; then
+		unmount_under /var/lib/kubelet below # keep the run's private /var/lib/kubelet
+	else
+		unmount_under /var/lib/kubelet
+	fi
 	unmount_under "$RUN"
 	local veth cg n
 	for veth in $(ip -o link show master "$BRIDGE" 2>/dev/null | awk -F': ' '{ sub(/@.*/, "", $2); print $2 }'); do
@@ -244,6 +271,10 @@ cleanup() {
 	fi
 	if [ -n "$REG_STARTED" ]; then "$REPO/hack/registry-stop.sh" "$REG_PORT" "$REG_DIR" >&2; fi
 	rm -f "$SOCK"
+	if [ -n "${E2E_ISOLATED:-}" ]; then
+		umount /var/lib/kubelet /var/log/pods 2>/dev/null || true
+		rm -rf --one-file-system "$HOSTDIRS"
+	fi
 	exit "$rc"
 }
 trap cleanup EXIT

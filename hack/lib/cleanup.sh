@@ -1,11 +1,13 @@
 # Shell helpers shared by the scripts that start a private runtime (hack/critest/run.sh, hack/e2e-node/run.sh):
 # source it, then call the functions in their cleanup traps.
 
-# unmount_under DIR: unmounts every mount point at or below DIR, deepest and latest first; lazily on later passes.
+# unmount_under DIR [below]: unmounts every mount point at or below DIR (only below it with "below"), deepest and
+# latest first; lazily on later passes.
 unmount_under() {
-	local top=$1 pass mps mp
+	local top=$1 self=1 pass mps mp
+	[ "${2:-}" != below ] || self=0
 	for pass in 1 2 3; do
-		mps=$(awk -v r="$top" '{ mp = $5; gsub(/\\040/, " ", mp); if (mp == r || index(mp, r "/") == 1) print mp }' \
+		mps=$(awk -v r="$top" -v self=$self '{ mp = $5; gsub(/\\040/, " ", mp); if ((self && mp == r) || index(mp, r "/") == 1) print mp }' \
 			/proc/self/mountinfo | tac)
 		[ -n "$mps" ] || return 0
 		while IFS= read -r mp; do
@@ -13,7 +15,7 @@ unmount_under() {
 			umount "$mp" 2>/dev/null || { [ $pass -ge 2 ] && umount -l "$mp" 2>/dev/null; } || true
 		done <<<"$mps"
 	done
-	mps=$(awk -v r="$top" '{ mp = $5; if (mp == r || index(mp, r "/") == 1) print mp }' /proc/self/mountinfo)
+	mps=$(awk -v r="$top" -v self=$self '{ mp = $5; if ((self && mp == r) || index(mp, r "/") == 1) print mp }' /proc/self/mountinfo)
 	[ -z "$mps" ] || { echo "cleanup: still mounted:" >&2; echo "$mps" >&2; }
 }
 
