@@ -35,7 +35,8 @@
 # The suite binds fixed ports (kubelet 10250/10255/10248, API server 6443, etcd 2379): one run per machine at a
 # time (a lock in /var/tmp guards it), unless --isolate: the run then re-executes itself in network, mount and IPC
 # namespaces of its own (unshare), with loopback up, its own registry inside, and private bind mounts over
-# /var/lib/kubelet and /var/log/pods (from /var/tmp/noded-e2e<slot>-<runtime>-host), so that two runs (say noded
+# /var/lib/kubelet and /var/log/pods (from /var/tmp/noded-e2e<slot>-<runtime>-host) and a default route through a
+# veth pair of its own (the API server picks its address from it), so that two runs (say noded
 # on slot 7 and containerd on slot 8) go at once on one machine and see the same load. What stays shared: the
 # cgroup tree (names carry the slot), the kernel sysctls kubelet sets (the same values in both) and the CPUs.
 #
@@ -123,6 +124,13 @@ LOCK=/var/tmp/noded-e2e-node.lock
 if [ -n "${E2E_ISOLATED:-}" ]; then
 	LOCK=/var/tmp/noded-e2e-node-slot$SLOT.lock
 	ip link set lo up
+	# The suite's API server wants a default route to pick its address from: a veth pair inside the namespace
+	# (no dummy module on this kernel) with 198.18.<slot>.2 and a default route through it.
+	ip link add e2ed$SLOT type veth peer name e2ep$SLOT
+	ip addr add "198.18.$SLOT.2/24" dev "e2ed$SLOT"
+	ip link set "e2ed$SLOT" up
+	ip link set "e2ep$SLOT" up
+	ip route add default via "198.18.$SLOT.1" dev "e2ed$SLOT"
 	HOSTDIRS=/var/tmp/noded-e2e$SLOT-$RUNTIME-host
 	rm -rf --one-file-system "$HOSTDIRS"
 	mkdir -p "$HOSTDIRS/kubelet" "$HOSTDIRS/pod-logs" /var/lib/kubelet /var/log/pods
