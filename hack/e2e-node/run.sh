@@ -42,8 +42,10 @@
 #   E2E_K8S_BIN        a directory with kubelet, e2e_node.test, ginkgo and agnhost built elsewhere (default: build)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-# shellcheck source=../lib/cleanup.sh
+# shellcheck source=hack/lib/cleanup.sh
 . hack/lib/cleanup.sh
+# shellcheck source=hack/lib/containerd.sh
+. hack/lib/containerd.sh
 REPO=$(pwd)
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/go/bin:${PATH}"
 [ "$(id -u)" = 0 ] || { echo "run.sh: must run as root" >&2; exit 1; }
@@ -259,17 +261,7 @@ else
 fi
 PORTER=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@${K8S_VERSION:-v1.37.2}" |
 	sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/test/images/agnhost/porter
-if [ "$RUNTIME" = containerd ] && { [ ! -x "$CTD_BIN/containerd" ] || [ ! -x "$CTD_BIN/containerd-shim-runc-v2" ]; }; then
-	log "building containerd $CTD_VERSION into $CTD_BIN (go install; a few minutes cold)"
-	mkdir -p "$CTD_BIN"
-	(
-		exec 7>"$CTD_BIN.lock"
-		flock 7
-		export GOTOOLCHAIN=local GOFLAGS=-mod=mod GOBIN=$CTD_BIN
-		[ -x "$CTD_BIN/containerd" ] || CGO_ENABLED=0 go install -tags no_btrfs "github.com/containerd/containerd/v2/cmd/containerd@$CTD_VERSION"
-		[ -x "$CTD_BIN/containerd-shim-runc-v2" ] || CGO_ENABLED=0 go install "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CTD_VERSION"
-	)
-fi
+if [ "$RUNTIME" = containerd ]; then containerd_build "$CTD_VERSION" "$CTD_BIN"; fi
 
 # --- a clean run dir
 log "preparing $RUN"
@@ -324,64 +316,13 @@ if [ "$RUNTIME" = noded ]; then
 	RT_PID=$!
 	RT_LOG=$RUN/noded.log
 else
-	for h in $MIRRORED; do
-		mkdir -p "$RUN/certs.d/$h"
-		cat >"$RUN/certs.d/$h/hosts.toml" <<EOF
-server = "https://$h"
-
-[host."http://127.0.0.1:$REG_PORT"]
-  capabilities = ["pull", "resolve"]
-EOF
-	done
-	cat >"$RUN/containerd.toml" <<EOF
-version = 4
-root = "$ROOT"
-state = "$STATE"
-imports = []
-
-[plugins."io.containerd.server.v1.grpc"]
-  address = "$SOCK"
-
-[plugins."io.containerd.server.v1.ttrpc"]
-  address = "$SOCK.ttrpc"
-
-[plugins."io.containerd.shim.v1.manager"]
-  socket_dir = "$STATE/s"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$RUN/opt"
-
-[plugins."io.containerd.nri.v1.nri"]
-  disable = true
-
-[plugins."io.containerd.grpc.v1.cri"]
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-
-[plugins."io.containerd.cri.v1.images"]
-  snapshotter = "overlayfs"
-  [plugins."io.containerd.cri.v1.images".pinned_images]
-    sandbox = "registry.k8s.io/pause:3.10.2"
-  [plugins."io.containerd.cri.v1.images".registry]
-    config_path = "$RUN/certs.d"
-
-[plugins."io.containerd.cri.v1.runtime"]
-  netns_mounts_under_state_dir = true
-  # no CAP_SYS_RESOURCE here: clamp oom_score_adj to what containerd may set (noded clamps always)
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.cri.v1.runtime".containerd]
-    default_runtime_name = "runc"
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      runtime_path = "$CTD_BIN/containerd-shim-runc-v2"
-      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
-        BinaryName = "$RUNC"
-        Root = "$STATE/runc"
-        SystemdCgroup = false
-  [plugins."io.containerd.cri.v1.runtime".cni]
-    bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
-    conf_dir = "$RUN/cni/net.d"
-EOF
+	# shellcheck disable=SC2086 # MIRRORED is a list of hosts
+	containerd_mirrors "$RUN/certs.d" "http://127.0.0.1:$REG_PORT" $MIRRORED
+	CTD_ROOT=$ROOT CTD_STATE=$STATE CTD_SOCK=$SOCK CTD_OPT=$RUN/opt \
+		CTD_SHIM=$CTD_BIN/containerd-shim-runc-v2 CTD_RUNC=$RUNC CTD_RUNC_ROOT=$STATE/runc \
+		CTD_SANDBOX_IMAGE=registry.k8s.io/pause:3.10.2 CTD_CERTS_D=$RUN/certs.d \
+		CTD_CNI_CONF_DIR=$RUN/cni/net.d CTD_CNI_BIN_DIRS="/usr/lib/cni /opt/cni/bin" CTD_STREAM_ADDRESS=127.0.0.1 \
+		containerd_config "$RUN/containerd.toml"
 	log "starting containerd $CTD_VERSION (log $RUN/containerd.log)"
 	"$CTD_BIN/containerd" --config "$RUN/containerd.toml" >"$RUN/containerd.log" 2>&1 </dev/null &
 	RT_PID=$!
