@@ -32,7 +32,13 @@
 # rewrites, and stops the registry.
 #
 # The suite binds fixed ports (kubelet 10250/10255/10248, API server 6443, etcd 2379): one run per machine at a
-# time (a lock in /var/tmp guards it).
+# time (a lock in /var/tmp guards it; a second run fails at once). Its kubelet also writes host state that every
+# kubelet shares whatever its root dir: /var/lib/kubelet (device-plugins), /var/log/containers and sysctls. The
+# integration tests' kubelet (integration/framework/kubelet.go, TestKubelet*) writes the same, under the host lock
+# /run/noded-test-kubelet.lock; this script holds that lock too (flock(2) on the same file, as the framework's
+# lockFile), waiting for a test kubelet to finish, from before it touches the host until it exits, so that the
+# two never overlap. The processes it starts inherit the lock (whatever of the run survives it still holds it),
+# except the registry, which touches no kubelet state.
 #
 # Environment:
 #   NODED_TEST_SLOT    0-9 (default 0): names, subnets and the registry port (5010+slot)
@@ -110,6 +116,12 @@ SYSCTLS="vm.overcommit_memory kernel.panic kernel.panic_on_oops"
 mkdir -p /var/tmp
 exec 8>/var/tmp/noded-e2e-node.lock
 flock -n 8 || { echo "run.sh: another node e2e run holds /var/tmp/noded-e2e-node.lock (fixed kubelet ports)" >&2; exit 1; }
+KUBELET_HOST_LOCK=/run/noded-test-kubelet.lock # integration/framework/kubelet.go's kubeletHostLock
+exec 9>>"$KUBELET_HOST_LOCK"
+if ! flock -n 9; then
+	echo "run.sh: waiting for $KUBELET_HOST_LOCK (a test kubelet runs)" >&2
+	flock 9
+fi
 
 log() { echo "== $(date -u +%H:%M:%S) $*" >&2; }
 
@@ -276,7 +288,7 @@ SYSCTL_SAVED=$RUN/sysctl.before
 for s in $SYSCTLS; do echo "$s $(sysctl -n "$s")"; done >"$SYSCTL_SAVED"
 
 # --- registry with the suite's images
-"$REPO/hack/registry-start.sh" "$REG_PORT" "$REG_DIR" >&2 ||
+"$REPO/hack/registry-start.sh" "$REG_PORT" "$REG_DIR" >&2 9>&- ||
 	{ echo "run.sh: no registry on port $REG_PORT (set E2E_REGISTRY_PORT to use another)" >&2; exit 1; }
 REG_STARTED=1
 if [ "${E2E_KEEP_IMAGES:-}" != 1 ]; then
