@@ -136,13 +136,14 @@ KUBELET_DIR_EXISTED=1
 
 shm_ids() { ipcs -m 2>/dev/null | awk '$2 ~ /^[0-9]+$/ { print $2 }' | sort; }
 
+# shellcheck disable=SC2317 # called from cleanup, the EXIT trap
 stop_pid() {
 	local pid=$1 wait=${2:-15} i=0
 	kill -0 "$pid" 2>/dev/null || return 0
 	kill -TERM "$pid" 2>/dev/null || true
 	while kill -0 "$pid" 2>/dev/null; do
 		i=$((i + 1))
-		if [ $i -ge $((wait * 10)) ]; then
+		if [ "$i" -ge $((wait * 10)) ]; then
 			echo "run.sh: pid $pid ignored SIGTERM for ${wait}s, killing" >&2
 			kill -KILL "$pid" 2>/dev/null || true
 			break
@@ -174,7 +175,7 @@ cg_make() {
 cg_join() {
 	local d
 	for d in $(cg_list "$1"); do
-		[ -f "$d/cgroup.procs" ] && echo "$2" >"$d/cgroup.procs" 2>/dev/null || true
+		if [ -f "$d/cgroup.procs" ]; then echo "$2" >"$d/cgroup.procs" 2>/dev/null || true; fi
 	done
 }
 
@@ -200,7 +201,7 @@ run_procs() {
 }
 
 kill_leftovers() {
-	local f id p pids try rroot
+	local f id p pids rroot
 	for f in $(cg_list "$CGROOT" | grep /freezer/ | while read -r d; do find "$d" -name freezer.state 2>/dev/null; done); do
 		echo THAWED >"$f" 2>/dev/null || true
 	done
@@ -211,7 +212,7 @@ kill_leftovers() {
 			"$RUNC" --root "$rroot" delete --force "$id" 2>/dev/null || true
 		done
 	done
-	for try in 1 2 3 4; do
+	for _ in 1 2 3 4; do
 		pids=$(cgroup_procs; run_procs) || true
 		[ -n "$pids" ] || break
 		for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
@@ -233,6 +234,7 @@ teardown_host() {
 	done
 }
 
+# shellcheck disable=SC2317 # the EXIT trap
 cleanup() {
 	local rc=$? new id s v
 	trap - EXIT INT TERM
