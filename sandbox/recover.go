@@ -31,7 +31,7 @@ func (m *Manager) intents() *intent.Kind[store.Sandbox] {
 
 // Recover rolls back sandboxes whose creation was interrupted (those whose rollback fails stay as unknown) and
 // reports sandboxes whose pinned namespaces are gone (a reboot, or someone removed them) as not ready. The
-// rollbacks run under ctx as it is, with no time limit of their own, as they did before package intent took them.
+// rollbacks run under ctx as it is, with no time limit of their own (see intent.Inherited).
 func (m *Manager) Recover(ctx context.Context) {
 	for _, sb := range m.intents().Recover(ctx, m.cfg.Store.Sandboxes(), intent.Inherited) {
 		if sb.State != store.SandboxReady {
