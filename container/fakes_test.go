@@ -31,11 +31,13 @@ type fakeRuntime struct {
 	failCreate error
 	failStart  error
 	failDelete error
+	failState  error
 	ignoreTERM bool
 	state      map[string]ociruntime.Status
 	exitCode   map[string]int // conmon's exit files
 	created    []ociruntime.CreateOpts
 	kills      []syscall.Signal
+	deletes    []bool // whether each Delete's context had a deadline
 	exit       func(ociruntime.ExitEvent)
 }
 
@@ -96,9 +98,11 @@ func (r *fakeRuntime) Kill(_ context.Context, id string, sig syscall.Signal, _ b
 	return nil
 }
 
-func (r *fakeRuntime) Delete(_ context.Context, id string, _ bool) error {
+func (r *fakeRuntime) Delete(ctx context.Context, id string, _ bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	_, ok := ctx.Deadline()
+	r.deletes = append(r.deletes, ok)
 	if r.failDelete != nil {
 		return r.failDelete
 	}
@@ -110,6 +114,9 @@ func (r *fakeRuntime) Delete(_ context.Context, id string, _ bool) error {
 func (r *fakeRuntime) State(_ context.Context, id string) (ociruntime.State, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.failState != nil {
+		return ociruntime.State{}, r.failState
+	}
 	st, ok := r.state[id]
 	if !ok {
 		return ociruntime.State{}, errdefs.NotFound("container %s", id)

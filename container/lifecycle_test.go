@@ -277,13 +277,38 @@ func TestContainerOrphanHandOffAndReap(t *testing.T) {
 	}
 }
 
-// Recovery after a restart: an interrupted creation is rolled back, exits while noded was down are recorded,
-// a container the runtime lost is unknown, one started just before the crash is running.
-func TestContainerRecover(t *testing.T) {
-	e := newLifecycleEnv(t)
+// interrupted records a creation that a crash cut short after the runtime created it: intent stored, snapshot
+// prepared, rootfs mounted, bundle made, runtime container created.
+func (e *lcEnv) interrupted(t *testing.T, name string) store.Container {
+	t.Helper()
+	id := store.NewID()
+	bundle := filepath.Join(e.state, "containers", id)
+	c := store.Container{ID: id, SandboxID: e.sb.ID, Name: UniqueName(&e.sb, ctrConfig(name).Metadata),
+		State: store.ContainerCreating, Config: ctrConfig(name), Runtime: "runc", Bundle: bundle,
+		Rootfs: filepath.Join(bundle, "rootfs"), SnapshotKey: "ctr-" + id, CgroupsPath: "/test/" + id}
+	if err := os.MkdirAll(c.Rootfs, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.snaps.Prepare(context.Background(), c.SnapshotKey, "sha256:layer"); err != nil {
+		t.Fatal(err)
+	}
+	e.host.mounted[c.Rootfs] = true
+	e.rt.state[id] = ociruntime.StatusCreated
+	if err := e.st.AddContainer(&c); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// Recovery after a restart, state by state: an interrupted creation is rolled back completely, or kept as unknown
+// when that fails; exits while noded was down are recorded; a container the runtime lost, or that cannot be asked,
+// is unknown; one started just before the crash is running; the others stay as they were.
+func TestContainerRecoverEachState(t *testing.T) {
 	ctx := context.Background()
-	mk := func(name string, start bool) string {
-		id, err := e.m.Create(ctx, e.sb, ctrConfig(name))
+	// made returns a container created (and started when start), then what happened while noded was down.
+	made := func(t *testing.T, e *lcEnv, start bool) string {
+		t.Helper()
+		id, err := e.m.Create(ctx, e.sb, ctrConfig("app"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -292,62 +317,169 @@ func TestContainerRecover(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
+		e.rt.exit = nil
 		return id
 	}
-	running := mk("running", true)
-	exitedWhileDown := mk("exited", true)
-	lost := mk("lost", true)
-	startedAtCrash := mk("started", false)
-	conmonDied := mk("conmondied", true)
-	// An interrupted creation: intent recorded, snapshot prepared, rootfs mounted, bundle made.
-	creating := store.NewID()
-	bundle := filepath.Join(e.state, "containers", creating)
-	if err := os.MkdirAll(filepath.Join(bundle, "rootfs"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.snaps.Prepare(ctx, "ctr-"+creating, "sha256:layer"); err != nil {
-		t.Fatal(err)
-	}
-	e.host.mounted[filepath.Join(bundle, "rootfs")] = true
-	if err := e.st.AddContainer(&store.Container{ID: creating, SandboxID: e.sb.ID, Name: "creating", State: store.ContainerCreating,
-		Config: ctrConfig("creating"), Runtime: "runc", Bundle: bundle, Rootfs: filepath.Join(bundle, "rootfs"),
-		SnapshotKey: "ctr-" + creating}); err != nil {
-		t.Fatal(err)
-	}
-
-	// What happened while noded was down.
-	e.rt.exit = nil
-	e.rt.state[exitedWhileDown], e.rt.exitCode[exitedWhileDown] = ociruntime.StatusStopped, 3
-	delete(e.rt.state, lost)
-	e.rt.state[startedAtCrash] = ociruntime.StatusRunning
-	e.rt.state[conmonDied] = ociruntime.StatusStopped
-
-	e.m.Recover(ctx)
-	want := map[string]store.ContainerState{running: store.ContainerRunning, exitedWhileDown: store.ContainerExited,
-		lost: store.ContainerUnknown, startedAtCrash: store.ContainerRunning, conmonDied: store.ContainerExited}
-	for id, st := range want {
+	state := func(t *testing.T, e *lcEnv, id string) store.Container {
+		t.Helper()
 		c, err := e.st.Container(id)
-		if err != nil || c.State != st {
-			t.Errorf("%s after Recover: %s (%v), want %s", c.Name, c.State, err, st)
+		if err != nil {
+			t.Fatalf("after Recover: %v", err)
 		}
+		return c
 	}
-	if c, _ := e.st.Container(exitedWhileDown); c.ExitCode != 3 {
-		t.Errorf("exit code recorded from the exit file: %d, want 3", c.ExitCode)
-	}
-	if c, _ := e.st.Container(conmonDied); c.ExitCode != 255 {
-		t.Errorf("exit code of a container whose conmon died: %d, want 255", c.ExitCode)
-	}
-	if _, err := e.st.Container(creating); !errdefs.IsNotFound(err) {
-		t.Errorf("interrupted creation still recorded: %v", err)
-	}
-	if e.host.mounted[filepath.Join(bundle, "rootfs")] || e.snaps.active["ctr-"+creating] != "" {
-		t.Error("interrupted creation's rootfs still mounted or its snapshot still there")
-	}
-	if _, err := os.Stat(bundle); !os.IsNotExist(err) {
-		t.Errorf("interrupted creation's bundle: %v", err)
-	}
-	// The unknown one is still removable.
-	if err := e.m.Remove(ctx, lost); err != nil {
-		t.Fatalf("Remove of an unknown container: %v", err)
-	}
+	t.Run("CreatingRolledBack", func(t *testing.T) {
+		e := newLifecycleEnv(t)
+		c := e.interrupted(t, "cut")
+		e.m.Recover(ctx)
+		e.assertClean(t)
+		if len(e.host.killed) != 1 || e.host.killed[0] != c.CgroupsPath {
+			t.Errorf("cgroups killed %v, want the interrupted creation's", e.host.killed)
+		}
+		// The start context as it is: no time limit of the rollback's own.
+		if len(e.rt.deletes) != 1 || e.rt.deletes[0] {
+			t.Errorf("runtime deletes (with a deadline?) %v, want one without", e.rt.deletes)
+		}
+		if _, err := e.m.Create(ctx, e.sb, ctrConfig("cut")); err != nil {
+			t.Errorf("Create of the rolled-back name: %v", err)
+		}
+	})
+	t.Run("CreatingRollbackFails", func(t *testing.T) {
+		e := newLifecycleEnv(t)
+		c := e.interrupted(t, "stuck")
+		e.host.failUmnt = errors.New("busy")
+		e.m.Recover(ctx)
+		if got := state(t, e, c.ID); got.State != store.ContainerUnknown || !strings.Contains(got.Error, "busy") {
+			t.Fatalf("after Recover: %+v, want unknown with the reason", got)
+		}
+		if e.rt.live() != 0 || len(e.snaps.active) != 0 {
+			t.Errorf("runtime containers %d, snapshots %v: the rollback stopped at the first failure", e.rt.live(), e.snaps.active)
+		}
+		if _, err := e.m.Create(ctx, e.sb, ctrConfig("stuck")); !errdefs.IsAlreadyExists(err) {
+			t.Errorf("Create over the unknown record: %v, want AlreadyExists", err)
+		}
+		e.host.failUmnt = nil
+		if err := e.m.Remove(ctx, c.ID); err != nil {
+			t.Fatal(err)
+		}
+		e.assertClean(t)
+	})
+	t.Run("CreatedStillCreated", func(t *testing.T) {
+		e := newLifecycleEnv(t)
+		id := made(t, e, false)
+		e.m.Recover(ctx)
+		if got := state(t, e, id); got.State != store.ContainerCreated || got.StartedAt != 0 {
+			t.Errorf("after Recover: %+v", got)
+		}
+		if err := e.m.Start(ctx, id); err != nil {
+			t.Errorf("Start after Recover: %v", err)
+		}
+	})
+	t.Run("CreatedStartedAtCrash", func(t *testing.T) {
+		e := newLifecycleEnv(t)
+		id := made(t, e, false)
+		e.rt.state[id] = ociruntime.StatusRunning
+		e.m.Recover(ctx)
+		if got := state(t, e, id); got.State != store.ContainerRunning || got.StartedAt == 0 {
+			t.Errorf("after Recover: %+v, want running", got)
+		}
+	})
+	t.Run("RunningStillRunning", func(t *testing.T) {
+		e := newLifecycleEnv(t)
+		id := made(t, e, true)
+		before := state(t, e, id)
+		e.m.Recover(ctx)
+		if got := state(t, e, id); got.State != store.ContainerRunning || got.StartedAt != before.StartedAt {
+			t.Errorf("after Recover: %+v", got)
+		}
+	})
+	t.Run("RunningExitedWhileDown", func(t *testing.T) {
+		e := newLifecycleEnv(t)
+		id := made(t, e, true)
+		e.rt.state[id], e.rt.exitCode[id] = ociruntime.StatusStopped, 3
+		e.m.Recover(ctx)
+		if got := state(t, e, id); got.State != store.ContainerExited || got.ExitCode != 3 || got.FinishedAt != time.Unix(100, 0).UnixNano() {
+			t.Errorf("after Recover: %+v, want exited 3 at the exit file's time", got)
+		}
+	})
+	t.Run("CreatedExitedWhileDown", func(t *testing.T) {
+		e := newLifecycleEnv(t)
+		id := made(t, e, false)
+		e.rt.state[id], e.rt.exitCode[id] = ociruntime.StatusStopped, 1
+		e.m.Recover(ctx)
+		if got := state(t, e, id); got.State != store.ContainerExited || got.ExitCode != 1 {
+			t.Errorf("after Recover: %+v, want exited 1", got)
+		}
+	})
+	t.Run("RunningConmonDied", func(t *testing.T) {
+		e := newLifecycleEnv(t)
+		id := made(t, e, true)
+		e.rt.state[id] = ociruntime.StatusStopped // no exit file
+		e.m.Recover(ctx)
+		if got := state(t, e, id); got.State != store.ContainerExited || got.ExitCode != 255 {
+			t.Errorf("after Recover: %+v, want exited 255 (the code is lost)", got)
+		}
+	})
+	t.Run("RunningLostByRuntime", func(t *testing.T) {
+		e := newLifecycleEnv(t)
+		id := made(t, e, true)
+		delete(e.rt.state, id)
+		e.m.Recover(ctx)
+		if got := state(t, e, id); got.State != store.ContainerUnknown || !strings.Contains(got.Error, "no longer knows") {
+			t.Errorf("after Recover: %+v, want unknown", got)
+		}
+		if err := e.m.Remove(ctx, id); err != nil {
+			t.Fatalf("Remove of an unknown container: %v", err)
+		}
+		e.assertClean(t)
+	})
+	t.Run("RunningRuntimeFails", func(t *testing.T) {
+		e := newLifecycleEnv(t)
+		id := made(t, e, true)
+		e.rt.failState = errInjected
+		e.m.Recover(ctx)
+		if got := state(t, e, id); got.State != store.ContainerUnknown || got.Error != errInjected.Error() {
+			t.Errorf("after Recover: %+v, want unknown with the runtime's error", got)
+		}
+	})
+	t.Run("RunningHandlerGone", func(t *testing.T) {
+		e := newLifecycleEnv(t)
+		id := made(t, e, true)
+		delete(e.m.cfg.Runtimes, "runc") // the handler was removed from the config across the restart
+		e.m.Recover(ctx)
+		if got := state(t, e, id); got.State != store.ContainerUnknown || !strings.Contains(got.Error, "not configured") {
+			t.Errorf("after Recover: %+v, want unknown naming the handler", got)
+		}
+	})
+	t.Run("ExitedAndUnknownUntouched", func(t *testing.T) {
+		e := newLifecycleEnv(t)
+		exited := made(t, e, true)
+		e.rt.exit = e.m.HandleExit
+		if err := e.m.Stop(ctx, exited, 0); err != nil {
+			t.Fatal(err)
+		}
+		e.rt.failCreate, e.host.failUmnt = errInjected, errors.New("busy")
+		if _, err := e.m.Create(ctx, e.sb, ctrConfig("unknown")); !errors.Is(err, errInjected) {
+			t.Fatalf("Create = %v", err)
+		}
+		e.rt.failCreate, e.host.failUmnt = nil, nil
+		before := map[string]store.Container{}
+		var unknownRootfs string
+		for _, c := range e.st.Containers("") {
+			before[c.ID] = c
+			if c.State == store.ContainerUnknown {
+				unknownRootfs = c.Rootfs
+			}
+		}
+		deletes := len(e.rt.deletes)
+		e.m.Recover(ctx)
+		for id, b := range before {
+			if got := state(t, e, id); got.State != b.State || got.FinishedAt != b.FinishedAt || got.Error != b.Error {
+				t.Errorf("%s changed: %+v, was %+v", b.Name, got, b)
+			}
+		}
+		if len(e.rt.deletes) != deletes || !e.host.mounted[unknownRootfs] {
+			t.Error("Recover cleaned up an unknown container (that is RemoveContainer's job)")
+		}
+	})
 }

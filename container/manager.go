@@ -269,10 +269,6 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	}
 	unlock := m.locks.Lock(id)
 	defer unlock()
-	// The creation runs to its end even if the caller gives up, for the caller's retry (see Orphaned).
-	callerCtx := ctx
-	ctx, cancel := intent.Detach(ctx)
-	defer cancel()
 	bundle := filepath.Join(m.bundlesDir, id)
 	c := &store.Container{
 		ID: id, SandboxID: sb.ID, Name: name, Config: cfg, State: store.ContainerCreating,
@@ -286,29 +282,12 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	if r := cfg.GetLinux().GetResources(); r != nil {
 		c.ResourcesPB, _ = proto.Marshal(r)
 	}
-	if err := m.cfg.Store.AddContainer(c); err != nil {
+	// The creation runs to its end even if the caller gives up, for the caller's retry (see intent.Kind.Create).
+	if err := m.intents().Create(ctx, c, func(ctx context.Context, c *store.Container) error {
+		faultinject.Point(faultinject.ContainerIntent)
+		return m.create(ctx, &sb, c, img, rt, cdiDevices, vols)
+	}, intent.Detached(intent.RollbackTimeout)); err != nil {
 		return "", err
-	}
-	faultinject.Point(faultinject.ContainerIntent)
-	if err := m.create(ctx, &sb, c, img, rt, cdiDevices, vols); err != nil {
-		_ = intent.Rollback(ctx, func(ctx context.Context) error { return m.cleanup(ctx, c) },
-			func() error { return m.cfg.Store.DeleteContainer(id) },
-			intent.KeepUnknown(c, func(fn func(*store.Container) error) error {
-				_, err := m.cfg.Store.UpdateContainer(id, fn)
-				return err
-			}, func(x *store.Container, cerr error) {
-				klog.ErrorS(cerr, "rolling back a failed container left resources; it stays listed as unknown", "containerID", id)
-				x.State, x.Error = store.ContainerUnknown, cerr.Error()
-			}))
-		return "", err
-	}
-	c.State = store.ContainerCreated
-	c.Orphaned = intent.Orphaned(callerCtx)
-	if _, err := m.cfg.Store.UpdateContainer(id, func(x *store.Container) error { *x = *c; return nil }); err != nil {
-		return "", err
-	}
-	if c.Orphaned {
-		klog.InfoS("container created after its caller gave up; kept for the caller's retry", "containerID", id, "name", name)
 	}
 	faultinject.Point(faultinject.ContainerCreated)
 	m.emit(c, runtimeapi.ContainerEventType_CONTAINER_CREATED_EVENT)

@@ -7,27 +7,38 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/internal/intent"
 	"github.com/noded/noded/ociruntime"
 	"github.com/noded/noded/store"
 )
 
-// Recover reconciles stored containers with the runtime after noded starts: creations cut short are rolled back,
-// exits that happened while noded was down are recorded from conmon's exit files, and containers the runtime no
-// longer knows are reported in the unknown state (still removable).
+// intents is the container's side of create with intent (package intent): Create creates through it, Recover
+// rolls back through it.
+func (m *Manager) intents() *intent.Kind[store.Container] {
+	return &intent.Kind[store.Container]{
+		Noun: "container", IDKey: "containerID",
+		ID:       func(c *store.Container) string { return c.ID },
+		Name:     func(c *store.Container) string { return c.Name },
+		Creating: func(c *store.Container) bool { return c.State == store.ContainerCreating },
+		Made:     func(c *store.Container, orphaned bool) { c.State, c.Orphaned = store.ContainerCreated, orphaned },
+		Unknown:  func(c *store.Container, err error) { c.State, c.Error = store.ContainerUnknown, err.Error() },
+		Add:      m.cfg.Store.AddContainer,
+		Update: func(id string, fn func(*store.Container) error) error {
+			_, err := m.cfg.Store.UpdateContainer(id, fn)
+			return err
+		},
+		Delete: m.cfg.Store.DeleteContainer,
+		Undo:   m.cleanup,
+	}
+}
+
+// Recover reconciles stored containers with the runtime after noded starts: creations cut short are rolled back
+// (those whose rollback fails stay as unknown), exits that happened while noded was down are recorded from
+// conmon's exit files, and containers the runtime no longer knows are reported in the unknown state (still
+// removable). The rollbacks run under ctx as it is, with no time limit of their own (see intent.Inherited).
 func (m *Manager) Recover(ctx context.Context) {
-	for _, c := range m.cfg.Store.Containers("") {
+	for _, c := range m.intents().Recover(ctx, m.cfg.Store.Containers(""), intent.Inherited) {
 		switch c.State {
-		case store.ContainerCreating:
-			klog.InfoS("rolling back a container whose creation was interrupted", "containerID", c.ID)
-			if err := m.cleanup(ctx, &c); err != nil {
-				klog.ErrorS(err, "rollback failed; container reported as unknown", "containerID", c.ID)
-				_, _ = m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
-					x.State, x.Error = store.ContainerUnknown, err.Error()
-					return nil
-				})
-				continue
-			}
-			_ = m.cfg.Store.DeleteContainer(c.ID)
 		case store.ContainerCreated, store.ContainerRunning:
 			rt, err := m.runtime(c.Runtime)
 			if err != nil {

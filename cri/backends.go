@@ -8,7 +8,6 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/errdefs"
-	"github.com/noded/noded/events"
 	"github.com/noded/noded/store"
 )
 
@@ -21,7 +20,7 @@ type Backends struct {
 	// Pods runs the RPCs that span a pod and its containers; it is needed with Sandboxes and Containers.
 	Pods    PodBackend
 	Store   *store.Store // the state store shared by the backends
-	Events  *events.Broker
+	Events  EventBackend
 	Stats   StatsBackend
 	Streams StreamServer
 	// Starts bounds RunPodSandbox and CreateContainer calls in flight; nil means no bound.

@@ -10,13 +10,13 @@ import (
 // GetContainerEvents streams container lifecycle events until the client goes away. A client that falls too far
 // behind has its stream ended with ResourceExhausted, and can reconnect and relist.
 func (s *RuntimeServer) GetContainerEvents(req *runtimeapi.GetEventsRequest, stream grpc.ServerStreamingServer[runtimeapi.ContainerEventResponse]) error {
-	sub := s.Events.Subscribe()
-	defer sub.Close()
+	evs, cancel := s.Events.Subscribe()
+	defer cancel()
 	for {
 		select {
 		case <-stream.Context().Done():
 			return nil
-		case ev, ok := <-sub.C:
+		case ev, ok := <-evs:
 			if !ok {
 				return errdefs.ResourceExhausted("event stream fell behind and was dropped; reconnect and relist")
 			}

@@ -7,6 +7,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/container"
+	"github.com/noded/noded/events"
 	"github.com/noded/noded/pod"
 	"github.com/noded/noded/sandbox"
 	"github.com/noded/noded/stats"
@@ -54,7 +55,17 @@ type StatsBackend interface {
 	ListMetricDescriptors(ctx context.Context) ([]*runtimeapi.MetricDescriptor, error)
 }
 
+// EventBackend is the fan-out of container lifecycle events that GetContainerEvents streams (implemented by
+// *events.Broker; the container domain publishes to it).
+type EventBackend interface {
+	// Subscribe starts a subscription: its channel carries every event published from now on, in order, and is
+	// closed when the subscriber fell too far behind and was dropped. cancel ends the subscription; calling it
+	// again does nothing.
+	Subscribe() (events <-chan *runtimeapi.ContainerEventResponse, cancel func())
+}
+
 var (
+	_ EventBackend     = (*events.Broker)(nil)
 	_ SandboxBackend   = (*sandbox.Manager)(nil)
 	_ ContainerBackend = (*container.Manager)(nil)
 	_ PodBackend       = (*pod.Service)(nil)

@@ -11,42 +11,43 @@ import (
 // Buffer is how many events a subscriber may lag behind before it is dropped.
 const Buffer = 1024
 
-// Broker delivers events to subscribers.
+// Broker delivers events to subscribers. The zero Broker has none.
 type Broker struct {
 	mu   sync.Mutex
-	subs map[*Subscription]struct{}
+	subs map[*subscription]struct{}
 }
 
-// Subscription is one subscriber's stream.
-type Subscription struct {
-	C      chan *runtimeapi.ContainerEventResponse
+// subscription is one subscriber's stream.
+type subscription struct {
+	c      chan *runtimeapi.ContainerEventResponse
 	broker *Broker
 	once   sync.Once
 }
 
-// Subscribe returns a new subscription; call Close when done.
-func (b *Broker) Subscribe() *Subscription {
-	s := &Subscription{C: make(chan *runtimeapi.ContainerEventResponse, Buffer), broker: b}
+// Subscribe starts a subscription. Its channel carries every event published from now on, in order, and is closed
+// when the subscriber falls Buffer events behind (it is then dropped) or when cancel is called. cancel ends the
+// subscription; calling it again does nothing.
+func (b *Broker) Subscribe() (events <-chan *runtimeapi.ContainerEventResponse, cancel func()) {
+	s := &subscription{c: make(chan *runtimeapi.ContainerEventResponse, Buffer), broker: b}
 	b.mu.Lock()
 	if b.subs == nil {
-		b.subs = map[*Subscription]struct{}{}
+		b.subs = map[*subscription]struct{}{}
 	}
 	b.subs[s] = struct{}{}
 	b.mu.Unlock()
-	return s
+	return s.c, s.close
 }
 
-// Close ends the subscription.
-func (s *Subscription) Close() {
+func (s *subscription) close() {
 	s.broker.mu.Lock()
 	s.closeLocked()
 	s.broker.mu.Unlock()
 }
 
-func (s *Subscription) closeLocked() {
+func (s *subscription) closeLocked() {
 	s.once.Do(func() {
 		delete(s.broker.subs, s)
-		close(s.C)
+		close(s.c)
 	})
 }
 
@@ -56,7 +57,7 @@ func (b *Broker) Publish(ev *runtimeapi.ContainerEventResponse) {
 	defer b.mu.Unlock()
 	for s := range b.subs {
 		select {
-		case s.C <- ev:
+		case s.c <- ev:
 		default:
 			s.closeLocked()
 		}

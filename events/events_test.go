@@ -8,15 +8,15 @@ import (
 
 func TestFanOutAndSlowSubscriberDropped(t *testing.T) {
 	var b Broker
-	fast := b.Subscribe()
-	slow := b.Subscribe()
+	fast, closeFast := b.Subscribe()
+	slow, _ := b.Subscribe()
 	for i := 0; i < Buffer+1; i++ {
 		b.Publish(&runtimeapi.ContainerEventResponse{ContainerId: "c"})
-		<-fast.C // the fast one keeps up
+		<-fast // the fast one keeps up
 	}
 	// The slow one never read: it was dropped and its channel closed after Buffer events.
 	n := 0
-	for range slow.C {
+	for range slow {
 		n++
 	}
 	if n != Buffer {
@@ -25,8 +25,8 @@ func TestFanOutAndSlowSubscriberDropped(t *testing.T) {
 	if b.Len() != 1 {
 		t.Fatalf("subscribers = %d, want 1", b.Len())
 	}
-	fast.Close()
-	fast.Close()
+	closeFast()
+	closeFast()
 	if b.Len() != 0 {
 		t.Fatal("close did not unsubscribe")
 	}

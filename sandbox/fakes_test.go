@@ -162,6 +162,7 @@ type fakeNetwork struct {
 	failTeardown      error
 	setups, teardowns []cni.PodNetwork
 	attached          map[string]bool
+	teardownDeadline  []bool // whether each DEL's context had a deadline
 }
 
 func (n *fakeNetwork) Setup(_ context.Context, pn cni.PodNetwork) (*cni.Result, error) {
@@ -180,10 +181,12 @@ func (n *fakeNetwork) Setup(_ context.Context, pn cni.PodNetwork) (*cni.Result, 
 		Raw: []byte(fmt.Sprintf(`{"ips":[{"address":"%s/24"}]}`, ip))}, nil
 }
 
-func (n *fakeNetwork) Teardown(_ context.Context, pn cni.PodNetwork, _ []byte) error {
+func (n *fakeNetwork) Teardown(ctx context.Context, pn cni.PodNetwork, _ []byte) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.teardowns = append(n.teardowns, pn)
+	_, ok := ctx.Deadline()
+	n.teardownDeadline = append(n.teardownDeadline, ok)
 	if n.failTeardown != nil {
 		return n.failTeardown
 	}

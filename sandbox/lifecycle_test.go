@@ -226,66 +226,161 @@ func TestOrphanHandOffAndReap(t *testing.T) {
 	}
 }
 
-// Recovery rolls back an interrupted creation, keeps it as unknown when that fails, marks a ready sandbox whose
-// pins are gone not ready and leaves the others alone.
-func TestRecover(t *testing.T) {
-	e := newEnv(t)
+// interrupted records a creation that a crash cut short after its side effects: intent stored, namespaces pinned,
+// /dev/shm mounted, the pod init started and the network added.
+func (e *env) interrupted(t *testing.T, name string) store.Sandbox {
+	t.Helper()
 	ctx := context.Background()
-	ready, err := e.m.Run(ctx, podConfig("ready"), "")
+	id := store.NewID()
+	cfg := podConfig(name)
+	sb := &store.Sandbox{ID: id, Name: UniqueName(cfg.Metadata), Config: cfg, State: store.SandboxCreating, PodPID: true,
+		Dir: filepath.Join(e.state, "pods", id), Namespaces: map[string]string{}, NetworkSetUp: true}
+	pins, err := e.host.Pin(ctx, filepath.Join(e.state, "ns", id), []nsutil.Type{nsutil.Net, nsutil.IPC, nsutil.UTS}, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	lost, err := e.m.Run(ctx, podConfig("lost"), "")
-	if err != nil {
+	for ty, p := range pins {
+		sb.Namespaces[string(ty)] = p
+	}
+	if err := os.MkdirAll(sb.Dir, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	lostSB, _ := e.st.Sandbox(lost)
-	if err := e.host.Unpin(lostSB.Namespaces["net"]); err != nil { // a reboot took the pins
+	if err := e.host.MountShm(filepath.Join(sb.Dir, "shm"), DefaultShmSize); err != nil {
 		t.Fatal(err)
 	}
-	stopped, err := e.m.Run(ctx, podConfig("stopped"), "")
-	if err != nil {
+	if sb.InitPID, err = e.init.StartPodInit(ctx, sb); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.m.Stop(ctx, stopped); err != nil {
+	if _, err := e.net.Setup(ctx, podNetwork(sb)); err != nil {
 		t.Fatal(err)
 	}
-	// An interrupted creation: intent recorded, namespaces pinned, network ADD done.
-	interrupted := func(name string) string {
-		sb := &store.Sandbox{ID: store.NewID(), Name: name, Config: podConfig(name), State: store.SandboxCreating,
-			Dir: filepath.Join(e.state, "pods", name), Namespaces: map[string]string{}, NetworkSetUp: true}
-		pins, err := e.host.Pin(ctx, filepath.Join(e.state, "ns", sb.ID), []nsutil.Type{nsutil.Net, nsutil.IPC}, nil, nil)
+	if err := e.st.AddSandbox(sb); err != nil {
+		t.Fatal(err)
+	}
+	return *sb
+}
+
+// Recovery at start, state by state: an interrupted creation is rolled back completely, or kept as unknown with
+// what is still held when that fails; a ready sandbox whose pins are gone is not ready; the others stay as they were.
+func TestRecoverEachState(t *testing.T) {
+	ctx := context.Background()
+	run := func(t *testing.T, e *env, name string) string {
+		t.Helper()
+		id, err := e.m.Run(ctx, podConfig(name), "")
 		if err != nil {
 			t.Fatal(err)
 		}
-		for ty, p := range pins {
-			sb.Namespaces[string(ty)] = p
+		return id
+	}
+	t.Run("CreatingRolledBack", func(t *testing.T) {
+		e := newEnv(t)
+		e.interrupted(t, "cut")
+		e.m.Recover(ctx)
+		e.assertClean(t)
+		if len(e.net.teardowns) != 1 {
+			t.Errorf("CNI DEL ran %d times, want once", len(e.net.teardowns))
 		}
-		if err := os.MkdirAll(sb.Dir, 0o700); err != nil {
+		// The start context as it is: no time limit of the rollback's own.
+		if len(e.net.teardownDeadline) == 1 && e.net.teardownDeadline[0] {
+			t.Error("the rollback at start ran under a deadline of its own")
+		}
+		if _, err := e.m.Run(ctx, podConfig("cut"), ""); err != nil {
+			t.Errorf("Run of the rolled-back name: %v", err)
+		}
+	})
+	t.Run("CreatingRollbackFails", func(t *testing.T) {
+		e := newEnv(t)
+		sb := e.interrupted(t, "stuck")
+		e.host.fail["Unpin"] = true
+		e.m.Recover(ctx)
+		got, err := e.st.Sandbox(sb.ID)
+		if err != nil || got.State != store.SandboxUnknown || !strings.Contains(got.Error, "Unpin") {
+			t.Fatalf("after Recover: %+v, %v; want unknown with the reason", got, err)
+		}
+		// What the rollback undid is recorded (DEL is not run again), what it could not is still named.
+		if got.NetworkSetUp || len(got.Namespaces) != 3 || got.InitPID != 0 {
+			t.Errorf("kept record does not hold the rollback's progress: %+v", got)
+		}
+		if e.net.attachedCount() != 0 || len(e.init.running) != 0 {
+			t.Errorf("network attached %d, inits %v: the rollback stopped at the first failure", e.net.attachedCount(), e.init.running)
+		}
+		if _, err := e.m.Run(ctx, podConfig("stuck"), ""); !errdefs.IsAlreadyExists(err) {
+			t.Errorf("Run over the unknown record: %v, want AlreadyExists", err)
+		}
+		e.m.Recover(ctx) // a second start leaves it for removal
+		if again, _ := e.st.Sandbox(sb.ID); again.State != store.SandboxUnknown || len(e.net.teardowns) != 1 {
+			t.Errorf("second Recover: %+v, DELs %d", again, len(e.net.teardowns))
+		}
+		delete(e.host.fail, "Unpin")
+		if err := e.m.Remove(ctx, sb.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.st.AddSandbox(sb); err != nil {
+		e.assertClean(t)
+	})
+	t.Run("ReadyPinned", func(t *testing.T) {
+		e := newEnv(t)
+		id := run(t, e, "ready")
+		before, _ := e.st.Sandbox(id)
+		e.m.Recover(ctx)
+		if got, _ := e.st.Sandbox(id); got.State != store.SandboxReady || !got.NetworkSetUp || len(got.Namespaces) != len(before.Namespaces) {
+			t.Errorf("after Recover: %+v", got)
+		}
+		if len(e.net.teardowns) != 0 || e.net.attachedCount() != 1 {
+			t.Errorf("Recover tore down a ready sandbox: DELs %d", len(e.net.teardowns))
+		}
+	})
+	t.Run("ReadyPinGone", func(t *testing.T) {
+		e := newEnv(t)
+		id := run(t, e, "lost")
+		sb, _ := e.st.Sandbox(id)
+		if err := e.host.Unpin(sb.Namespaces["ipc"]); err != nil { // a reboot, or someone, took a pin
 			t.Fatal(err)
 		}
-		return sb.ID
-	}
-	creating := interrupted("creating")
-	e.m.Recover(ctx)
-	if _, err := e.st.Sandbox(creating); !errdefs.IsNotFound(err) {
-		t.Errorf("interrupted creation still recorded: %v", err)
-	}
-	for id, want := range map[string]store.SandboxState{ready: store.SandboxReady, lost: store.SandboxNotReady, stopped: store.SandboxNotReady} {
-		if sb, _ := e.st.Sandbox(id); sb.State != want {
-			t.Errorf("%s after Recover: %s, want %s", sb.Name, sb.State, want)
+		e.m.Recover(ctx)
+		if got, _ := e.st.Sandbox(id); got.State != store.SandboxNotReady {
+			t.Errorf("after Recover: %s, want %s", got.State, store.SandboxNotReady)
 		}
-	}
-
-	stuck := interrupted("stuck")
-	e.host.fail["Unpin"] = true
-	e.m.Recover(ctx)
-	if sb, err := e.st.Sandbox(stuck); err != nil || sb.State != store.SandboxUnknown || sb.Error == "" {
-		t.Fatalf("interrupted creation whose rollback failed: %+v, %v", sb, err)
-	}
+		// Stop and Remove still clean it up.
+		if err := e.m.Stop(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.m.Remove(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		e.assertClean(t)
+	})
+	t.Run("NotReady", func(t *testing.T) {
+		e := newEnv(t)
+		id := run(t, e, "stopped")
+		if err := e.m.Stop(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		e.m.Recover(ctx)
+		if got, err := e.st.Sandbox(id); err != nil || got.State != store.SandboxNotReady {
+			t.Errorf("after Recover: %+v, %v", got, err)
+		}
+	})
+	t.Run("Unknown", func(t *testing.T) {
+		e := newEnv(t)
+		e.net.failSetup = errInjected
+		e.host.fail["Unpin"] = true
+		if _, err := e.m.Run(ctx, podConfig("unknown"), ""); !errors.Is(err, errInjected) {
+			t.Fatalf("Run = %v", err)
+		}
+		before := e.st.Sandboxes()
+		if len(before) != 1 || before[0].State != store.SandboxUnknown {
+			t.Fatalf("records: %+v", before)
+		}
+		dels := len(e.net.teardowns)
+		delete(e.host.fail, "Unpin")
+		e.m.Recover(ctx)
+		if got, err := e.st.Sandbox(before[0].ID); err != nil || got.State != store.SandboxUnknown || got.Error != before[0].Error {
+			t.Errorf("after Recover: %+v, %v; want it left for removal", got, err)
+		}
+		if len(e.net.teardowns) != dels || len(e.host.leftovers()) == 0 {
+			t.Error("Recover tore down an unknown sandbox (that is RemovePodSandbox's job)")
+		}
+	})
 }
 
 // Stop that cannot tear the network down fails and keeps the sandbox ready for a retry.

@@ -233,9 +233,6 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	id := store.NewID()
 	unlock := m.locks.Lock(id)
 	defer unlock()
-	callerCtx := ctx
-	ctx, cancel := intent.Detach(ctx)
-	defer cancel()
 	nsOpts := cfg.GetLinux().GetSecurityContext().GetNamespaceOptions()
 	sb := &store.Sandbox{
 		ID:             id,
@@ -265,29 +262,11 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 		sb.Namespaces[string(t)] = filepath.Join(m.nsDir, sb.ID, string(t))
 	}
 	// Intent first: a crash after this point leaves a record that recovery rolls back.
-	if err := m.cfg.Store.AddSandbox(sb); err != nil {
+	if err := m.intents().Create(ctx, sb, func(ctx context.Context, sb *store.Sandbox) error {
+		faultinject.Point(faultinject.SandboxIntent)
+		return m.setup(ctx, sb)
+	}, intent.Detached(intent.RollbackTimeout)); err != nil {
 		return "", err
-	}
-	faultinject.Point(faultinject.SandboxIntent)
-	if err := m.setup(ctx, sb); err != nil {
-		_ = intent.Rollback(ctx, func(ctx context.Context) error { return m.teardown(ctx, sb) },
-			func() error { return m.cfg.Store.DeleteSandbox(id) },
-			intent.KeepUnknown(sb, func(fn func(*store.Sandbox) error) error {
-				_, err := m.cfg.Store.UpdateSandbox(id, fn)
-				return err
-			}, func(s *store.Sandbox, cerr error) {
-				klog.ErrorS(cerr, "rolling back a failed sandbox left resources; it stays listed as unknown", "podSandboxID", id)
-				s.State, s.Error = store.SandboxUnknown, cerr.Error()
-			}))
-		return "", err
-	}
-	sb.State = store.SandboxReady
-	sb.Orphaned = intent.Orphaned(callerCtx)
-	if _, err := m.cfg.Store.UpdateSandbox(id, func(s *store.Sandbox) error { *s = *sb; return nil }); err != nil {
-		return "", err
-	}
-	if sb.Orphaned {
-		klog.InfoS("sandbox created after its caller gave up; kept for the caller's retry", "podSandboxID", id, "name", name)
 	}
 	faultinject.Point(faultinject.SandboxReady)
 	return id, nil

@@ -28,6 +28,8 @@ DAEMON_CG=/noded-bench-daemons/containerd
 MARKER='containerd-bench|nodedbch1|10\.239\.201\.'
 # shellcheck source=hack/bench/lib.sh
 . "$(dirname "$0")/lib.sh"
+# shellcheck source=hack/lib/containerd.sh
+. "$REPO/hack/lib/containerd.sh"
 SOCK=$RUN/containerd.sock
 CONTAINERD=${CONTAINERD:-2.4.2}
 CTD_BIN=
@@ -37,88 +39,15 @@ debian) ;;
 *) echo "containerd.sh: CONTAINERD must be a release (2.4.2) or debian" >&2; exit 2 ;;
 esac
 
-# build_containerd: go install of containerd and containerd-shim-runc-v2 v$CONTAINERD into CTD_BIN unless both
-# are there (a lock keeps two builds from racing).
-build_containerd() {
-	[ -x "$CTD_BIN/containerd" ] && [ -x "$CTD_BIN/containerd-shim-runc-v2" ] && return 0
-	log "building containerd v$CONTAINERD into $CTD_BIN (go install; a few minutes cold)"
-	mkdir -p "$CTD_BIN"
-	(
-		exec 7>"$CTD_BIN.lock"
-		flock 7
-		export GOTOOLCHAIN=local GOFLAGS=-mod=mod GOBIN=$CTD_BIN CGO_ENABLED=0
-		[ -x "$CTD_BIN/containerd" ] ||
-			nice -n 10 go install -tags no_btrfs "github.com/containerd/containerd/v2/cmd/containerd@v$CONTAINERD"
-		[ -x "$CTD_BIN/containerd-shim-runc-v2" ] ||
-			nice -n 10 go install "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@v$CONTAINERD"
-	)
-}
-
-# write_config_v4: containerd 2.x's config (version 4: the CRI plugin split into images and runtime plugins,
-# registry mirrors as hosts.toml files below certs.d).
+# write_config_v4: containerd 2.x's config (version 4) and its registry mirrors (hack/lib/containerd.sh).
 write_config_v4() {
-	local h
-	for h in docker.io registry.k8s.io; do
-		mkdir -p "$RUN/certs.d/$h"
-		cat >"$RUN/certs.d/$h/hosts.toml" <<EOF
-server = "https://$h"
-
-[host."$MIRROR"]
-  capabilities = ["pull", "resolve"]
-EOF
-	done
-	cat >"$RUN/config.toml" <<EOF
-version = 4
-root = "$RUN/root"
-state = "$RUN/state"
-oom_score = 0
-imports = []
-
-[plugins."io.containerd.server.v1.grpc"]
-  address = "$SOCK"
-
-[plugins."io.containerd.server.v1.ttrpc"]
-  address = "$SOCK.ttrpc"
-
-[debug]
-  address = "$RUN/debug.sock"
-  level = "warn"
-
-[plugins."io.containerd.shim.v1.manager"]
-  socket_dir = "$RUN/state/s"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$RUN/opt"
-
-[plugins."io.containerd.nri.v1.nri"]
-  disable = true
-
-[plugins."io.containerd.cri.v1.images"]
-  snapshotter = "overlayfs"
-  [plugins."io.containerd.cri.v1.images".pinned_images]
-    sandbox = "docker.io/noded/pause:latest"
-  [plugins."io.containerd.cri.v1.images".registry]
-    config_path = "$RUN/certs.d"
-
-[plugins."io.containerd.cri.v1.runtime"]
-  netns_mounts_under_state_dir = true
-  disable_apparmor = true
-  enable_selinux = false
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.cri.v1.runtime".containerd]
-    default_runtime_name = "runc"
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      runtime_path = "$CTD_BIN/containerd-shim-runc-v2"
-      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
-        BinaryName = "$RUNC"
-        Root = "$RUN/runc"
-        SystemdCgroup = false
-  [plugins."io.containerd.cri.v1.runtime".cni]
-    bin_dirs = ["/usr/lib/cni"]
-    conf_dir = "$RUN/cni/net.d"
-    max_conf_num = 1
-EOF
+	containerd_mirrors "$RUN/certs.d" "$MIRROR" docker.io registry.k8s.io
+	CTD_ROOT=$RUN/root CTD_STATE=$RUN/state CTD_SOCK=$SOCK CTD_OPT=$RUN/opt \
+		CTD_SHIM=$CTD_BIN/containerd-shim-runc-v2 CTD_RUNC=$RUNC CTD_RUNC_ROOT=$RUN/runc \
+		CTD_SANDBOX_IMAGE=docker.io/noded/pause:latest CTD_CERTS_D=$RUN/certs.d \
+		CTD_CNI_CONF_DIR=$RUN/cni/net.d CTD_CNI_BIN_DIRS=/usr/lib/cni \
+		CTD_DEBUG_ADDRESS=$RUN/debug.sock CTD_LOG_LEVEL=warn CTD_NO_LSM=1 \
+		containerd_config "$RUN/config.toml"
 }
 
 # write_config_v2: Debian's containerd 1.6 (version-2 config, mirrors inline).
@@ -185,7 +114,7 @@ start() {
 		fi
 		bin=$(command -v containerd)
 	else
-		build_containerd
+		containerd_build "v$CONTAINERD" "$CTD_BIN"
 		bin=$CTD_BIN/containerd
 	fi
 	stop_run "$SOCK"

@@ -33,12 +33,21 @@
 # rewrites, and stops the registry.
 #
 # The suite binds fixed ports (kubelet 10250/10255/10248, API server 6443, etcd 2379): one run per machine at a
-# time (a lock in /var/tmp guards it), unless --isolate: the run then re-executes itself in network, mount and IPC
-# namespaces of its own (unshare), with loopback up, its own registry inside, and private bind mounts over
-# /var/lib/kubelet and /var/log/pods (from /var/tmp/noded-e2e<slot>-<runtime>-host) and a default route through a
-# veth pair of its own (the API server picks its address from it), so that two runs (say noded
-# on slot 7 and containerd on slot 8) go at once on one machine and see the same load. What stays shared: the
-# cgroup tree (names carry the slot), the kernel sysctls kubelet sets (the same values in both) and the CPUs.
+# time (a lock in /var/tmp guards it; a second run fails at once). Its kubelet also writes host state that every
+# kubelet shares whatever its root dir: /var/lib/kubelet (device-plugins), /var/log/containers and sysctls. The
+# integration tests' kubelet (integration/framework/kubelet.go, TestKubelet*) writes the same, under the host lock
+# /run/noded-test-kubelet.lock; this script holds that lock too (flock(2) on the same file, as the framework's
+# lockFile), waiting for a test kubelet to finish, from before it touches the host until it exits, so that the
+# two never overlap. The processes it starts inherit the lock (whatever of the run survives it still holds it),
+# except the registry, which touches no kubelet state.
+#
+# --isolate: the run re-executes itself in network, mount and IPC namespaces of its own (unshare), with loopback
+# up, a default route through a veth pair of its own (the API server picks its address from it), its own registry
+# inside, and private bind mounts over /var/lib/kubelet, /var/log/pods and /var/log/containers (from
+# /var/tmp/noded-e2e<slot>-<runtime>-host). Its lock is per slot and it does not take the host kubelet lock, so
+# two runs (say noded on slot 7 and containerd on slot 8) go at once on one machine and see the same load. What
+# stays shared: the cgroup tree (names carry the slot), the kernel sysctls kubelet sets (the same values in both)
+# and the CPUs.
 #
 # Environment:
 #   NODED_TEST_SLOT    0-9 (default 0): names, subnets and the registry port (5010+slot)
@@ -50,8 +59,10 @@ set -euo pipefail
 ORIG_ARGS=("$@")
 SELF=$(readlink -f "$0")
 cd "$(dirname "$0")/../.."
-# shellcheck source=../lib/cleanup.sh
+# shellcheck source=hack/lib/cleanup.sh
 . hack/lib/cleanup.sh
+# shellcheck source=hack/lib/containerd.sh
+. hack/lib/containerd.sh
 REPO=$(pwd)
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/go/bin:${PATH}"
 [ "$(id -u)" = 0 ] || { echo "run.sh: must run as root" >&2; exit 1; }
@@ -133,12 +144,22 @@ if [ -n "${E2E_ISOLATED:-}" ]; then
 	ip route add default via "198.18.$SLOT.1" dev "e2ed$SLOT"
 	HOSTDIRS=/var/tmp/noded-e2e$SLOT-$RUNTIME-host
 	rm -rf --one-file-system "$HOSTDIRS"
-	mkdir -p "$HOSTDIRS/kubelet" "$HOSTDIRS/pod-logs" /var/lib/kubelet /var/log/pods
+	mkdir -p "$HOSTDIRS/kubelet" "$HOSTDIRS/pod-logs" "$HOSTDIRS/container-logs" /var/lib/kubelet /var/log/pods \
+		/var/log/containers
 	mount --bind "$HOSTDIRS/kubelet" /var/lib/kubelet
 	mount --bind "$HOSTDIRS/pod-logs" /var/log/pods
+	mount --bind "$HOSTDIRS/container-logs" /var/log/containers
 fi
 exec 8>"$LOCK"
 flock -n 8 || { echo "run.sh: another node e2e run holds $LOCK (fixed kubelet ports)" >&2; exit 1; }
+if [ -z "${E2E_ISOLATED:-}" ]; then
+	KUBELET_HOST_LOCK=/run/noded-test-kubelet.lock # integration/framework/kubelet.go's kubeletHostLock
+	exec 9>>"$KUBELET_HOST_LOCK"
+	if ! flock -n 9; then
+		echo "run.sh: waiting for $KUBELET_HOST_LOCK (a test kubelet runs)" >&2
+		flock 9
+	fi
+fi
 
 log() { echo "== $(date -u +%H:%M:%S) $*" >&2; }
 
@@ -153,13 +174,14 @@ KUBELET_DIR_EXISTED=1
 
 shm_ids() { ipcs -m 2>/dev/null | awk '$2 ~ /^[0-9]+$/ { print $2 }' | sort; }
 
+# shellcheck disable=SC2317 # called from cleanup, the EXIT trap
 stop_pid() {
 	local pid=$1 wait=${2:-15} i=0
 	kill -0 "$pid" 2>/dev/null || return 0
 	kill -TERM "$pid" 2>/dev/null || true
 	while kill -0 "$pid" 2>/dev/null; do
 		i=$((i + 1))
-		if [ $i -ge $((wait * 10)) ]; then
+		if [ "$i" -ge $((wait * 10)) ]; then
 			echo "run.sh: pid $pid ignored SIGTERM for ${wait}s, killing" >&2
 			kill -KILL "$pid" 2>/dev/null || true
 			break
@@ -191,7 +213,7 @@ cg_make() {
 cg_join() {
 	local d
 	for d in $(cg_list "$1"); do
-		[ -f "$d/cgroup.procs" ] && echo "$2" >"$d/cgroup.procs" 2>/dev/null || true
+		if [ -f "$d/cgroup.procs" ]; then echo "$2" >"$d/cgroup.procs" 2>/dev/null || true; fi
 	done
 }
 
@@ -217,7 +239,7 @@ run_procs() {
 }
 
 kill_leftovers() {
-	local f id p pids try rroot
+	local f id p pids rroot
 	for f in $(cg_list "$CGROOT" | grep /freezer/ | while read -r d; do find "$d" -name freezer.state 2>/dev/null; done); do
 		echo THAWED >"$f" 2>/dev/null || true
 	done
@@ -228,7 +250,7 @@ kill_leftovers() {
 			"$RUNC" --root "$rroot" delete --force "$id" 2>/dev/null || true
 		done
 	done
-	for try in 1 2 3 4; do
+	for _ in 1 2 3 4; do
 		pids=$(cgroup_procs; run_procs) || true
 		[ -n "$pids" ] || break
 		for p in $pids; do kill -KILL "$p" 2>/dev/null || true; done
@@ -254,6 +276,7 @@ teardown_host() {
 	done
 }
 
+# shellcheck disable=SC2317 # the EXIT trap
 cleanup() {
 	local rc=$? new id s v
 	trap - EXIT INT TERM
@@ -280,7 +303,7 @@ cleanup() {
 	if [ -n "$REG_STARTED" ]; then "$REPO/hack/registry-stop.sh" "$REG_PORT" "$REG_DIR" >&2; fi
 	rm -f "$SOCK"
 	if [ -n "${E2E_ISOLATED:-}" ]; then
-		umount /var/lib/kubelet /var/log/pods 2>/dev/null || true
+		umount /var/lib/kubelet /var/log/pods /var/log/containers 2>/dev/null || true
 		rm -rf --one-file-system "$HOSTDIRS"
 	fi
 	exit "$rc"
@@ -298,17 +321,7 @@ else
 fi
 PORTER=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@${K8S_VERSION:-v1.37.2}" |
 	sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/test/images/agnhost/porter
-if [ "$RUNTIME" = containerd ] && { [ ! -x "$CTD_BIN/containerd" ] || [ ! -x "$CTD_BIN/containerd-shim-runc-v2" ]; }; then
-	log "building containerd $CTD_VERSION into $CTD_BIN (go install; a few minutes cold)"
-	mkdir -p "$CTD_BIN"
-	(
-		exec 7>"$CTD_BIN.lock"
-		flock 7
-		export GOTOOLCHAIN=local GOFLAGS=-mod=mod GOBIN=$CTD_BIN
-		[ -x "$CTD_BIN/containerd" ] || CGO_ENABLED=0 go install -tags no_btrfs "github.com/containerd/containerd/v2/cmd/containerd@$CTD_VERSION"
-		[ -x "$CTD_BIN/containerd-shim-runc-v2" ] || CGO_ENABLED=0 go install "github.com/containerd/containerd/v2/cmd/containerd-shim-runc-v2@$CTD_VERSION"
-	)
-fi
+if [ "$RUNTIME" = containerd ]; then containerd_build "$CTD_VERSION" "$CTD_BIN"; fi
 
 # --- a clean run dir
 log "preparing $RUN"
@@ -323,7 +336,7 @@ SYSCTL_SAVED=$RUN/sysctl.before
 for s in $SYSCTLS; do echo "$s $(sysctl -n "$s")"; done >"$SYSCTL_SAVED"
 
 # --- registry with the suite's images
-"$REPO/hack/registry-start.sh" "$REG_PORT" "$REG_DIR" >&2 ||
+"$REPO/hack/registry-start.sh" "$REG_PORT" "$REG_DIR" >&2 9>&- ||
 	{ echo "run.sh: no registry on port $REG_PORT (set E2E_REGISTRY_PORT to use another)" >&2; exit 1; }
 REG_STARTED=1
 if [ "${E2E_KEEP_IMAGES:-}" != 1 ]; then
@@ -363,64 +376,13 @@ if [ "$RUNTIME" = noded ]; then
 	RT_PID=$!
 	RT_LOG=$RUN/noded.log
 else
-	for h in $MIRRORED; do
-		mkdir -p "$RUN/certs.d/$h"
-		cat >"$RUN/certs.d/$h/hosts.toml" <<EOF
-server = "https://$h"
-
-[host."http://127.0.0.1:$REG_PORT"]
-  capabilities = ["pull", "resolve"]
-EOF
-	done
-	cat >"$RUN/containerd.toml" <<EOF
-version = 4
-root = "$ROOT"
-state = "$STATE"
-imports = []
-
-[plugins."io.containerd.server.v1.grpc"]
-  address = "$SOCK"
-
-[plugins."io.containerd.server.v1.ttrpc"]
-  address = "$SOCK.ttrpc"
-
-[plugins."io.containerd.shim.v1.manager"]
-  socket_dir = "$STATE/s"
-
-[plugins."io.containerd.internal.v1.opt"]
-  path = "$RUN/opt"
-
-[plugins."io.containerd.nri.v1.nri"]
-  disable = true
-
-[plugins."io.containerd.grpc.v1.cri"]
-  stream_server_address = "127.0.0.1"
-  stream_server_port = "0"
-
-[plugins."io.containerd.cri.v1.images"]
-  snapshotter = "overlayfs"
-  [plugins."io.containerd.cri.v1.images".pinned_images]
-    sandbox = "registry.k8s.io/pause:3.10.2"
-  [plugins."io.containerd.cri.v1.images".registry]
-    config_path = "$RUN/certs.d"
-
-[plugins."io.containerd.cri.v1.runtime"]
-  netns_mounts_under_state_dir = true
-  # no CAP_SYS_RESOURCE here: clamp oom_score_adj to what containerd may set (noded clamps always)
-  restrict_oom_score_adj = true
-  [plugins."io.containerd.cri.v1.runtime".containerd]
-    default_runtime_name = "runc"
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
-      runtime_type = "io.containerd.runc.v2"
-      runtime_path = "$CTD_BIN/containerd-shim-runc-v2"
-      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
-        BinaryName = "$RUNC"
-        Root = "$STATE/runc"
-        SystemdCgroup = false
-  [plugins."io.containerd.cri.v1.runtime".cni]
-    bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]
-    conf_dir = "$RUN/cni/net.d"
-EOF
+	# shellcheck disable=SC2086 # MIRRORED is a list of hosts
+	containerd_mirrors "$RUN/certs.d" "http://127.0.0.1:$REG_PORT" $MIRRORED
+	CTD_ROOT=$ROOT CTD_STATE=$STATE CTD_SOCK=$SOCK CTD_OPT=$RUN/opt \
+		CTD_SHIM=$CTD_BIN/containerd-shim-runc-v2 CTD_RUNC=$RUNC CTD_RUNC_ROOT=$STATE/runc \
+		CTD_SANDBOX_IMAGE=registry.k8s.io/pause:3.10.2 CTD_CERTS_D=$RUN/certs.d \
+		CTD_CNI_CONF_DIR=$RUN/cni/net.d CTD_CNI_BIN_DIRS="/usr/lib/cni /opt/cni/bin" CTD_STREAM_ADDRESS=127.0.0.1 \
+		containerd_config "$RUN/containerd.toml"
 	log "starting containerd $CTD_VERSION (log $RUN/containerd.log)"
 	"$CTD_BIN/containerd" --config "$RUN/containerd.toml" >"$RUN/containerd.log" 2>&1 </dev/null &
 	RT_PID=$!

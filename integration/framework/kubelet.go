@@ -104,7 +104,9 @@ var kubeletSysctls = []string{
 const (
 	kubeletDevicePluginDir = "/var/lib/kubelet/device-plugins"
 	kubeletContainerLogDir = "/var/log/containers"
-	kubeletHostLock        = "/run/noded-test-kubelet.lock"
+	// kubeletHostLock is held (flock) by every kubelet run that writes them: StartKubelet, and
+	// hack/e2e-node/run.sh for its whole run.
+	kubeletHostLock = "/run/noded-test-kubelet.lock"
 )
 
 // hostState is what Cleanup puts back: sysctl values and which host paths existed before kubelet started.

@@ -3,67 +3,239 @@ package intent
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
 	"testing"
+	"time"
 )
 
-func TestRollback(t *testing.T) {
-	gone, cancel := context.WithCancel(context.Background())
-	cancel()
-	var forgot bool
-	var kept error
-	undo := func(ctx context.Context) error { return ctx.Err() }
-	if err := Rollback(gone, undo, func() error { forgot = true; return nil }, func(err error) { kept = err }); err != nil {
-		t.Fatalf("rollback after the caller gave up ran under its cancelled context: %v", err)
-	}
-	if !forgot || kept != nil {
-		t.Fatalf("undone creation: forgot %v, kept %v", forgot, kept)
-	}
-	forgot = false
-	boom := errors.New("busy")
-	err := Rollback(context.Background(), func(context.Context) error { return boom },
-		func() error { forgot = true; return nil }, func(err error) { kept = err })
-	if !errors.Is(err, boom) || !errors.Is(kept, boom) || forgot {
-		t.Fatalf("failed undo: err %v, kept %v, forgot %v", err, kept, forgot)
-	}
-}
-
 type record struct {
-	state, err string
-	made       []string
+	id, state, err string
+	orphaned       bool
+	made           []string // side effects, in the order made
 }
 
-// KeepUnknown writes the creation's progress over the stored intent, then marks it unknown with the reason.
-func TestKeepUnknown(t *testing.T) {
-	stored := record{state: "creating"}
-	progress := &record{state: "creating", made: []string{"mount", "pin"}}
-	keep := KeepUnknown(progress, func(fn func(*record) error) error { return fn(&stored) },
-		func(r *record, err error) { r.state, r.err = "unknown", err.Error() })
-	if err := Rollback(context.Background(), func(context.Context) error { return errors.New("busy") },
-		func() error { t.Fatal("forgot a record that was not undone"); return nil }, keep); err == nil {
-		t.Fatal("Rollback hid the failed undo")
+// fakeKind is a Kind over records in a map, whose undo removes side effects one by one and fails on those named
+// in stuck.
+type fakeKind struct {
+	Kind[record]
+	stored  map[string]record
+	stuck   map[string]bool
+	undone  []string // IDs undo ran on
+	undoCtx context.Context
+	undoErr error // undoCtx's error when undo ran
+}
+
+func newFakeKind() *fakeKind {
+	f := &fakeKind{stored: map[string]record{}, stuck: map[string]bool{}}
+	f.Kind = Kind[record]{
+		Noun: "record", IDKey: "id",
+		ID:       func(r *record) string { return r.id },
+		Name:     func(r *record) string { return "name-" + r.id },
+		Creating: func(r *record) bool { return r.state == "creating" },
+		Made:     func(r *record, orphaned bool) { r.state, r.orphaned = "made", orphaned },
+		Unknown:  func(r *record, err error) { r.state, r.err = "unknown", err.Error() },
+		Add: func(r *record) error {
+			if _, ok := f.stored[r.id]; ok {
+				return fmt.Errorf("%s exists", r.id)
+			}
+			f.stored[r.id] = *r
+			return nil
+		},
+		Update: func(id string, fn func(*record) error) error {
+			r, ok := f.stored[id]
+			if !ok {
+				return fmt.Errorf("%s not found", id)
+			}
+			if err := fn(&r); err != nil {
+				return err
+			}
+			f.stored[id] = r
+			return nil
+		},
+		Delete: func(id string) error { delete(f.stored, id); return nil },
+		Undo: func(ctx context.Context, r *record) error {
+			f.undone, f.undoCtx, f.undoErr = append(f.undone, r.id), ctx, ctx.Err()
+			for len(r.made) > 0 {
+				last := r.made[len(r.made)-1]
+				if f.stuck[last] {
+					return fmt.Errorf("%s is busy", last)
+				}
+				r.made = r.made[:len(r.made)-1]
+			}
+			return ctx.Err()
+		},
 	}
-	if stored.state != "unknown" || stored.err != "busy" || len(stored.made) != 2 {
-		t.Fatalf("stored record %+v", stored)
+	return f
+}
+
+var errFailed = errors.New("setup failed")
+
+func TestCreate(t *testing.T) {
+	f := newFakeKind()
+	var doCtx context.Context
+	r := &record{id: "a", state: "creating"}
+	err := f.Create(context.Background(), r, func(ctx context.Context, r *record) error {
+		if got := f.stored["a"]; got.state != "creating" {
+			t.Errorf("the intent was not stored before the side effects: %+v", got)
+		}
+		doCtx = ctx
+		r.made = append(r.made, "mount")
+		return nil
+	}, Detached(RollbackTimeout))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if progress.state != "creating" {
-		t.Fatalf("the in-memory record was changed: %+v", progress)
+	if _, ok := doCtx.Deadline(); !ok {
+		t.Error("the creation has no deadline (CreateTimeout)")
+	}
+	got := f.stored["a"]
+	if got.state != "made" || got.orphaned || !slices.Equal(got.made, []string{"mount"}) || len(f.undone) != 0 {
+		t.Fatalf("stored %+v, undone %v", got, f.undone)
+	}
+	if err := f.Create(context.Background(), &record{id: "a", state: "creating"}, func(context.Context, *record) error {
+		t.Error("ran the side effects of a creation whose intent could not be stored")
+		return nil
+	}, Detached(RollbackTimeout)); err == nil {
+		t.Error("Create hid the failed intent")
 	}
 }
 
 type key struct{}
 
-func TestDetachAndOrphaned(t *testing.T) {
+// A creation whose caller gives up runs to its end, under a context that is not cut short, and is marked orphaned.
+func TestCreateForACallerThatGaveUp(t *testing.T) {
+	f := newFakeKind()
 	caller, cancel := context.WithCancel(context.WithValue(context.Background(), key{}, "v"))
-	ctx, done := Detach(caller)
-	defer done()
+	r := &record{id: "a", state: "creating"}
+	err := f.Create(caller, r, func(ctx context.Context, r *record) error {
+		cancel() // the caller gives up midway
+		if ctx.Err() != nil || ctx.Value(key{}) != "v" {
+			t.Errorf("creation context: err %v, value %v", ctx.Err(), ctx.Value(key{}))
+		}
+		return nil
+	}, Detached(RollbackTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := f.stored["a"]; got.state != "made" || !got.orphaned {
+		t.Fatalf("stored %+v, want made and orphaned", got)
+	}
+}
+
+// A failed creation is rolled back under the bound the call site gives; the record goes when everything was undone.
+func TestCreateRollsBack(t *testing.T) {
+	f := newFakeKind()
+	caller, cancel := context.WithCancel(context.Background())
+	r := &record{id: "a", state: "creating"}
+	err := f.Create(caller, r, func(ctx context.Context, r *record) error {
+		r.made = append(r.made, "pin", "mount")
+		cancel()
+		return errFailed
+	}, Detached(RollbackTimeout))
+	if !errors.Is(err, errFailed) {
+		t.Fatalf("Create = %v, want the creation's error", err)
+	}
+	if _, ok := f.stored["a"]; ok || !slices.Equal(f.undone, []string{"a"}) {
+		t.Fatalf("stored %+v, undone %v", f.stored, f.undone)
+	}
+	if f.undoErr != nil {
+		t.Error("the rollback ran under the caller's cancelled context")
+	}
+	if d, ok := f.undoCtx.Deadline(); !ok || time.Until(d) > RollbackTimeout {
+		t.Errorf("rollback deadline %v, %v; want within RollbackTimeout", d, ok)
+	}
+}
+
+// A rollback that cannot undo everything stores what the creation had made and undo left, as unknown with the
+// reason, over the stored intent.
+func TestRollbackKeepsProgressAsUnknown(t *testing.T) {
+	f := newFakeKind()
+	f.stuck["pin"] = true
+	r := &record{id: "a", state: "creating"}
+	err := f.Create(context.Background(), r, func(ctx context.Context, r *record) error {
+		r.made = append(r.made, "pin", "mount")
+		return errFailed
+	}, Detached(RollbackTimeout))
+	if !errors.Is(err, errFailed) {
+		t.Fatalf("Create = %v", err)
+	}
+	got, ok := f.stored["a"]
+	if !ok || got.state != "unknown" || got.err != "pin is busy" || !slices.Equal(got.made, []string{"pin"}) {
+		t.Fatalf("stored %+v, want unknown with the pin still named", got)
+	}
+	if r.state != "creating" {
+		t.Fatalf("the in-memory record was marked: %+v", r)
+	}
+	if err := f.Rollback(context.Background(), &got, Inherited); err == nil {
+		t.Fatal("Rollback hid the failed undo")
+	}
+	delete(f.stuck, "pin")
+	if err := f.Rollback(context.Background(), &got, Inherited); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.stored["a"]; ok {
+		t.Fatal("a record whose rollback succeeded is still stored")
+	}
+}
+
+// Recovery rolls back exactly the records still creating (forgetting them, or keeping them as unknown) and hands
+// back the others untouched and in order.
+func TestRecover(t *testing.T) {
+	f := newFakeKind()
+	f.stuck["busy"] = true
+	records := []record{
+		{id: "made1", state: "made", made: []string{"x"}},
+		{id: "cut", state: "creating", made: []string{"pin"}},
+		{id: "unknown", state: "unknown", made: []string{"busy"}},
+		{id: "stuck", state: "creating", made: []string{"busy", "mount"}},
+		{id: "made2", state: "made"},
+	}
+	for i := range records {
+		f.stored[records[i].id] = records[i]
+	}
+	rest := f.Recover(context.Background(), records, Inherited)
+	var ids []string
+	for _, r := range rest {
+		ids = append(ids, r.id)
+	}
+	if !slices.Equal(ids, []string{"made1", "unknown", "made2"}) {
+		t.Errorf("Recover handed back %v", ids)
+	}
+	if !slices.Equal(f.undone, []string{"cut", "stuck"}) {
+		t.Errorf("undo ran on %v, want only the records still creating", f.undone)
+	}
+	if _, ok := f.stored["cut"]; ok {
+		t.Error("an interrupted creation rolled back is still stored")
+	}
+	if got := f.stored["stuck"]; got.state != "unknown" || got.err != "busy is busy" || !slices.Equal(got.made, []string{"busy"}) {
+		t.Errorf("an interrupted creation whose rollback failed: %+v", got)
+	}
+	for _, id := range []string{"made1", "unknown", "made2"} {
+		if got := f.stored[id]; got.state != records[slices.IndexFunc(records, func(r record) bool { return r.id == id })].state {
+			t.Errorf("%s changed: %+v", id, got)
+		}
+	}
+}
+
+// Recovery's rollbacks run under the bound the call site gives: with Inherited, the start context as it is.
+func TestRecoverUnderItsBound(t *testing.T) {
+	f := newFakeKind()
+	start, cancel := context.WithCancel(context.Background())
+	f.stored["cut"] = record{id: "cut", state: "creating"}
+	f.Recover(start, []record{f.stored["cut"]}, Inherited)
+	if _, ok := f.undoCtx.Deadline(); ok {
+		t.Error("recovery under Inherited got a deadline of its own")
+	}
 	cancel()
-	if ctx.Err() != nil || ctx.Value(key{}) != "v" {
-		t.Fatalf("detached context: err %v, value %v", ctx.Err(), ctx.Value(key{}))
+	f.stored["cut"] = record{id: "cut", state: "creating"}
+	f.Recover(start, []record{f.stored["cut"]}, Inherited)
+	if got := f.stored["cut"]; got.state != "unknown" || got.err != context.Canceled.Error() {
+		t.Errorf("recovery under a cancelled start context: %+v, want it cut short and kept as unknown", got)
 	}
-	if _, ok := ctx.Deadline(); !ok {
-		t.Fatal("detached context has no deadline")
-	}
-	if !Orphaned(caller) || Orphaned(context.Background()) {
-		t.Fatal("Orphaned")
+	f.stored["cut"] = record{id: "cut", state: "creating"}
+	f.Recover(start, []record{f.stored["cut"]}, Detached(time.Hour))
+	if _, ok := f.stored["cut"]; ok || f.undoErr != nil {
+		t.Errorf("recovery under Detached was cut short by the start context: %+v", f.stored)
 	}
 }
