@@ -359,6 +359,9 @@ if [ "$RUNTIME" = noded ]; then
 		echo '[runtimes.runc]'
 		echo "path = \"$RUNC\""
 		echo
+		echo '[runtimes.test-handler]' # the suite's preconfigured RuntimeClass handler (PodOverhead, RuntimeClass specs)
+		echo "path = \"$RUNC\""
+		echo
 		echo '[cni]'
 		echo "conf_dir = \"$RUN/cni/net.d\""
 		echo 'bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]'
@@ -380,7 +383,7 @@ else
 	containerd_mirrors "$RUN/certs.d" "http://127.0.0.1:$REG_PORT" $MIRRORED
 	CTD_ROOT=$ROOT CTD_STATE=$STATE CTD_SOCK=$SOCK CTD_OPT=$RUN/opt \
 		CTD_SHIM=$CTD_BIN/containerd-shim-runc-v2 CTD_RUNC=$RUNC CTD_RUNC_ROOT=$STATE/runc \
-		CTD_SANDBOX_IMAGE=registry.k8s.io/pause:3.10.2 CTD_CERTS_D=$RUN/certs.d \
+		CTD_SANDBOX_IMAGE=registry.k8s.io/pause:3.10.2 CTD_CERTS_D=$RUN/certs.d CTD_HANDLERS=test-handler \
 		CTD_CNI_CONF_DIR=$RUN/cni/net.d CTD_CNI_BIN_DIRS="/usr/lib/cni /opt/cni/bin" CTD_STREAM_ADDRESS=127.0.0.1 \
 		containerd_config "$RUN/containerd.toml"
 	log "starting containerd $CTD_VERSION (log $RUN/containerd.log)"

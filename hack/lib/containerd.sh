@@ -47,6 +47,7 @@ EOF
 #   CTD_SHIM             the containerd-shim-runc-v2 binary
 #   CTD_RUNC CTD_RUNC_ROOT  the runc binary and its --root
 #   CTD_SANDBOX_IMAGE    the pinned sandbox (pause) image
+#   CTD_HANDLERS         more RuntimeClass handlers, space separated, each runc like the default one
 #   CTD_CERTS_D          registry config_path (see containerd_mirrors)
 #   CTD_CNI_CONF_DIR     CNI config dir; CTD_CNI_BIN_DIRS plugin dirs, space separated (default /usr/lib/cni)
 #   optional: CTD_DEBUG_ADDRESS and CTD_LOG_LEVEL (a [debug] section), CTD_STREAM_ADDRESS (the CRI streaming
@@ -117,13 +118,19 @@ EOF
   restrict_oom_score_adj = true
   [plugins."io.containerd.cri.v1.runtime".containerd]
     default_runtime_name = "runc"
-    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc]
+EOF
+		for h in runc ${CTD_HANDLERS:-}; do
+			cat <<EOF
+    [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.$h]
       runtime_type = "io.containerd.runc.v2"
       runtime_path = "${CTD_SHIM:?}"
-      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.runc.options]
+      [plugins."io.containerd.cri.v1.runtime".containerd.runtimes.$h.options]
         BinaryName = "${CTD_RUNC:?}"
         Root = "${CTD_RUNC_ROOT:?}"
         SystemdCgroup = false
+EOF
+		done
+		cat <<EOF
   [plugins."io.containerd.cri.v1.runtime".cni]
     bin_dirs = [$bins]
     conf_dir = "${CTD_CNI_CONF_DIR:?}"
