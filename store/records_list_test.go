@@ -3,6 +3,7 @@ package store
 import (
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -146,5 +147,73 @@ func TestListsAndIndexesFollowChanges(t *testing.T) {
 	}
 	if got := ctrIDs("sb-b"); !slices.Equal(got, []string{"c2"}) {
 		t.Fatalf("reopened containers of sb-b %q", got)
+	}
+}
+
+// TestListsUnderConcurrentChanges: lists taken while records change are sorted and never see a record that was
+// deleted before the list was asked for (run with -race).
+func TestListsUnderConcurrentChanges(t *testing.T) {
+	db := openDB(t, filepath.Join(t.TempDir(), "state.db"))
+	defer db.Close()
+	s, err := Open(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	for r := 0; r < 2; r++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				default:
+				}
+				sbs := s.SandboxRecords()
+				if !slices.IsSortedFunc(sbs, func(a, b *Sandbox) int { return int(a.CreatedAt - b.CreatedAt) }) {
+					t.Error("sandboxes not sorted")
+					return
+				}
+				cs := s.ContainerRecords("")
+				if !slices.IsSortedFunc(cs, compareContainers) {
+					t.Error("containers not sorted")
+					return
+				}
+			}
+		}()
+	}
+	for i := 0; i < 100; i++ {
+		id := NewID()
+		if err := s.AddSandbox(&Sandbox{ID: id, Name: id, CreatedAt: int64(i), State: SandboxCreating, Config: &runtimeapi.PodSandboxConfig{}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.AddContainer(&Container{ID: id, SandboxID: id, Name: id, CreatedAt: int64(i), State: ContainerCreating}); err != nil {
+			t.Fatal(err)
+		}
+		if i%2 == 0 {
+			if err := s.DeleteContainer(id); err != nil {
+				t.Fatal(err)
+			}
+			if err := s.DeleteSandbox(id); err != nil {
+				t.Fatal(err)
+			}
+			for _, sb := range s.SandboxRecords() {
+				if sb.ID == id {
+					t.Fatalf("deleted sandbox %s listed", id)
+				}
+			}
+			for _, c := range s.ContainerRecords("") {
+				if c.ID == id {
+					t.Fatalf("deleted container %s listed", id)
+				}
+			}
+		}
+	}
+	close(done)
+	wg.Wait()
+	if n := len(s.SandboxRecords()); n != 50 {
+		t.Errorf("%d sandboxes listed, want 50", n)
 	}
 }
