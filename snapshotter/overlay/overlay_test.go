@@ -243,3 +243,34 @@ func TestChildCountsSurviveReopenAndCommitOnto(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkRemove250 prepares and removes a container's snapshot among 250 others (a node with 250 pods).
+func BenchmarkRemove250(b *testing.B) {
+	ctx := context.Background()
+	s, err := New(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	s.db.NoSync = true // the metadata's fsync is not what this measures
+	if _, err := s.Prepare(ctx, "base-active", ""); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Commit(ctx, "base", "base-active"); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < 250; i++ {
+		if _, err := s.Prepare(ctx, fmt.Sprintf("ctr-%d", i), "base"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Prepare(ctx, "new", "base"); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Remove(ctx, "new"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
