@@ -215,14 +215,13 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 		return "", errdefs.FailedPrecondition("pod sandbox %s is not ready", sb.ID)
 	}
 	name := UniqueName(&sb, cfg.GetMetadata())
-	for _, c := range m.cfg.Store.Containers(sb.ID) {
-		if c.Name == name {
-			if c.Orphaned && c.State == store.ContainerCreated {
-				_, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error { x.Orphaned = false; return nil })
-				return c.ID, err
-			}
-			return "", errdefs.AlreadyExists("container name %q is reserved by %s", cfg.GetMetadata().GetName(), c.ID)
+	// The name index, not a scan of the pod's containers (names carry the sandbox's, so only this pod's match).
+	if c, ok := m.cfg.Store.ContainerByName(name); ok && c.SandboxID == sb.ID {
+		if c.Orphaned && c.State == store.ContainerCreated {
+			_, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error { x.Orphaned = false; return nil })
+			return c.ID, err
 		}
+		return "", errdefs.AlreadyExists("container name %q is reserved by %s", cfg.GetMetadata().GetName(), c.ID)
 	}
 	img, err := m.cfg.Images.Resolve(ctx, cfg.GetImage().GetImage())
 	if err != nil {

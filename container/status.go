@@ -33,18 +33,24 @@ func criState(s store.ContainerState) runtimeapi.ContainerState {
 }
 
 func imageSpec(c *store.Container) *runtimeapi.ImageSpec {
-	spec := proto.Clone(c.Config.GetImage()).(*runtimeapi.ImageSpec)
-	if spec == nil {
-		spec = &runtimeapi.ImageSpec{}
+	spec := &runtimeapi.ImageSpec{}
+	fillImageSpec(spec, c)
+	return spec
+}
+
+// fillImageSpec sets a new ImageSpec from the config's (every field of it, sharing its annotations: see
+// TestFillImageSpecCopiesEveryField), with the image as the user named it. kubelet creates containers from the
+// image ID and names the image the pod asked for in UserSpecifiedImage; it shows status.image as the container's
+// image (a pod's image update waits for it), so report the name the user gave, as CRI-O does (containerd
+// reports a tag of the image).
+func fillImageSpec(spec *runtimeapi.ImageSpec, c *store.Container) {
+	if src := c.Config.GetImage(); src != nil {
+		spec.Annotations, spec.UserSpecifiedImage, spec.RuntimeHandler, spec.ImageRef = src.Annotations, src.UserSpecifiedImage, src.RuntimeHandler, src.ImageRef
 	}
-	// kubelet creates containers from the image ID and names the image the pod asked for in
-	// UserSpecifiedImage; it shows status.image as the container's image (a pod's image update waits for it),
-	// so report the name the user gave, as CRI-O does (containerd reports a tag of the image).
 	spec.Image = c.ImageName
 	if u := spec.GetUserSpecifiedImage(); u != "" {
 		spec.Image = u
 	}
-	return spec
 }
 
 // ToStatus converts a stored container to its CRI status.
@@ -110,7 +116,12 @@ func (m *Manager) Status(id string, verbose bool) (*runtimeapi.ContainerStatus, 
 // List returns the containers matching filter.
 func (m *Manager) List(filter *runtimeapi.ContainerFilter) []*runtimeapi.Container {
 	recs := m.cfg.Store.ContainerRecords("")
-	out := make([]*runtimeapi.Container, 0, len(recs))
+	if filter != nil && filter.PodSandboxId != "" {
+		if sb, err := m.cfg.Store.Sandbox(filter.PodSandboxId); err == nil && sb.ID == filter.PodSandboxId {
+			recs = m.cfg.Store.ContainerRecords(sb.ID) // a full ID: only that pod's
+		}
+	}
+	keep := make([]*store.Container, 0, len(recs))
 	for _, c := range recs {
 		if c.State == store.ContainerCreating {
 			continue
@@ -129,11 +140,22 @@ func (m *Manager) List(filter *runtimeapi.ContainerFilter) []*runtimeapi.Contain
 				continue
 			}
 		}
-		out = append(out, &runtimeapi.Container{
-			Id: c.ID, PodSandboxId: c.SandboxID, Metadata: c.Config.GetMetadata(), Image: imageSpec(c),
-			ImageRef: c.ImageRef, ImageId: c.ImageID, State: criState(c.State), CreatedAt: c.CreatedAt,
-			Labels: c.Config.GetLabels(), Annotations: c.Config.GetAnnotations(),
-		})
+		keep = append(keep, c)
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	// Two allocations for all entries: the list is marshalled once and dropped.
+	items := make([]runtimeapi.Container, len(keep))
+	specs := make([]runtimeapi.ImageSpec, len(keep))
+	out := make([]*runtimeapi.Container, len(keep))
+	for i, c := range keep {
+		e := &items[i]
+		fillImageSpec(&specs[i], c)
+		e.Id, e.PodSandboxId, e.Metadata, e.Image = c.ID, c.SandboxID, c.Config.GetMetadata(), &specs[i]
+		e.ImageRef, e.ImageId, e.State, e.CreatedAt = c.ImageRef, c.ImageID, criState(c.State), c.CreatedAt
+		e.Labels, e.Annotations = c.Config.GetLabels(), c.Config.GetAnnotations()
+		out[i] = e
 	}
 	return out
 }

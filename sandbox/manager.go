@@ -603,16 +603,22 @@ func ToStatus(sb *store.Sandbox) *runtimeapi.PodSandboxStatus {
 
 // ToPodSandbox converts a stored sandbox to its CRI list entry.
 func ToPodSandbox(sb *store.Sandbox) *runtimeapi.PodSandbox {
-	return &runtimeapi.PodSandbox{
-		Id: sb.ID, Metadata: sb.Config.GetMetadata(), State: criState(sb.State), CreatedAt: sb.CreatedAt,
-		Labels: sb.Config.GetLabels(), Annotations: sb.Config.GetAnnotations(), RuntimeHandler: sb.RuntimeHandler,
-	}
+	p := &runtimeapi.PodSandbox{}
+	fillPodSandbox(p, sb)
+	return p
 }
 
-// List returns the sandboxes that match filter.
+// fillPodSandbox sets the fields of a new list entry p from sb (sharing the record's metadata and maps).
+func fillPodSandbox(p *runtimeapi.PodSandbox, sb *store.Sandbox) {
+	p.Id, p.Metadata, p.State, p.CreatedAt = sb.ID, sb.Config.GetMetadata(), criState(sb.State), sb.CreatedAt
+	p.Labels, p.Annotations, p.RuntimeHandler = sb.Config.GetLabels(), sb.Config.GetAnnotations(), sb.RuntimeHandler
+}
+
+// List returns the sandboxes that match filter, in creation order.
 func (m *Manager) List(filter *runtimeapi.PodSandboxFilter) []*runtimeapi.PodSandbox {
-	var out []*runtimeapi.PodSandbox
-	for _, sb := range m.cfg.Store.Sandboxes() {
+	recs := m.cfg.Store.SandboxRecords()
+	keep := make([]*store.Sandbox, 0, len(recs))
+	for _, sb := range recs {
 		if sb.State == store.SandboxCreating {
 			continue
 		}
@@ -627,7 +633,17 @@ func (m *Manager) List(filter *runtimeapi.PodSandboxFilter) []*runtimeapi.PodSan
 				continue
 			}
 		}
-		out = append(out, ToPodSandbox(&sb))
+		keep = append(keep, sb)
+	}
+	if len(keep) == 0 {
+		return nil
+	}
+	// One allocation for all entries: the list is marshalled once and dropped.
+	items := make([]runtimeapi.PodSandbox, len(keep))
+	out := make([]*runtimeapi.PodSandbox, len(keep))
+	for i, sb := range keep {
+		fillPodSandbox(&items[i], sb)
+		out[i] = &items[i]
 	}
 	return out
 }

@@ -29,21 +29,20 @@ type podReading struct {
 // cannot give one pod's totals.
 func (p *Provider) sharedParents() map[string]int {
 	n := map[string]int{}
-	for _, sb := range p.cfg.Store.Sandboxes() {
+	for _, sb := range p.cfg.Store.SandboxRecords() {
 		n[sb.CgroupParent]++
 	}
 	return n
 }
 
 // readPod samples a pod: its containers (running and created), its totals, and its network.
-func (p *Provider) readPod(ctx context.Context, sb *store.Sandbox, ctrs []store.Container, parents map[string]int) podReading {
+func (p *Provider) readPod(ctx context.Context, sb *store.Sandbox, ctrs []*store.Container, parents map[string]int) podReading {
 	r := podReading{sb: sb, ts: p.cfg.Now()}
 	if sb.State != store.SandboxReady {
 		return r
 	}
 	var sum cgstats.Sample
-	for i := range ctrs {
-		c := &ctrs[i]
+	for _, c := range ctrs {
 		if !hasStats(c.State) {
 			continue
 		}
@@ -103,7 +102,7 @@ func (p *Provider) PodSandboxStats(ctx context.Context, id string) (*runtimeapi.
 		return nil, err
 	}
 	p.maybePrune(false)
-	return p.podToCRI(p.readPod(ctx, &sb, p.cfg.Store.Containers(sb.ID), p.sharedParents())), nil
+	return p.podToCRI(p.readPod(ctx, &sb, p.cfg.Store.ContainerRecords(sb.ID), p.sharedParents())), nil
 }
 
 // ListPodSandboxStats returns the stats of the ready pod sandboxes matching filter (ID prefix, labels).
@@ -118,17 +117,16 @@ func (p *Provider) ListPodSandboxStats(ctx context.Context, filter *runtimeapi.P
 
 // eachReadyPod reads every ready pod that keep accepts and passes the reading to fn.
 func (p *Provider) eachReadyPod(ctx context.Context, keep func(*store.Sandbox) bool, fn func(podReading)) error {
-	sandboxes := p.cfg.Store.Sandboxes()
+	sandboxes := p.cfg.Store.SandboxRecords()
 	parents := make(map[string]int, len(sandboxes))
 	for _, sb := range sandboxes {
 		parents[sb.CgroupParent]++
 	}
-	byPod := map[string][]store.Container{}
-	for _, c := range p.cfg.Store.Containers("") {
+	byPod := make(map[string][]*store.Container, len(sandboxes))
+	for _, c := range p.cfg.Store.ContainerRecords("") {
 		byPod[c.SandboxID] = append(byPod[c.SandboxID], c)
 	}
-	for i := range sandboxes {
-		sb := &sandboxes[i]
+	for _, sb := range sandboxes {
 		if sb.State != store.SandboxReady || !keep(sb) {
 			continue
 		}

@@ -166,7 +166,7 @@ func (p *Provider) maybePrune(force bool) {
 	for _, c := range p.cfg.Store.ContainerRecords("") {
 		live["c/"+c.ID] = true
 	}
-	for _, sb := range p.cfg.Store.Sandboxes() {
+	for _, sb := range p.cfg.Store.SandboxRecords() {
 		live["p/"+sb.ID] = true
 	}
 	p.mu.Lock()

@@ -4,12 +4,14 @@
 package store
 
 import (
+	"cmp"
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -32,6 +34,15 @@ type Store struct {
 	containers map[string]*Container
 	sbNames    map[string]string // sandbox name → id
 	ctrNames   map[string]string // container name → id
+	// podCtrs indexes the containers of each sandbox (sandbox id → container ids), so that a pod's containers are
+	// found without a scan of every container.
+	podCtrs map[string]map[string]struct{}
+
+	// sbList and ctrList cache every record sorted by creation time, for the list calls kubelet makes every
+	// second; any change of the set or of a record drops them (under mu), and the next reader rebuilds them while
+	// it holds mu for reading, so a cached list is never older than the records.
+	sbList  atomic.Pointer[[]*Sandbox]
+	ctrList atomic.Pointer[[]*Container]
 }
 
 // Open loads every record of db into memory.
@@ -42,6 +53,7 @@ func Open(db *bolt.DB) (*Store, error) {
 		containers: map[string]*Container{},
 		sbNames:    map[string]string{},
 		ctrNames:   map[string]string{},
+		podCtrs:    map[string]map[string]struct{}{},
 	}
 	err := db.Update(func(tx *bolt.Tx) error {
 		if err := Schema.Ensure(tx); err != nil {
@@ -70,6 +82,7 @@ func Open(db *bolt.DB) (*Store, error) {
 			}
 			s.containers[c.ID] = c
 			s.ctrNames[c.Name] = c.ID
+			s.indexContainer(c)
 			return nil
 		})
 	})
@@ -106,6 +119,7 @@ func (s *Store) AddSandbox(sb *Sandbox) error {
 	cp := *sb
 	s.sandboxes[sb.ID] = &cp
 	s.sbNames[sb.Name] = sb.ID
+	s.sbList.Store(nil)
 	return nil
 }
 
@@ -129,6 +143,7 @@ func (s *Store) UpdateSandbox(id string, fn func(*Sandbox) error) (Sandbox, erro
 		return *cur, err
 	}
 	s.sandboxes[id] = &cp
+	s.sbList.Store(nil)
 	return cp, nil
 }
 
@@ -147,6 +162,7 @@ func (s *Store) DeleteSandbox(id string) error {
 	if s.sbNames[sb.Name] == id {
 		delete(s.sbNames, sb.Name)
 	}
+	s.sbList.Store(nil)
 	return nil
 }
 
@@ -174,13 +190,35 @@ func (s *Store) SandboxByName(name string) (Sandbox, bool) {
 
 // Sandboxes returns every sandbox, ordered by creation time.
 func (s *Store) Sandboxes() []Sandbox {
-	s.mu.RLock()
-	out := make([]Sandbox, 0, len(s.sandboxes))
-	for _, sb := range s.sandboxes {
-		out = append(out, *sb)
+	recs := s.SandboxRecords()
+	out := make([]Sandbox, len(recs))
+	for i, sb := range recs {
+		out[i] = *sb
 	}
-	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt < out[j].CreatedAt })
+	return out
+}
+
+// SandboxRecords is Sandboxes without the copies, for hot read-only paths (ListPodSandbox, stats): the records
+// and the slice are the store's own, shared and never modified once stored (updates replace them), so callers
+// must modify neither. Sorted by creation time.
+func (s *Store) SandboxRecords() []*Sandbox {
+	if l := s.sbList.Load(); l != nil {
+		return *l
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if l := s.sbList.Load(); l != nil {
+		return *l
+	}
+	out := make([]*Sandbox, 0, len(s.sandboxes))
+	for _, sb := range s.sandboxes {
+		out = append(out, sb)
+	}
+	slices.SortFunc(out, func(a, b *Sandbox) int {
+		return cmp.Or(cmp.Compare(a.CreatedAt, b.CreatedAt), strings.Compare(a.ID, b.ID))
+	})
+	// Stored under the read lock: a writer, which drops the list under the write lock, cannot run meanwhile.
+	s.sbList.Store(&out)
 	return out
 }
 
@@ -202,6 +240,8 @@ func (s *Store) AddContainer(c *Container) error {
 	cp := *c
 	s.containers[c.ID] = &cp
 	s.ctrNames[c.Name] = c.ID
+	s.indexContainer(&cp)
+	s.ctrList.Store(nil)
 	return nil
 }
 
@@ -222,10 +262,14 @@ func (s *Store) UpdateContainer(id string, fn func(*Container) error) (Container
 	if err := CheckContainerTransition(id, cur.State, cp.State); err != nil {
 		return *cur, err
 	}
+	if cp.SandboxID != cur.SandboxID {
+		return *cur, errdefs.InvalidArgument("container %s cannot move from pod sandbox %s to %s", id, cur.SandboxID, cp.SandboxID)
+	}
 	if err := s.put(bucketContainers, id, &cp); err != nil {
 		return *cur, err
 	}
 	s.containers[id] = &cp
+	s.ctrList.Store(nil)
 	return cp, nil
 }
 
@@ -244,6 +288,13 @@ func (s *Store) DeleteContainer(id string) error {
 	if s.ctrNames[c.Name] == id {
 		delete(s.ctrNames, c.Name)
 	}
+	if ids := s.podCtrs[c.SandboxID]; ids != nil {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(s.podCtrs, c.SandboxID)
+		}
+	}
+	s.ctrList.Store(nil)
 	return nil
 }
 
@@ -258,34 +309,72 @@ func (s *Store) Container(id string) (Container, error) {
 	return *s.containers[full], nil
 }
 
+// ContainerByName returns the container holding name.
+func (s *Store) ContainerByName(name string) (Container, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	id, ok := s.ctrNames[name]
+	if !ok {
+		return Container{}, false
+	}
+	return *s.containers[id], true
+}
+
 // Containers returns every container, ordered by creation time; a non-empty sandboxID keeps that pod's only.
 func (s *Store) Containers(sandboxID string) []Container {
-	s.mu.RLock()
-	out := make([]Container, 0, len(s.containers))
-	for _, c := range s.containers {
-		if sandboxID == "" || c.SandboxID == sandboxID {
-			out = append(out, *c)
-		}
+	recs := s.ContainerRecords(sandboxID)
+	out := make([]Container, len(recs))
+	for i, c := range recs {
+		out[i] = *c
 	}
-	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt < out[j].CreatedAt })
 	return out
 }
 
 // ContainerRecords is Containers without the copies, for hot read-only paths (ListContainers, stats): the
-// records are the store's own, shared and never modified once stored (updates replace them), so callers must not
-// modify them either. Sorted by creation time.
+// records (and, for every container, the slice) are the store's own, shared and never modified once stored
+// (updates replace them), so callers must modify neither. Sorted by creation time.
 func (s *Store) ContainerRecords(sandboxID string) []*Container {
+	if sandboxID != "" {
+		s.mu.RLock()
+		ids := s.podCtrs[sandboxID]
+		out := make([]*Container, 0, len(ids))
+		for id := range ids {
+			out = append(out, s.containers[id])
+		}
+		s.mu.RUnlock()
+		slices.SortFunc(out, compareContainers)
+		return out
+	}
+	if l := s.ctrList.Load(); l != nil {
+		return *l
+	}
 	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if l := s.ctrList.Load(); l != nil {
+		return *l
+	}
 	out := make([]*Container, 0, len(s.containers))
 	for _, c := range s.containers {
-		if sandboxID == "" || c.SandboxID == sandboxID {
-			out = append(out, c)
-		}
+		out = append(out, c)
 	}
-	s.mu.RUnlock()
-	sort.Slice(out, func(i, j int) bool { return out[i].CreatedAt < out[j].CreatedAt })
+	slices.SortFunc(out, compareContainers)
+	// Stored under the read lock: a writer, which drops the list under the write lock, cannot run meanwhile.
+	s.ctrList.Store(&out)
 	return out
+}
+
+func compareContainers(a, b *Container) int {
+	return cmp.Or(cmp.Compare(a.CreatedAt, b.CreatedAt), strings.Compare(a.ID, b.ID))
+}
+
+// indexContainer adds c to its sandbox's containers; the caller holds mu for writing.
+func (s *Store) indexContainer(c *Container) {
+	ids := s.podCtrs[c.SandboxID]
+	if ids == nil {
+		ids = map[string]struct{}{}
+		s.podCtrs[c.SandboxID] = ids
+	}
+	ids[c.ID] = struct{}{}
 }
 
 // ---- helpers ----

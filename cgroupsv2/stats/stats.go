@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -159,11 +160,11 @@ func (r *Reader) Read(path string, want Want) (*Sample, error) {
 // ---- v2 ----
 
 func (r *Reader) readV2(dir string, want Want, s *Sample) error {
-	if _, err := os.Stat(dir); err != nil {
-		return notFound(dir, err)
-	}
+	// Every v2 cgroup has cpu.stat (whatever controllers it has): reading it tells whether the cgroup exists;
+	// only without it (or when CPU is not wanted) is the directory looked up.
+	cpuRead := false
 	if want&WantCPU != 0 {
-		if err := eachKV(filepath.Join(dir, "cpu.stat"), func(k string, v uint64) {
+		missing, err := eachKVMissing(filepath.Join(dir, "cpu.stat"), func(k string, v uint64) {
 			switch k {
 			case "usage_usec":
 				s.CPU.UsageNanos = v * 1000
@@ -172,8 +173,15 @@ func (r *Reader) readV2(dir string, want Want, s *Sample) error {
 			case "system_usec":
 				s.CPU.SystemNanos = v * 1000
 			}
-		}); err != nil {
+		})
+		if err != nil {
 			return err
+		}
+		cpuRead = !missing
+	}
+	if !cpuRead {
+		if _, err := os.Stat(dir); err != nil {
+			return notFound(dir, err)
 		}
 	}
 	if want&WantMemory != 0 {
@@ -422,17 +430,57 @@ func notFound(path string, err error) error {
 	return fmt.Errorf("cgroup %s: %w", path, err)
 }
 
+// readBufs holds the buffers readFile reads into; a read needs one only until it has copied the content out.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
+
 // readFile reads a small pseudo-file. A missing file gives an error matching fs.ErrNotExist. A cgroup removed
 // while it is read gives ENODEV on some kernels; it is reported as not existing too.
+//
+// It makes the fewest system calls a read can (open, read until end of file, close) into a pooled buffer:
+// os.ReadFile also asks the poller to register the descriptor and stats it for its size, which for a cgroup
+// file is 4096 whatever its content; a stats list reads several files of every container.
 func readFile(path string) (string, error) {
-	b, err := os.ReadFile(path)
+	fd, err := openRead(path)
 	if err != nil {
-		if errors.Is(err, unix.ENODEV) {
-			return "", fmt.Errorf("read %s: %w", path, fs.ErrNotExist)
-		}
-		return "", err
+		return "", fileErr("open", path, err)
 	}
-	return string(b), nil
+	defer unix.Close(fd)
+	bp := readBufs.Get().(*[]byte)
+	defer readBufs.Put(bp)
+	buf, n := *bp, 0
+	for {
+		if n == len(buf) {
+			buf = append(buf, make([]byte, len(buf))...) // a file larger than the buffer: grow it for this read
+		}
+		m, err := unix.Read(fd, buf[n:])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return "", fileErr("read", path, err)
+		}
+		if m == 0 {
+			break
+		}
+		n += m
+	}
+	return string(buf[:n]), nil
+}
+
+func openRead(path string) (int, error) {
+	for {
+		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if err != unix.EINTR {
+			return fd, err
+		}
+	}
+}
+
+func fileErr(op, path string, err error) error {
+	if err == unix.ENODEV {
+		return fmt.Errorf("%s %s: %w", op, path, fs.ErrNotExist)
+	}
+	return &fs.PathError{Op: op, Path: path, Err: err}
 }
 
 func readUint(path string) (uint64, error) {
@@ -469,7 +517,20 @@ func readLimit(path string) (uint64, error) {
 
 // eachKV calls fn for every "key value" line of a flat-keyed file. A missing file calls nothing.
 func eachKV(path string, fn func(k string, v uint64)) error {
-	return eachLine(path, func(line string) {
+	_, err := eachKVMissing(path, fn)
+	return err
+}
+
+// eachKVMissing is eachKV that also reports whether the file was missing.
+func eachKVMissing(path string, fn func(k string, v uint64)) (missing bool, err error) {
+	s, err := readFile(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return true, nil
+		}
+		return false, err
+	}
+	eachLineOf(s, func(line string) {
 		k, v, ok := strings.Cut(line, " ")
 		if !ok {
 			return
@@ -478,6 +539,7 @@ func eachKV(path string, fn func(k string, v uint64)) error {
 			fn(k, n)
 		}
 	})
+	return false, nil
 }
 
 func eachLine(path string, fn func(line string)) error {
@@ -488,6 +550,11 @@ func eachLine(path string, fn func(line string)) error {
 		}
 		return err
 	}
+	eachLineOf(s, fn)
+	return nil
+}
+
+func eachLineOf(s string, fn func(line string)) {
 	for s != "" {
 		var line string
 		line, s, _ = strings.Cut(s, "\n")
@@ -495,7 +562,6 @@ func eachLine(path string, fn func(line string)) error {
 			fn(line)
 		}
 	}
-	return nil
 }
 
 // parseUint parses a decimal counter without allocating.

@@ -1,6 +1,8 @@
 package stats
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -206,5 +208,46 @@ func TestParseUint(t *testing.T) {
 		if _, ok := parseUint(bad); ok {
 			t.Errorf("parseUint(%q) accepted", bad)
 		}
+	}
+}
+
+// TestReadV2ExistenceWithoutCPUStat: NotFound comes from the directory, whichever groups are wanted; an existing
+// cgroup without cpu.stat reads as zeros.
+func TestReadV2ExistenceWithoutCPUStat(t *testing.T) {
+	root := t.TempDir()
+	writeFiles(t, filepath.Join(root, "a"), map[string]string{"memory.current": "7\n"})
+	for _, want := range []Want{WantCPU, WantMemory, WantCPU | WantMemory, WantAll} {
+		s, err := NewReader(root, true).Read("/a", want)
+		if err != nil {
+			t.Fatalf("want %b: %v", want, err)
+		}
+		if s.CPU.UsageNanos != 0 || (want&WantMemory != 0) != (s.Memory.Usage == 7) {
+			t.Errorf("want %b: %+v", want, s)
+		}
+		if _, err := NewReader(root, true).Read("/b", want); !errdefs.IsNotFound(err) {
+			t.Errorf("want %b: missing cgroup: %v", want, err)
+		}
+	}
+}
+
+// TestReadFileLargerThanBuffer reads a file bigger than the pooled buffer whole, twice (the pool keeps working).
+func TestReadFileLargerThanBuffer(t *testing.T) {
+	dir := t.TempDir()
+	var big []byte
+	for i := 0; len(big) < 20<<10; i++ {
+		big = append(big, []byte("key_"+string(rune('a'+i%26))+" 12345\n")...)
+	}
+	path := filepath.Join(dir, "memory.stat")
+	if err := os.WriteFile(path, big, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ {
+		got, err := readFile(path)
+		if err != nil || got != string(big) {
+			t.Fatalf("read %d bytes of %d: %v", len(got), len(big), err)
+		}
+	}
+	if _, err := readFile(filepath.Join(dir, "nope")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
 	}
 }

@@ -22,6 +22,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -41,6 +42,30 @@ type Snapshotter struct {
 	db    *bolt.DB
 	// AllowDevices lets ApplyLayer create device nodes (see archive.Options).
 	allowDevices bool
+
+	// children counts the records naming each snapshot as their parent, so that Remove need not decode every
+	// record. It is read and raised inside the metadata write transactions (which bbolt serialises) and lowered
+	// only once a removal is committed: a failure leaves it too high for a moment, never too low.
+	childMu  sync.Mutex
+	children map[string]int
+}
+
+// addChildren adds n to parent's child count.
+func (s *Snapshotter) addChildren(parent string, n int) {
+	if parent == "" {
+		return
+	}
+	s.childMu.Lock()
+	defer s.childMu.Unlock()
+	if s.children[parent] += n; s.children[parent] <= 0 {
+		delete(s.children, parent)
+	}
+}
+
+func (s *Snapshotter) childCount(key string) int {
+	s.childMu.Lock()
+	defer s.childMu.Unlock()
+	return s.children[key]
 }
 
 var (
@@ -74,7 +99,7 @@ func New(root string, opts ...Option) (*Snapshotter, error) {
 	if err != nil {
 		return nil, fmt.Errorf("snapshotter root: %w", err)
 	}
-	s := &Snapshotter{root: root, snaps: filepath.Join(root, "snapshots")}
+	s := &Snapshotter{root: root, snaps: filepath.Join(root, "snapshots"), children: map[string]int{}}
 	for _, o := range opts {
 		o(s)
 	}
@@ -103,7 +128,7 @@ func New(root string, opts ...Option) (*Snapshotter, error) {
 	return s, nil
 }
 
-// cleanup removes snapshot directories that have no record.
+// cleanup removes snapshot directories that have no record and counts every snapshot's children.
 func (s *Snapshotter) cleanup() error {
 	ids := map[string]bool{}
 	if err := s.db.View(func(tx *bolt.Tx) error {
@@ -113,6 +138,7 @@ func (s *Snapshotter) cleanup() error {
 				return fmt.Errorf("snapshot %q: %w", k, err)
 			}
 			ids[strconv.FormatUint(r.ID, 10)] = true
+			s.addChildren(r.Parent, 1)
 			return nil
 		})
 	}); err != nil {
@@ -217,6 +243,7 @@ func (s *Snapshotter) create(ctx context.Context, kind snapshotter.Kind, key, pa
 	}
 	var mounts []snapshotter.Mount
 	var dir string
+	counted := false
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSnapshots)
 		if b.Get([]byte(key)) != nil {
@@ -252,10 +279,15 @@ func (s *Snapshotter) create(ctx context.Context, kind snapshotter.Kind, key, pa
 		if err := put(b, key, r); err != nil {
 			return err
 		}
+		s.addChildren(parent, 1)
+		counted = true
 		mounts, err = s.mounts(b, r)
 		return err
 	})
 	if err != nil {
+		if counted {
+			s.addChildren(parent, -1)
+		}
 		if dir != "" {
 			_ = os.RemoveAll(dir)
 		}
@@ -352,7 +384,8 @@ func (s *Snapshotter) commit(ctx context.Context, name, key string, parent *stri
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error {
+	counted := ""
+	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSnapshots)
 		r, err := get(b, key)
 		if err != nil {
@@ -385,37 +418,41 @@ func (s *Snapshotter) commit(ctx context.Context, name, key string, parent *stri
 		if err := b.Delete([]byte(key)); err != nil {
 			return err
 		}
-		return put(b, name, r)
+		if err := put(b, name, r); err != nil {
+			return err
+		}
+		if parent != nil {
+			s.addChildren(*parent, 1)
+			counted = *parent
+		}
+		return nil
 	})
+	if err != nil && counted != "" {
+		s.addChildren(counted, -1)
+	}
+	return err
 }
 
 // Remove deletes snapshot key and its data; it fails with FailedPrecondition while key has children.
 func (s *Snapshotter) Remove(ctx context.Context, key string) error {
 	var id uint64
+	var parent string
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSnapshots)
 		r, err := get(b, key)
 		if err != nil {
 			return err
 		}
-		if err := b.ForEach(func(k, v []byte) error {
-			c, err := decode(v)
-			if err != nil {
-				return err
-			}
-			if c.Parent == key {
-				return errdefs.FailedPrecondition("snapshot %q has child %q", key, k)
-			}
-			return nil
-		}); err != nil {
-			return err
+		if n := s.childCount(key); n > 0 {
+			return errdefs.FailedPrecondition("snapshot %q has %d children", key, n)
 		}
-		id = r.ID
+		id, parent = r.ID, r.Parent
 		return b.Delete([]byte(key))
 	})
 	if err != nil {
 		return err
 	}
+	s.addChildren(parent, -1)
 	// The record is gone: a directory left by a failure here is removed by the next New.
 	if err := os.RemoveAll(s.dirOf(id)); err != nil {
 		return fmt.Errorf("remove snapshot %q data: %w", key, err)

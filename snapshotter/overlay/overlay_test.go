@@ -188,3 +188,89 @@ func TestDiskUsage(t *testing.T) {
 		t.Errorf("DiskUsage grew by %d bytes, %d inodes; want 4096, 3", after.Size-before.Size, after.Inodes-before.Inodes)
 	}
 }
+
+// TestChildCountsSurviveReopenAndCommitOnto: a parent stays while a child (made by Prepare or given by CommitOnto)
+// names it, also after the metadata is reopened, and goes once they are gone.
+func TestChildCountsSurviveReopenAndCommitOnto(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s, err := New(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prepare(ctx, "p-active", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, "p", "p-active"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prepare(ctx, "child", "p"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Prepare(ctx, "onto-active", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitOnto(ctx, "onto", "onto-active", "p"); err != nil {
+		t.Fatal(err)
+	}
+	// A failed CommitOnto (name taken) does not count a child.
+	if _, err := s.Prepare(ctx, "dup-active", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CommitOnto(ctx, "onto", "dup-active", "p"); !errdefs.IsAlreadyExists(err) {
+		t.Fatalf("CommitOnto onto a taken name: %v", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s, err = New(root); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, k := range []string{"child", "onto", ""} {
+		err := s.Remove(ctx, "p")
+		if k == "" {
+			if err != nil {
+				t.Fatalf("Remove of a parent without children: %v", err)
+			}
+			break
+		}
+		if !errors.Is(err, errdefs.ErrFailedPrecondition) {
+			t.Fatalf("Remove of a parent with %s: %v", k, err)
+		}
+		if err := s.Remove(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRemove250 prepares and removes a container's snapshot among 250 others (a node with 250 pods).
+func BenchmarkRemove250(b *testing.B) {
+	ctx := context.Background()
+	s, err := New(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	s.db.NoSync = true // the metadata's fsync is not what this measures
+	if _, err := s.Prepare(ctx, "base-active", ""); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Commit(ctx, "base", "base-active"); err != nil {
+		b.Fatal(err)
+	}
+	for i := 0; i < 250; i++ {
+		if _, err := s.Prepare(ctx, fmt.Sprintf("ctr-%d", i), "base"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Prepare(ctx, "new", "base"); err != nil {
+			b.Fatal(err)
+		}
+		if err := s.Remove(ctx, "new"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -1,0 +1,54 @@
+package stats
+
+import (
+	"context"
+	"testing"
+
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/noded/noded/cgroupsv2"
+	"github.com/noded/noded/snapshotter"
+	"github.com/noded/noded/store/storetest"
+)
+
+// benchEnv is a provider over 250 kubelet-like pods of one running container each, with v2 cgroup files for
+// every container and pod and one interface per pod.
+func benchEnv(b *testing.B) *env {
+	e := newEnv(b, cgroupsv2.DriverCgroupfs)
+	sbs, ctrs := storetest.Fill(b, e.store, 250)
+	for i, c := range ctrs {
+		e.writeCgroup(b, c.CgroupsPath, 2_000_000, 100<<20, 30<<20, 200<<20, 4)
+		e.writeCgroup(b, sbs[i].CgroupParent, 2_000_000, 100<<20, 30<<20, 200<<20, 5)
+		e.snaps.usage[c.SnapshotKey] = snapshotter.Usage{Size: 4096, Inodes: 3}
+		e.net[sbs[i].Namespaces["net"]] = []NetDev{{Name: "eth0", RxBytes: 1, TxBytes: 2}}
+	}
+	return e
+}
+
+// BenchmarkListContainerStats250 is kubelet's ListContainerStats (no filter) on 250 running containers.
+func BenchmarkListContainerStats250(b *testing.B) {
+	e := benchEnv(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		e.clock.Advance(10e9) // kubelet's period: the layer usage cache has expired
+		got, err := e.p.ListContainerStats(ctx, &runtimeapi.ContainerStatsFilter{})
+		if err != nil || len(got) != 250 {
+			b.Fatal(len(got), err)
+		}
+	}
+}
+
+// BenchmarkListPodSandboxStats250 is ListPodSandboxStats (no filter) on 250 ready pods.
+func BenchmarkListPodSandboxStats250(b *testing.B) {
+	e := benchEnv(b)
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		e.clock.Advance(10e9)
+		got, err := e.p.ListPodSandboxStats(ctx, &runtimeapi.PodSandboxStatsFilter{})
+		if err != nil || len(got) != 250 {
+			b.Fatal(len(got), err)
+		}
+	}
+}
