@@ -425,6 +425,9 @@ imageGCHighThresholdPercent: 100
 imageGCLowThresholdPercent: 99
 EOF
 KUBELET_FLAGS="--system-cgroups= --kubelet-cgroups=/$CGKUBELET --runtime-cgroups=/$CGRUNTIME"
+# Isolated: name the node IP, or kubelet resolves the host name first, and DNS has no answer in the namespace
+# (20 s of timeouts, past the CSINode start-up deadline: the node never gets Ready).
+[ -z "${E2E_ISOLATED:-}" ] || KUBELET_FLAGS="$KUBELET_FLAGS --node-ip=198.18.$SLOT.2"
 
 # A PATH without systemd-run: the suite runs kubelet through systemd-run whenever it finds it (PID 1 here is not
 # systemd).
