@@ -9,7 +9,7 @@
 # --seed (default 1) fixes ginkgo's spec order, so that two runtimes run the specs in the same order (and a pass
 # cut short by --timeout covers the same specs on both).
 #
-# Default: --runtime noded --nodes 2, focus '\[NodeConformance\]', skip '\[Flaky\]|\[Slow\]|\[Serial\]' (as the
+# Default: --runtime noded --nodes 8 (as upstream's node e2e jobs), focus '\[NodeConformance\]', skip '\[Flaky\]|\[Slow\]|\[Serial\]' (as the
 # upstream containerd node e2e job), then a second pass, on one ginkgo node, of the '\[Serial\]' specs that match
 # the focus (not '\[Flaky\]|\[Slow\]'). --focus/--skip replace the first pass's regexps (the serial pass keeps
 # the focus). Prints "P passed, F failed, S skipped" and every failure and skip with its one-line reason; the
@@ -68,7 +68,7 @@ export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/l
 [ "$(id -u)" = 0 ] || { echo "run.sh: must run as root" >&2; exit 1; }
 
 RUNTIME=noded
-NODES=2
+NODES=8
 FOCUS='\[NodeConformance\]'
 SKIP='\[Flaky\]|\[Slow\]|\[Serial\]'
 SERIAL_SKIP='\[Flaky\]|\[Slow\]'
