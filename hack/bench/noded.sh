@@ -13,14 +13,16 @@
 #   below the run dir, deletes the bridge, the iptables rules its pods added and its cgroups.
 #
 # Environment: BENCH_NODED_DIR (run dir), BENCH_REGISTRY_PORT (5009), BENCH_RUNC (/usr/local/sbin/runc),
-# BENCH_NODED_BIN (use this noded binary instead of building one).
+# BENCH_NODED_BIN (use this noded binary instead of building one); for a second private instance beside the
+# default one: BENCH_NAME (network name), BENCH_BRIDGE, BENCH_SUBNET (a /24), BENCH_DAEMON_CG (the daemon's
+# cgroup below /noded-bench-daemons), BENCH_CGROUP_PARENT (the pods' cgroup parent, /noded-bench).
 set -euo pipefail
 RUN=${BENCH_NODED_DIR:-/var/tmp/noded-bench/noded}
-NAME=noded-bench
-BRIDGE=nodedbch0
-SUBNET=10.239.200.0/24
-DAEMON_CG=/noded-bench-daemons/noded
-MARKER='noded-bench|nodedbch0|10\.239\.200\.'
+NAME=${BENCH_NAME:-noded-bench}
+BRIDGE=${BENCH_BRIDGE:-nodedbch0}
+SUBNET=${BENCH_SUBNET:-10.239.200.0/24}
+DAEMON_CG=/noded-bench-daemons/${BENCH_DAEMON_CG:-noded}
+MARKER="$NAME|$BRIDGE|$(echo "${SUBNET%.*}." | sed 's/\./\\./g')"
 # shellcheck source=hack/bench/lib.sh
 . "$(dirname "$0")/lib.sh"
 SOCK=$RUN/noded.sock
