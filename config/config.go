@@ -137,7 +137,8 @@ type Metrics struct {
 
 // Debug configures debugging aids.
 type Debug struct {
-	// PprofSocket is the path of the unix socket (0600, root) serving the pprof endpoints; empty disables it.
+	// PprofSocket is the path of the unix socket (0600, root) serving the pprof endpoints (mutex and block
+	// profiles sampling while it is on); empty disables it.
 	PprofSocket string `toml:"pprof_socket"`
 	// PprofAddress is the removed TCP endpoint: set, it is an error (pprof over TCP was reachable from pods on
 	// the host network, unauthenticated).

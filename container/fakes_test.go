@@ -195,6 +195,7 @@ type fakeMounts struct {
 	failUmnt  error
 	mounted   map[string]bool
 	killed    []string
+	setuid    map[string]int // rootfs → pid AllowSetuid was called with
 }
 
 func (h *fakeMounts) MountAll(_ []snapshotter.Mount, target string) error {
@@ -218,6 +219,16 @@ func (h *fakeMounts) UnmountAll(target string) error {
 		return h.failUmnt
 	}
 	delete(h.mounted, target)
+	return nil
+}
+
+func (h *fakeMounts) AllowSetuid(pid int, rootfs string) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.setuid == nil {
+		h.setuid = map[string]int{}
+	}
+	h.setuid[rootfs] = pid
 	return nil
 }
 

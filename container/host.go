@@ -1,6 +1,9 @@
 package container
 
-import "github.com/noded/noded/snapshotter"
+import (
+	"github.com/noded/noded/container/rootfsflags"
+	"github.com/noded/noded/snapshotter"
+)
 
 // Host is what a container changes on the node besides files: the mounts of its rootfs and image volumes, and
 // the processes left in its cgroup. RealHost does it to the kernel; unit tests give a fake.
@@ -11,6 +14,9 @@ type Host interface {
 	UnmountAll(target string) error
 	// KillCgroup kills what is left in the container's cgroup and removes it.
 	KillCgroup(cgroupsPath string) error
+	// AllowSetuid clears nosuid and nodev in the container's own view of its root (rootfs on the host), from
+	// the mount namespace of its created init pid.
+	AllowSetuid(pid int, rootfs string) error
 }
 
 // RealHost is the Host of a running node.
@@ -28,6 +34,9 @@ func (RealHost) MountAllIDMapped(mounts []snapshotter.Mount, target string, idm 
 
 func (RealHost) UnmountAll(target string) error      { return snapshotter.UnmountAll(target) }
 func (RealHost) KillCgroup(cgroupsPath string) error { return killCgroup(cgroupsPath) }
+func (RealHost) AllowSetuid(pid int, rootfs string) error {
+	return rootfsflags.AllowSetuidIn(pid, rootfs)
+}
 
 // h is the configured Host, RealHost by default.
 func (m *Manager) h() Host {

@@ -51,6 +51,10 @@ func TestContainerLifecycle(t *testing.T) {
 	if e.snaps.active[c.SnapshotKey] != "sha256:layer" || !e.host.mounted[c.Rootfs] {
 		t.Fatalf("rootfs: snapshots %v, mounts %v", e.snaps.active, e.host.mounted)
 	}
+	// The container's own view of its nosuid,nodev root gets both back from its created init, not from a hook.
+	if pid := e.host.setuid[c.Rootfs]; pid != c.Pid {
+		t.Fatalf("AllowSetuid: %v, want %s from pid %d", e.host.setuid, c.Rootfs, c.Pid)
+	}
 	if _, err := os.Stat(filepath.Join(c.Bundle, "config.json")); err != nil {
 		t.Fatal(err)
 	}

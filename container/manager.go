@@ -22,7 +22,6 @@ import (
 
 	"github.com/noded/noded/cgroupsv2"
 	cgstats "github.com/noded/noded/cgroupsv2/stats"
-	"github.com/noded/noded/container/rootfshook"
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/features"
 	"github.com/noded/noded/internal/faultinject"
@@ -381,17 +380,6 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	if spec.Linux.Resources.HugepageLimits, err = m.cfg.Hugetlb.Filter(spec.Linux.Resources.HugepageLimits); err != nil {
 		return err
 	}
-	if !userns {
-		// The host-side root is nosuid,nodev; the hook clears both in the container's own view of it.
-		self, err := os.Executable()
-		if err != nil {
-			return fmt.Errorf("locate the noded binary: %w", err)
-		}
-		if spec.Hooks == nil {
-			spec.Hooks = &specs.Hooks{}
-		}
-		spec.Hooks.CreateContainer = append(spec.Hooks.CreateContainer, specs.Hook{Path: self, Args: rootfshook.Args(c.Rootfs)})
-	}
 	if len(cdiDevices) > 0 {
 		if err := m.cfg.CDI.Inject(spec, cdiDevices); err != nil {
 			return err
@@ -424,6 +412,13 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 	}
 	faultinject.Point(faultinject.ContainerRuntimeCreated)
 	c.Pid = pid
+	if !userns {
+		// The host-side root is nosuid,nodev; cleared in the container's own view of it while its init waits
+		// for the start, before any of its code runs. A failure fails the creation (rolled back).
+		if err := m.h().AllowSetuid(pid, c.Rootfs); err != nil {
+			return fmt.Errorf("container root suid,dev: %w", err)
+		}
+	}
 	return nil
 }
 

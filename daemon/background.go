@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/pprof"
+	"runtime"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -57,12 +58,16 @@ func (s *services) reapUnclaimed(ctx context.Context, maxAge time.Duration) {
 }
 
 // servePprof serves the pprof endpoints on the unix socket path (0600, root) until ctx ends. It returns once the
-// listener is up. Not TCP: pods on the host network would reach it, and pprof has no authentication.
+// listener is up. Not TCP: pods on the host network would reach it, and pprof has no authentication. With the
+// socket on, the mutex and block profiles sample contention (1 in 10 mutex waits; blocking events of 100 µs
+// and more, shorter ones in proportion), so that /debug/pprof/mutex and /debug/pprof/block are not empty.
 func servePprof(ctx context.Context, path string) (stop func(), err error) {
 	l, err := listenUnix(path, 0o600)
 	if err != nil {
 		return nil, err
 	}
+	runtime.SetMutexProfileFraction(10)
+	runtime.SetBlockProfileRate(int(100 * time.Microsecond))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
 	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -83,5 +88,7 @@ func servePprof(ctx context.Context, path string) (stop func(), err error) {
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 		<-done
+		runtime.SetMutexProfileFraction(0)
+		runtime.SetBlockProfileRate(0)
 	}, nil
 }

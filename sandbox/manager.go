@@ -407,10 +407,22 @@ func podNetwork(sb *store.Sandbox) cni.PodNetwork {
 	return pn
 }
 
-// teardownNetwork runs CNI DEL if setup got that far. It works when the netns is already gone.
+// teardownNetwork runs CNI DEL if setup got that far and records that the network is gone. It works when the
+// netns is already gone.
 func (m *Manager) teardownNetwork(ctx context.Context, sb *store.Sandbox) error {
+	done, err := m.delNetwork(ctx, sb)
+	if err != nil || !done {
+		return err
+	}
+	return m.networkTornDown(sb)
+}
+
+// delNetwork runs CNI DEL if setup got that far and clears sb.NetworkSetUp, without recording it; done says
+// whether it ran. A crash before the caller records it runs DEL again on the next stop or remove (DEL is
+// idempotent; see teardownInStandIn for a namespace already gone).
+func (m *Manager) delNetwork(ctx context.Context, sb *store.Sandbox) (done bool, err error) {
 	if !sb.NetworkSetUp {
-		return nil
+		return false, nil
 	}
 	pn := podNetwork(sb)
 	if pn.NetNS != "" && !m.host.IsPinned(pn.NetNS) {
@@ -420,13 +432,15 @@ func (m *Manager) teardownNetwork(ctx context.Context, sb *store.Sandbox) error 
 			// the plain DEL without a namespace still releases the address.
 			klog.InfoS("network teardown in a stand-in namespace failed; tearing down without one", "podSandboxID", sb.ID, "err", err)
 		} else {
-			return m.networkTornDown(sb)
+			sb.NetworkSetUp = false
+			return true, nil
 		}
 	}
 	if err := m.cfg.Network.Teardown(ctx, pn, sb.CNIResult); err != nil {
-		return fmt.Errorf("tear down pod network: %w", err)
+		return false, fmt.Errorf("tear down pod network: %w", err)
 	}
-	return m.networkTornDown(sb)
+	sb.NetworkSetUp = false
+	return true, nil
 }
 
 // teardownInStandIn runs the CNI DEL of a pod whose namespace is gone in a stand-in namespace holding its
@@ -511,7 +525,8 @@ func (m *Manager) Stop(ctx context.Context, id string) error {
 	if err := m.stopInit(ctx, &sb); err != nil {
 		return err
 	}
-	if err := m.teardownNetwork(ctx, &sb); err != nil {
+	// One store write for both the network being gone and the state, after the DEL.
+	if _, err := m.delNetwork(ctx, &sb); err != nil {
 		return err
 	}
 	faultinject.Point(faultinject.SandboxStopNetwork)

@@ -14,7 +14,6 @@ import (
 	"k8s.io/klog/v2"
 
 	"github.com/noded/noded/config"
-	"github.com/noded/noded/container/rootfshook"
 	"github.com/noded/noded/daemon"
 	"github.com/noded/noded/internal/nsutil"
 	"github.com/noded/noded/sandbox/podinit"
@@ -27,9 +26,6 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == podinit.Command {
 		return podinit.Run()
-	}
-	if len(args) > 0 && args[0] == rootfshook.Command {
-		return rootfshook.Run(args[1:], stderr)
 	}
 	if len(args) > 0 && args[0] == nsutil.HoldCommand {
 		return nsutil.Hold()

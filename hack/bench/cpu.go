@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"strconv"
 	"strings"
@@ -140,9 +141,12 @@ func pidCPU(pid int) uint64 {
 // interleaved work can be given to the endpoint that did it.
 type cpuMeter struct {
 	busy, daemon uint64
+	runtimeNs    uint64 // CPU of the runtime's cgroups (runtimeCgroups), when cgroups is set
+	cgroups      []string
 	n            int
 	start        CPUStat
 	startDaemon  uint64
+	startCg      uint64
 	pid          int
 }
 
@@ -150,13 +154,32 @@ func (m *cpuMeter) begin(pid int) {
 	m.pid = pid
 	m.start, _ = readCPUStat()
 	m.startDaemon = pidCPU(pid)
+	m.startCg = m.cgroupNs()
+}
+
+func (m *cpuMeter) cgroupNs() uint64 {
+	var t uint64
+	for _, f := range m.cgroups {
+		t += cgroupCPU(f)
+	}
+	return t
 }
 
 // end closes the bracket begun last; it held items units of work (pod lifecycles).
 func (m *cpuMeter) end(items int) {
 	now, _ := readCPUStat()
 	d := pidCPU(m.pid)
+	cg := m.cgroupNs()
+	m.runtimeNs += cg - min(cg, m.startCg)
 	m.add(now.sub(m.start), d-min(d, m.startDaemon), items)
+}
+
+// runtimePerItemMs is the CPU of the runtime's cgroups per item in milliseconds, NaN without cgroups.
+func (m *cpuMeter) runtimePerItemMs() float64 {
+	if len(m.cgroups) == 0 || m.n == 0 {
+		return math.NaN()
+	}
+	return float64(m.runtimeNs) / 1e6 / float64(m.n)
 }
 
 // add counts one bracket of items units of work: the machine's CPU delta and the daemon's ticks in it.
@@ -230,6 +253,109 @@ func interleave(i, n int) []int {
 		} else {
 			out[k] = n - 1 - k
 		}
+	}
+	return out
+}
+
+// cgroupCPUFile is the file that counts the CPU of cgroup path (as /proc/PID/cgroup names it): cpuacct.usage
+// (nanoseconds) in a v1 cpuacct hierarchy, else cpu.stat (usage_usec) in the unified one. mountinfo is
+// /proc/self/mountinfo, cgroupLines /proc/PID/cgroup (or "" to use path for both kinds).
+func cgroupCPUFile(mountinfo, cgroupLines, path string) string {
+	var v1, v2 string
+	for _, line := range strings.Split(mountinfo, "\n") {
+		pre, post, ok := strings.Cut(line, " - ")
+		if !ok {
+			continue
+		}
+		f, pf := strings.Fields(pre), strings.Fields(post)
+		if len(f) < 5 || len(pf) < 3 {
+			continue
+		}
+		switch pf[0] {
+		case "cgroup":
+			for _, o := range strings.Split(pf[2], ",") {
+				if o == "cpuacct" && v1 == "" {
+					v1 = f[4]
+				}
+			}
+		case "cgroup2":
+			if v2 == "" {
+				v2 = f[4]
+			}
+		}
+	}
+	p1, p2 := path, path
+	if cgroupLines != "" {
+		p1, p2 = "", ""
+		for _, line := range strings.Split(cgroupLines, "\n") {
+			parts := strings.SplitN(line, ":", 3)
+			if len(parts) != 3 {
+				continue
+			}
+			if parts[1] == "" {
+				p2 = parts[2]
+			}
+			for _, c := range strings.Split(parts[1], ",") {
+				if c == "cpuacct" {
+					p1 = parts[2]
+				}
+			}
+		}
+	}
+	if v1 != "" && p1 != "" {
+		return v1 + p1 + "/cpuacct.usage"
+	}
+	if v2 != "" && p2 != "" {
+		return v2 + p2 + "/cpu.stat"
+	}
+	return ""
+}
+
+// parseCgroupCPU returns the nanoseconds of CPU in a cpuacct.usage or cpu.stat file's contents.
+func parseCgroupCPU(file string, data []byte) (uint64, error) {
+	if strings.HasSuffix(file, "/cpuacct.usage") {
+		return strconv.ParseUint(strings.TrimSpace(string(data)), 10, 64)
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, "usage_usec "); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 64)
+			return n * 1000, err
+		}
+	}
+	return 0, fmt.Errorf("%s: no usage_usec", file)
+}
+
+// cgroupCPU is the CPU time in ns counted by a cgroupCPUFile, 0 if it cannot be read (a cgroup not made yet).
+func cgroupCPU(file string) uint64 {
+	if file == "" {
+		return 0
+	}
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return 0
+	}
+	n, _ := parseCgroupCPU(file, data)
+	return n
+}
+
+// runtimeCgroups are the CPU files of the daemon's cgroup (it, and the helpers it forks: conmon or shims, runc,
+// CNI plugins) and of the pods' parent (runc init, hooks, the containers), whose sum is the runtime's own CPU
+// per pod lifecycle, unaffected by other tenants of the machine.
+func runtimeCgroups(daemon int, podParent string) []string {
+	mi, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	if daemon > 0 {
+		if cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", daemon)); err == nil {
+			if f := cgroupCPUFile(string(mi), string(cg), ""); f != "" {
+				out = append(out, f)
+			}
+		}
+	}
+	if f := cgroupCPUFile(string(mi), "", podParent); f != "" {
+		out = append(out, f)
 	}
 	return out
 }

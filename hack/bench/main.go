@@ -51,6 +51,8 @@ type options struct {
 	relist         time.Duration
 	plot           string
 
+	countExecs bool
+
 	floor       bool
 	floorRuns   int
 	runc        string
@@ -92,6 +94,7 @@ func run() error {
 	flag.IntVar(&o.listIters, "list-iters", 100, "calls per list RPC")
 	flag.IntVar(&o.pullRounds, "pull-rounds", 2, "pulls of the large image (removed before each)")
 	flag.IntVar(&o.abRounds, "ab-rounds", 2, "rounds in the two-endpoint mode; each runs the start phase interleaved pod by pod (A B, B A, ...) and the other phases in alternating order")
+	flag.BoolVar(&o.countExecs, "count-execs", false, "start phase: count the processes each daemon's process tree execs per pod lifecycle, by binary (kernel process events; root)")
 	flag.BoolVar(&o.floor, "floor", false, "also measure the floor: netns + CNI ADD, runc create + start")
 	flag.IntVar(&o.floorRuns, "floor-runs", 30, "floor iterations")
 	flag.StringVar(&o.runc, "runc", "/usr/local/sbin/runc", "runc for the floor")

@@ -338,7 +338,29 @@ func benchStart(ctx context.Context, cs []*client, res []*Results) error {
 	o := cs[0].o
 	starts, stops := make([][]time.Duration, n), make([][]time.Duration, n)
 	steps, tsteps := make([][3][]time.Duration, n), make([][3][]time.Duration, n)
-	seqCPU := make([]cpuMeter, n)
+	seqCPU, concCPU := make([]cpuMeter, n), make([]cpuMeter, n)
+	for k, c := range cs {
+		seqCPU[k].cgroups = runtimeCgroups(c.daemon, o.cgroupParent)
+		concCPU[k].cgroups = seqCPU[k].cgroups
+	}
+	var ec *execCounter
+	if o.countExecs {
+		roots := make([]int, n)
+		for k, c := range cs {
+			if roots[k] = c.daemon; c.daemon <= 0 {
+				return fmt.Errorf("%s: --count-execs needs the daemon's PID (a unix socket endpoint)", c.label)
+			}
+		}
+		var err error
+		if ec, err = startExecCounter(roots); err != nil {
+			return fmt.Errorf("--count-execs: %w", err)
+		}
+		defer ec.close()
+	}
+	var execs0 []map[string]int
+	if ec != nil {
+		execs0 = ec.snapshot()
+	}
 	for i := 0; i < o.seq; i++ {
 		for _, k := range interleave(i, n) {
 			c := cs[k]
@@ -360,9 +382,13 @@ func benchStart(ctx context.Context, cs []*client, res []*Results) error {
 			}
 		}
 	}
+	var seqExecs, concExecs []map[string]int
+	if ec != nil {
+		seqExecs = deltas(execs0, ec.snapshot())
+		execs0 = ec.snapshot()
+	}
 	cstarts, cstops := make([][]time.Duration, n), make([][]time.Duration, n)
 	rates := make([][]float64, n)
-	concCPU := make([]cpuMeter, n)
 	for r := 0; r < o.concRounds; r++ {
 		for _, k := range interleave(r, n) {
 			c := cs[k]
@@ -386,6 +412,12 @@ func benchStart(ctx context.Context, cs []*client, res []*Results) error {
 			cstops[k] = append(cstops[k], durs...)
 		}
 	}
+	if ec != nil {
+		concExecs = deltas(execs0, ec.snapshot())
+		if err := ec.lost(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: exec counts are incomplete: %v\n", err)
+		}
+	}
 	for k := range cs {
 		r := res[k]
 		r.addLatencies("seq start", starts[k])
@@ -401,15 +433,34 @@ func benchStart(ctx context.Context, cs []*client, res []*Results) error {
 		if cs[k].daemon > 0 {
 			r.add("seq daemon CPU per pod lifecycle", daemon, "ms", true)
 		}
+		if v := seqCPU[k].runtimePerItemMs(); !isNaN(v) {
+			r.add("seq runtime cgroups CPU per pod lifecycle", v, "ms", true)
+		}
 		if o.concRounds > 0 {
 			r.addLatencies(fmt.Sprintf("conc%d start", o.conc), cstarts[k])
 			r.add(fmt.Sprintf("conc%d throughput", o.conc), median(rates[k]), "pods/s", false)
 			r.addLatencies(fmt.Sprintf("conc%d teardown", o.conc), cstops[k])
 			machine, _ = concCPU[k].perItemMs()
 			r.add(fmt.Sprintf("conc%d machine CPU per pod lifecycle", o.conc), machine, "ms", true)
+			if v := concCPU[k].runtimePerItemMs(); !isNaN(v) {
+				r.add(fmt.Sprintf("conc%d runtime cgroups CPU per pod lifecycle", o.conc), v, "ms", true)
+			}
 		}
 	}
+	if ec != nil {
+		addExecRows(res, "seq execs:", seqExecs, o.seq)
+		addExecRows(res, fmt.Sprintf("conc%d execs:", o.conc), concExecs, o.conc*o.concRounds)
+	}
 	return nil
+}
+
+// deltas is execDelta for each root.
+func deltas(before, after []map[string]int) []map[string]int {
+	out := make([]map[string]int, len(after))
+	for i := range after {
+		out[i] = execDelta(before[i], after[i])
+	}
+	return out
 }
 
 func (c *client) benchMemory(ctx context.Context, res *Results, daemon int) error {

@@ -210,7 +210,10 @@ func validName(n string) error {
 	return nil
 }
 
-// writeAtomic writes data to a temp file next to path, syncs it and renames it over path.
+// writeAtomic writes data to a temp file next to path and renames it over path, so that a reader (a container
+// that bind-mounts it) sees the old or the new file, never a partial one. It does not fsync: the pod files live
+// in the runtime state dir (/run/noded, a tmpfs), which does not outlive the machine, and a crash of noded
+// alone loses nothing from the page cache; a sync would only add a disk flush per file to every pod start.
 func writeAtomic(path string, data []byte) error {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -234,10 +237,6 @@ func writeAtomic(path string, data []byte) error {
 	if err := f.Chmod(fileMode); err != nil {
 		f.Close()
 		return fmt.Errorf("chmod %s: %w", path, err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("sync %s: %w", path, err)
 	}
 	if err := f.Close(); err != nil {
 		return fmt.Errorf("close %s: %w", path, err)
