@@ -133,6 +133,14 @@ if [ "$IN_GUEST" = 1 ]; then
 	ip addr add "10.$((230 + SLOT)).203.1/24" dev "e2egd$SLOT"
 	ip link set "e2egd$SLOT" up
 	ip route add default via "10.$((230 + SLOT)).203.254" dev "e2egd$SLOT"
+	mkdir -p "$GROOT" "$GSTATE"
+	# kubelet's cAdvisor refuses to start without a CPU clock speed (cpufreq in sysfs, else "cpu MHz" in
+	# /proc/cpuinfo); the UML kernel has neither. Give it a /proc/cpuinfo with one (the guest's processes only:
+	# containers mount their own /proc).
+	if ! grep -qE '(cpu MHz|CPU MHz|clock)[[:space:]]*:' /proc/cpuinfo; then
+		{ cat /proc/cpuinfo; printf 'cpu MHz\t\t: 1000.000\n'; } >"$GSTATE/cpuinfo"
+		mount --bind "$GSTATE/cpuinfo" /proc/cpuinfo
+	fi
 	"$REPO/hack/registry-start.sh" "$REG_PORT" "$REG_DIR" >&2
 	REG_STARTED=1
 
