@@ -154,6 +154,11 @@ if [ "$IN_GUEST" = 1 ]; then
 		echo '[runtimes.runc]'
 		echo "path = \"$BIN/runc\""
 		echo
+		# the handler the suite's RuntimeClass specs name (e2eruntimeclass.PreconfiguredRuntimeClassHandler), as
+		# the upstream node e2e jobs configure it
+		echo '[runtimes.test-handler]'
+		echo "path = \"$BIN/runc\""
+		echo
 		echo '[cni]'
 		echo "conf_dir = \"$GSTATE/cni/net.d\""
 		echo 'bin_dirs = ["/usr/lib/cni", "/opt/cni/bin"]'
@@ -229,19 +234,24 @@ kernelSpec:
 cgroupsV2: [cpu, devices, freezer, memory, pids]
 cgroupsV2Optional: [cpuset, hugetlb, io]
 SPEC
+	# --kubelet-flags=--v=1: the suite runs kubelet with --v=4, whose log writes cost the one CPU much.
 	# --server-start-timeout: the API server takes more than the default 2 minutes to answer /healthz here (its
 	# first TLS handshakes time out on the one slow CPU).
-	mkdir -p "$REPORT/guest" "$RUN/work"
+	mkdir -p "$REPORT/guest" "$RUN/work" "$GSTATE/path"
+	# The suite stops kubelet's unit with `sudo systemctl stop`; the guest has no sudo (everything runs as root).
+	printf '#!/bin/sh\nexec "$@"\n' >"$GSTATE/path/sudo"
+	chmod +x "$GSTATE/path/sudo"
 	log "guest: ginkgo --focus='$FOCUS' --skip='$SKIP' (log $RUN/guest.log)"
 	start=$SECONDS
 	rc=0
 	(
 		cd "$RUN/work"
+		export PATH="$PATH:$GSTATE/path"
 		exec "$BIN/ginkgo" --nodes=1 --no-color --timeout="$TIMEOUT" --seed="$SEED" -v \
 			--focus="$FOCUS" --skip="$SKIP" --output-dir="$REPORT" --junit-report="junit_guest.xml" \
 			"$BIN/e2e_node.test" -- \
 			--container-runtime-endpoint="unix://$SOCK" --image-service-endpoint="unix://$SOCK" \
-			--kubelet-config-file="$RUN/kubelet-base.yaml" \
+			--kubelet-config-file="$RUN/kubelet-base.yaml" --kubelet-flags="--v=1" \
 			--prepull-images=false --report-dir="$REPORT/guest" --node-name="$NODE_NAME" \
 			--system-spec-file="$RUN/system-spec.yaml" --server-start-timeout=15m "${EXTRA[@]}"
 	) >"$RUN/guest.log" 2>&1 || rc=$?
