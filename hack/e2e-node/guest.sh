@@ -179,6 +179,9 @@ if [ "$IN_GUEST" = 1 ]; then
 	done
 	[ -S "$SOCK" ] || { echo "guest.sh: noded did not create $SOCK within 60s" >&2; exit 1; }
 
+	# The guest has no /etc/resolv.conf (no network): kubelet needs one to build each pod's DNS config. Nothing
+	# answers at this address; none of the selected specs resolves names.
+	echo "nameserver 10.$((230 + SLOT)).203.254" >"$GSTATE/resolv.conf"
 	cat >"$RUN/kubelet-base.yaml" <<EOF
 apiVersion: kubelet.config.k8s.io/v1beta1
 kind: KubeletConfiguration
@@ -188,6 +191,7 @@ cgroupsPerQOS: true
 cgroupRoot: /
 enforceNodeAllocatable: []
 healthzBindAddress: 127.0.0.1
+resolvConf: $GSTATE/resolv.conf
 evictionHard:
   memory.available: "1Mi"
   nodefs.available: "1%"
