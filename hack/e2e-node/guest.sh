@@ -27,7 +27,17 @@
 #   - the registry, noded with cgroup_driver = "systemd" (pods in kubelet's kubepods.slice, containers in
 #     transient scopes), its root and state on the guest's disk, the CNI bridge e2egs<slot>;
 #   - the suite with kubelet `cgroupDriver: systemd`, `cgroupRoot: /`: the suite starts kubelet itself through
-#     systemd-run (unit kubelet-<ts>.service in runtime.slice, Delegate=true), as it does on systemd hosts.
+#     systemd-run (unit kubelet-<ts>.service in runtime.slice, Delegate=true), as it does on systemd hosts;
+#   - what the UML guest lacks, made up for: a dummy link with a default route (the API server wants one), a
+#     "cpu MHz" line in /proc/cpuinfo (kubelet's cAdvisor exits without a clock speed), a resolv.conf for
+#     kubelet, a system spec without cpuset (no cpuset controller on a uniprocessor kernel), a sudo shim, the
+#     RuntimeClass handler "test-handler" the suite names, --server-start-timeout=15m.
+#
+# Measured 2026-12-02 on the shared 2-core host (load average 14-36, the guest at nice 10 got about 0.4 of a
+# core): guest boot 65-96 s, the suite's etcd + API server ready after 2.5-4.5 min, kubelet healthy about 40 s
+# later; then the in-guest API server answered namespace and pod creations with TLS handshake timeouts and
+# 504s (its 60 s request timeout), so the specs failed in their set-up before a pod reached noded. On a host
+# with a free core the same command should get further; see the README.
 #
 # Environment:
 #   NODED_TEST_SLOT      0-9 (default 0): names and the registry port (5010+slot)
