@@ -287,7 +287,10 @@ if [ -z "$VM" ]; then
 		[ -x "$c" ] && { VM=$c; break; }
 	done
 fi
-[ -n "$VM" ] && [ -x "$VM" ] || { echo "guest.sh: no guest run script (../shared/vm/run or \$NODEVM_RUN)" >&2; exit 1; }
+if [ -z "$VM" ] || [ ! -x "$VM" ]; then
+	echo "guest.sh: no guest run script (../shared/vm/run or \$NODEVM_RUN)" >&2
+	exit 1
+fi
 command -v docker-registry >/dev/null || [ -x /usr/bin/docker-registry ] ||
 	{ echo "guest.sh: /usr/bin/docker-registry missing (apt-get install docker-registry)" >&2; exit 1; }
 
@@ -299,7 +302,7 @@ cleanup() {
 	log "cleaning up"
 	if [ -n "$REG_STARTED" ]; then "$REPO/hack/registry-stop.sh" "$REG_PORT" "$REG_DIR" >&2; fi
 	[ "${E2E_KEEP_IMAGES:-}" = 1 ] || rm -rf --one-file-system "$REG_DIR"
-	rm -rf --one-file-system "$RUN/bin" "$RUN/work"
+	rm -rf --one-file-system "${RUN:?}/bin" "${RUN:?}/work"
 	exit "$rc"
 }
 trap cleanup EXIT
