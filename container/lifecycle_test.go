@@ -241,7 +241,8 @@ func TestStartFailureRecordsExit(t *testing.T) {
 	}
 }
 
-// A creation whose caller gave up is handed to the retry with the same name, once; one no retry claims is reaped.
+// A creation whose caller gave up is handed to the retry with the same name, once; one no retry claims is reaped,
+// one that was started is not.
 func TestContainerOrphanHandOffAndReap(t *testing.T) {
 	e := newLifecycleEnv(t)
 	gone, cancel := context.WithCancel(context.Background())
@@ -267,6 +268,14 @@ func TestContainerOrphanHandOffAndReap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An unclaimed orphan that was started was adopted (kubelet found it listed) and stays.
+	adopted, err := e.m.Create(gone, e.sb, ctrConfig("adopted"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Start(context.Background(), adopted); err != nil {
+		t.Fatal(err)
+	}
 	if n := e.m.ReapOrphans(context.Background(), time.Hour); n != 0 {
 		t.Fatalf("reaped %d younger than maxAge", n)
 	}
@@ -276,8 +285,10 @@ func TestContainerOrphanHandOffAndReap(t *testing.T) {
 	if _, err := e.st.Container(lonely); !errdefs.IsNotFound(err) {
 		t.Fatalf("unclaimed orphan still recorded: %v", err)
 	}
-	if _, err := e.st.Container(id); err != nil {
-		t.Fatalf("claimed container reaped: %v", err)
+	for _, kept := range []string{id, adopted} {
+		if _, err := e.st.Container(kept); err != nil {
+			t.Fatalf("claimed or adopted container %s reaped: %v", kept, err)
+		}
 	}
 }
 

@@ -216,9 +216,8 @@ func (m *Manager) Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.
 	name := UniqueName(&sb, cfg.GetMetadata())
 	// The name index, not a scan of the pod's containers (names carry the sandbox's, so only this pod's match).
 	if c, ok := m.cfg.Store.ContainerByName(name); ok && c.SandboxID == sb.ID {
-		if c.Orphaned && c.State == store.ContainerCreated {
-			_, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error { x.Orphaned = false; return nil })
-			return c.ID, err
+		if id, handed, err := m.intents().HandOff(&c); handed || err != nil {
+			return id, err
 		}
 		return "", errdefs.AlreadyExists("container name %q is reserved by %s", cfg.GetMetadata().GetName(), c.ID)
 	}

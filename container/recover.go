@@ -12,23 +12,28 @@ import (
 	"github.com/noded/noded/store"
 )
 
-// intents is the container's side of create with intent (package intent): Create creates through it, Recover
-// rolls back through it.
+// intents is the container's side of create with intent (package intent): Create creates and hands off through
+// it, ReapOrphans reaps through it, Recover rolls back through it.
 func (m *Manager) intents() *intent.Kind[store.Container] {
 	return &intent.Kind[store.Container]{
 		Noun: "container", IDKey: "containerID",
-		ID:       func(c *store.Container) string { return c.ID },
-		Name:     func(c *store.Container) string { return c.Name },
-		Creating: func(c *store.Container) bool { return c.State == store.ContainerCreating },
-		Made:     func(c *store.Container, orphaned bool) { c.State, c.Orphaned = store.ContainerCreated, orphaned },
-		Unknown:  func(c *store.Container, err error) { c.State, c.Error = store.ContainerUnknown, err.Error() },
-		Add:      m.cfg.Store.AddContainer,
+		ID:        func(c *store.Container) string { return c.ID },
+		Name:      func(c *store.Container) string { return c.Name },
+		Creating:  func(c *store.Container) bool { return c.State == store.ContainerCreating },
+		Made:      func(c *store.Container) { c.State = store.ContainerCreated },
+		IsMade:    func(c *store.Container) bool { return c.State == store.ContainerCreated },
+		Orphaned:  func(c *store.Container) *bool { return &c.Orphaned },
+		CreatedAt: func(c *store.Container) time.Time { return time.Unix(0, c.CreatedAt) },
+		Unknown:   func(c *store.Container, err error) { c.State, c.Error = store.ContainerUnknown, err.Error() },
+		Add:       m.cfg.Store.AddContainer,
 		Update: func(id string, fn func(*store.Container) error) error {
 			_, err := m.cfg.Store.UpdateContainer(id, fn)
 			return err
 		},
 		Delete: m.cfg.Store.DeleteContainer,
 		Undo:   m.cleanup,
+		// A container that was started (or has run) was adopted (kubelet found it listed).
+		Adopted: func(c *store.Container) bool { return c.State != store.ContainerCreated },
 	}
 }
 

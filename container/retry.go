@@ -39,22 +39,8 @@ func (m *Manager) recordLost(id string) {
 	m.emit(&updated, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
 }
 
-// ReapOrphans removes containers created for callers that gave up and were not claimed by a retry within
-// maxAge of their creation. It returns how many it removed.
+// ReapOrphans removes containers created for callers that gave up which no retry claimed within maxAge of their
+// creation and which were not started (intent.Kind.Reap). It returns how many it removed.
 func (m *Manager) ReapOrphans(ctx context.Context, maxAge time.Duration) int {
-	n := 0
-	now := time.Now()
-	for _, c := range m.cfg.Store.Containers("") {
-		// One that was started meanwhile was adopted (kubelet found it listed) and stays.
-		if !c.Orphaned || c.State != store.ContainerCreated || now.Sub(time.Unix(0, c.CreatedAt)) < maxAge {
-			continue
-		}
-		klog.InfoS("removing a container no retry claimed", "containerID", c.ID, "name", c.Name)
-		if err := m.Remove(ctx, c.ID); err != nil {
-			klog.ErrorS(err, "removing an unclaimed container", "containerID", c.ID)
-			continue
-		}
-		n++
-	}
-	return n
+	return m.intents().Reap(ctx, m.cfg.Store.Containers(""), maxAge, m.Remove)
 }

@@ -220,12 +220,8 @@ func (m *Manager) Run(ctx context.Context, cfg *runtimeapi.PodSandboxConfig, han
 	}
 	defer done()
 	if old, ok := m.cfg.Store.SandboxByName(name); ok {
-		if old.Orphaned && old.State == store.SandboxReady {
-			if _, err := m.cfg.Store.UpdateSandbox(old.ID, func(s *store.Sandbox) error { s.Orphaned = false; return nil }); err != nil {
-				return "", err
-			}
-			klog.InfoS("handing a sandbox created for an abandoned request to its retry", "podSandboxID", old.ID, "name", name)
-			return old.ID, nil
+		if id, handed, err := m.intents().HandOff(&old); handed || err != nil {
+			return id, err
 		}
 		return "", errdefs.AlreadyExists("pod sandbox name %q is reserved by %s", name, old.ID)
 	}

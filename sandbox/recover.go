@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"context"
+	"time"
 
 	"k8s.io/klog/v2"
 
@@ -9,23 +10,28 @@ import (
 	"github.com/noded/noded/store"
 )
 
-// intents is the sandbox's side of create with intent (package intent): Run creates through it, Recover rolls
-// back through it.
+// intents is the sandbox's side of create with intent (package intent): Run creates and hands off through it,
+// ReapOrphans reaps through it, Recover rolls back through it.
 func (m *Manager) intents() *intent.Kind[store.Sandbox] {
 	return &intent.Kind[store.Sandbox]{
 		Noun: "sandbox", IDKey: "podSandboxID",
-		ID:       func(sb *store.Sandbox) string { return sb.ID },
-		Name:     func(sb *store.Sandbox) string { return sb.Name },
-		Creating: func(sb *store.Sandbox) bool { return sb.State == store.SandboxCreating },
-		Made:     func(sb *store.Sandbox, orphaned bool) { sb.State, sb.Orphaned = store.SandboxReady, orphaned },
-		Unknown:  func(sb *store.Sandbox, err error) { sb.State, sb.Error = store.SandboxUnknown, err.Error() },
-		Add:      m.cfg.Store.AddSandbox,
+		ID:        func(sb *store.Sandbox) string { return sb.ID },
+		Name:      func(sb *store.Sandbox) string { return sb.Name },
+		Creating:  func(sb *store.Sandbox) bool { return sb.State == store.SandboxCreating },
+		Made:      func(sb *store.Sandbox) { sb.State = store.SandboxReady },
+		IsMade:    func(sb *store.Sandbox) bool { return sb.State == store.SandboxReady },
+		Orphaned:  func(sb *store.Sandbox) *bool { return &sb.Orphaned },
+		CreatedAt: func(sb *store.Sandbox) time.Time { return time.Unix(0, sb.CreatedAt) },
+		Unknown:   func(sb *store.Sandbox, err error) { sb.State, sb.Error = store.SandboxUnknown, err.Error() },
+		Add:       m.cfg.Store.AddSandbox,
 		Update: func(id string, fn func(*store.Sandbox) error) error {
 			_, err := m.cfg.Store.UpdateSandbox(id, fn)
 			return err
 		},
 		Delete: m.cfg.Store.DeleteSandbox,
 		Undo:   m.teardown,
+		// A sandbox that got containers was adopted (kubelet found it listed).
+		Adopted: func(sb *store.Sandbox) bool { return len(m.cfg.Store.Containers(sb.ID)) > 0 },
 	}
 }
 

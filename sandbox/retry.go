@@ -41,22 +41,8 @@ func (m *Manager) reserve(ctx context.Context, name string) (done func(), err er
 }
 
 // ReapOrphans removes sandboxes created for callers that gave up which no retry claimed within maxAge of their
-// creation and which have no containers. remove does the removal (the RemovePodSandbox path, which takes the
-// locks). It returns how many it removed.
+// creation and which have no containers (intent.Kind.Reap). remove does the removal (the RemovePodSandbox path,
+// which takes the locks). It returns how many it removed.
 func (m *Manager) ReapOrphans(ctx context.Context, maxAge time.Duration, remove func(ctx context.Context, id string) error) int {
-	n := 0
-	now := time.Now()
-	for _, sb := range m.cfg.Store.Sandboxes() {
-		// One that got containers meanwhile was adopted (kubelet found it listed) and stays.
-		if !sb.Orphaned || now.Sub(time.Unix(0, sb.CreatedAt)) < maxAge || len(m.cfg.Store.Containers(sb.ID)) > 0 {
-			continue
-		}
-		klog.InfoS("removing a sandbox no retry claimed", "podSandboxID", sb.ID, "name", sb.Name, "age", now.Sub(time.Unix(0, sb.CreatedAt)))
-		if err := remove(ctx, sb.ID); err != nil {
-			klog.ErrorS(err, "removing an unclaimed sandbox", "podSandboxID", sb.ID)
-			continue
-		}
-		n++
-	}
-	return n
+	return m.intents().Reap(ctx, m.cfg.Store.Sandboxes(), maxAge, remove)
 }

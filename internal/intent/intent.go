@@ -2,7 +2,8 @@
 // creation first records its intent (a record in its creating state), then makes its side effects:
 //
 //   - it runs to its end, within CreateTimeout, even when its caller gives up, and the result is then marked
-//     orphaned so that the caller's retry with the same name is handed it;
+//     orphaned so that the caller's retry with the same name is handed it (HandOff), and removed when no retry
+//     claims it and nothing adopted it in time (Reap);
 //   - when it fails, it is rolled back (Rollback): the record goes when everything was undone, and otherwise it
 //     stays in its unknown state with the reason and with everything the creation had made, for a later removal;
 //   - after a crash, recovery at start (Recover) rolls back every record still in its creating state the same way.
@@ -50,8 +51,17 @@ type Kind[T any] struct {
 	ID, Name    func(r *T) string
 	// Creating reports whether r is in its creating state: its intent, or a creation under way or cut short.
 	Creating func(r *T) bool
-	// Made puts a made record in its made state (ready, created) with its orphan mark.
-	Made func(r *T, orphaned bool)
+	// Made puts a made record in its made state (ready, created); IsMade reports whether r is in it.
+	Made   func(r *T)
+	IsMade func(r *T) bool
+	// Orphaned is r's orphan mark: set when r was made after its caller had given up, cleared when r is handed to
+	// the caller's retry.
+	Orphaned func(r *T) *bool
+	// CreatedAt is when r's creation began.
+	CreatedAt func(r *T) time.Time
+	// Adopted reports whether an orphaned r was taken up without a retry (kubelet found it listed and used it: the
+	// sandbox got containers, the container was started), so that Reap keeps it.
+	Adopted func(r *T) bool
 	// Unknown puts a record whose undo failed in its unknown state with the reason.
 	Unknown func(r *T, err error)
 	// Add stores a new record, Update applies fn to the stored record of id, Delete forgets it.
@@ -78,7 +88,8 @@ func (k *Kind[T]) Create(ctx context.Context, r *T, do func(ctx context.Context,
 		return err
 	}
 	orphaned := ctx.Err() != nil
-	k.Made(r, orphaned)
+	k.Made(r)
+	*k.Orphaned(r) = orphaned
 	if err := k.Update(k.ID(r), func(x *T) error { *x = *r; return nil }); err != nil {
 		return err
 	}
@@ -123,4 +134,44 @@ func (k *Kind[T]) Recover(ctx context.Context, records []T, bound Bound) []T {
 		_ = k.Rollback(ctx, r, bound)
 	}
 	return made
+}
+
+// HandOff hands r, the stored record of the name a creation asks for, to that creation when r was made for a
+// caller that gave up (orphaned, in its made state): it is the caller's retry, so r's orphan mark is cleared in
+// the store and r's ID returned with handed true. Otherwise handed is false and the caller's name is taken (the
+// caller's AlreadyExists). err is a failed store write, and then nothing was handed.
+func (k *Kind[T]) HandOff(r *T) (id string, handed bool, err error) {
+	if !*k.Orphaned(r) || !k.IsMade(r) {
+		return "", false, nil
+	}
+	id = k.ID(r)
+	if err := k.Update(id, func(x *T) error { *k.Orphaned(x) = false; return nil }); err != nil {
+		return "", false, err
+	}
+	*k.Orphaned(r) = false
+	klog.InfoS("handing a "+k.Noun+" created for an abandoned request to its retry", k.IDKey, id, "name", k.Name(r))
+	return id, true, nil
+}
+
+// Reap removes, with remove, every one of records that is still orphaned maxAge after its creation began (no retry
+// claimed it) and that was not adopted. A failed removal is logged and the record left for the next Reap. It
+// returns how many it removed.
+func (k *Kind[T]) Reap(ctx context.Context, records []T, maxAge time.Duration, remove func(ctx context.Context, id string) error) int {
+	n := 0
+	now := time.Now()
+	for i := range records {
+		r := &records[i]
+		age := now.Sub(k.CreatedAt(r))
+		if !*k.Orphaned(r) || age < maxAge || k.Adopted(r) {
+			continue
+		}
+		id := k.ID(r)
+		klog.InfoS("removing a "+k.Noun+" no retry claimed", k.IDKey, id, "name", k.Name(r), "age", age)
+		if err := remove(ctx, id); err != nil {
+			klog.ErrorS(err, "removing an unclaimed "+k.Noun, k.IDKey, id)
+			continue
+		}
+		n++
+	}
+	return n
 }

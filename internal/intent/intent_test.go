@@ -13,6 +13,8 @@ type record struct {
 	id, state, err string
 	orphaned       bool
 	made           []string // side effects, in the order made
+	created        time.Time
+	adopted        bool
 }
 
 // fakeKind is a Kind over records in a map, whose undo removes side effects one by one and fails on those named
@@ -30,11 +32,15 @@ func newFakeKind() *fakeKind {
 	f := &fakeKind{stored: map[string]record{}, stuck: map[string]bool{}}
 	f.Kind = Kind[record]{
 		Noun: "record", IDKey: "id",
-		ID:       func(r *record) string { return r.id },
-		Name:     func(r *record) string { return "name-" + r.id },
-		Creating: func(r *record) bool { return r.state == "creating" },
-		Made:     func(r *record, orphaned bool) { r.state, r.orphaned = "made", orphaned },
-		Unknown:  func(r *record, err error) { r.state, r.err = "unknown", err.Error() },
+		ID:        func(r *record) string { return r.id },
+		Name:      func(r *record) string { return "name-" + r.id },
+		Creating:  func(r *record) bool { return r.state == "creating" },
+		Made:      func(r *record) { r.state = "made" },
+		IsMade:    func(r *record) bool { return r.state == "made" },
+		Orphaned:  func(r *record) *bool { return &r.orphaned },
+		CreatedAt: func(r *record) time.Time { return r.created },
+		Adopted:   func(r *record) bool { return r.adopted },
+		Unknown:   func(r *record, err error) { r.state, r.err = "unknown", err.Error() },
 		Add: func(r *record) error {
 			if _, ok := f.stored[r.id]; ok {
 				return fmt.Errorf("%s exists", r.id)
@@ -237,5 +243,71 @@ func TestRecoverUnderItsBound(t *testing.T) {
 	f.Recover(start, []record{f.stored["cut"]}, Detached(time.Hour))
 	if _, ok := f.stored["cut"]; ok || f.undoErr != nil {
 		t.Errorf("recovery under Detached was cut short by the start context: %+v", f.stored)
+	}
+}
+
+// The retry of a caller that gave up is handed the orphan it left, once, and the mark is cleared in the store; any
+// other record of the name is not handed (the caller's AlreadyExists).
+func TestHandOff(t *testing.T) {
+	f := newFakeKind()
+	f.stored["a"] = record{id: "a", state: "made", orphaned: true}
+	f.stored["b"] = record{id: "b", state: "made"}
+	f.stored["c"] = record{id: "c", state: "unknown", orphaned: true}
+	r := f.stored["a"]
+	id, handed, err := f.HandOff(&r)
+	if err != nil || !handed || id != "a" {
+		t.Fatalf("HandOff(orphan) = %q, %v, %v; want a, true, nil", id, handed, err)
+	}
+	if f.stored["a"].orphaned || r.orphaned {
+		t.Errorf("a handed-off record is still orphaned: stored %+v, given %+v", f.stored["a"], r)
+	}
+	for _, name := range []string{"a", "b", "c"} {
+		r := f.stored[name]
+		if id, handed, err := f.HandOff(&r); err != nil || handed || id != "" {
+			t.Errorf("HandOff(%+v) = %q, %v, %v; want not handed", r, id, handed, err)
+		}
+	}
+	if got := f.stored["c"]; !got.orphaned || got.state != "unknown" {
+		t.Errorf("a record not handed changed: %+v", got)
+	}
+
+	f.stored["d"] = record{id: "d", state: "made", orphaned: true}
+	r = f.stored["d"]
+	delete(f.stored, "d") // the store write fails
+	if id, handed, err := f.HandOff(&r); err == nil || handed || id != "" {
+		t.Errorf("HandOff with a failed store write = %q, %v, %v; want the error, not handed", id, handed, err)
+	}
+}
+
+// Reap removes exactly the records still orphaned maxAge after their creation and not adopted, counts only the
+// removals that succeeded, and goes on past a failed one.
+func TestReap(t *testing.T) {
+	f := newFakeKind()
+	old, young := time.Now().Add(-2*time.Hour), time.Now()
+	records := []record{
+		{id: "lonely", state: "made", orphaned: true, created: old},
+		{id: "claimed", state: "made", created: old},
+		{id: "young", state: "made", orphaned: true, created: young},
+		{id: "adopted", state: "made", orphaned: true, created: old, adopted: true},
+		{id: "stuck", state: "made", orphaned: true, created: old},
+		{id: "lonely2", state: "unknown", orphaned: true, created: old},
+	}
+	var tried []string
+	remove := func(ctx context.Context, id string) error {
+		tried = append(tried, id)
+		if id == "stuck" {
+			return errFailed
+		}
+		return nil
+	}
+	if n := f.Reap(context.Background(), records, time.Hour, remove); n != 2 {
+		t.Errorf("Reap = %d, want 2", n)
+	}
+	if !slices.Equal(tried, []string{"lonely", "stuck", "lonely2"}) {
+		t.Errorf("Reap removed %v, want lonely, stuck, lonely2", tried)
+	}
+	tried = nil
+	if n := f.Reap(context.Background(), records, 3*time.Hour, remove); n != 0 || len(tried) != 0 {
+		t.Errorf("Reap with a maxAge none reached = %d, removed %v", n, tried)
 	}
 }
