@@ -436,6 +436,10 @@ for d in /usr/bin /bin; do
 	ln -s "$d"/* "$RUN/path/" 2>/dev/null || true
 done
 rm -f "$RUN/path/systemd-run"
+# The suite runs host commands through sudo (ps, kill, cat, systemctl); the run is root and the host has no sudo.
+rm -f "$RUN/path/sudo"
+printf '#!/bin/sh\nexec "$@"\n' >"$RUN/path/sudo"
+chmod 755 "$RUN/path/sudo"
 # ginkgo runs only binaries named *.test; the suite looks for kubelet beside the path it was started as.
 mkdir -p "$RUN/bin"
 ln -s "$BIN/e2e_node" "$RUN/bin/e2e_node.test"
