@@ -48,6 +48,8 @@
 #   NODEVM_RUN           the guest's run script (default ../shared/vm/run beside the checkout)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source=hack/lib/kubelet.sh
+. hack/lib/kubelet.sh
 REPO=$(pwd)
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/go/bin:${PATH}"
 [ "$(id -u)" = 0 ] || { echo "guest.sh: must run as root" >&2; exit 1; }
@@ -202,14 +204,8 @@ cgroupRoot: /
 enforceNodeAllocatable: []
 healthzBindAddress: 127.0.0.1
 resolvConf: $GSTATE/resolv.conf
-evictionHard:
-  memory.available: "1Mi"
-  nodefs.available: "1%"
-  imagefs.available: "1%"
-  nodefs.inodesFree: "1%"
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
 EOF
+	kubelet_test_thresholds >>"$RUN/kubelet-base.yaml"
 	# The suite first validates the node against a system spec. The default one (system.DefaultSysSpec of
 	# k8s.io/system-validators) requires the cpuset controller and CONFIG_CPUSETS, which this uniprocessor UML
 	# kernel does not have (kubelet itself uses the controllers the root cgroup offers). This is the default

@@ -61,6 +61,8 @@ SELF=$(readlink -f "$0")
 cd "$(dirname "$0")/../.."
 # shellcheck source=hack/lib/cleanup.sh
 . hack/lib/cleanup.sh
+# shellcheck source=hack/lib/kubelet.sh
+. hack/lib/kubelet.sh
 # shellcheck source=hack/lib/containerd.sh
 . hack/lib/containerd.sh
 REPO=$(pwd)
@@ -137,7 +139,7 @@ if [ -n "${E2E_ISOLATED:-}" ]; then
 	ip link set lo up
 	# The suite's API server wants a default route to pick its address from: a veth pair inside the namespace
 	# (no dummy module on this kernel) with 198.18.<slot>.2 and a default route through it.
-	ip link add e2ed$SLOT type veth peer name e2ep$SLOT
+	ip link add "e2ed$SLOT" type veth peer name "e2ep$SLOT"
 	ip addr add "198.18.$SLOT.2/24" dev "e2ed$SLOT"
 	ip link set "e2ed$SLOT" up
 	ip link set "e2ep$SLOT" up
@@ -416,14 +418,8 @@ enforceNodeAllocatable: []
 oomScoreAdj: $(cat /proc/self/oom_score_adj)
 maxOpenFiles: $(ulimit -Hn)
 healthzBindAddress: 127.0.0.1
-evictionHard:
-  memory.available: "1Mi"
-  nodefs.available: "1%"
-  imagefs.available: "1%"
-  nodefs.inodesFree: "1%"
-imageGCHighThresholdPercent: 100
-imageGCLowThresholdPercent: 99
 EOF
+kubelet_test_thresholds >>"$RUN/kubelet-base.yaml"
 KUBELET_FLAGS="--system-cgroups= --kubelet-cgroups=/$CGKUBELET --runtime-cgroups=/$CGRUNTIME"
 # Isolated: name the node IP, or kubelet resolves the host name first, and DNS has no answer in the namespace
 # (20 s of timeouts, past the CSINode start-up deadline: the node never gets Ready).
