@@ -98,6 +98,37 @@ func TestContainerLifecycle(t *testing.T) {
 	}
 }
 
+// The exit time comes from a file's mtime, which the kernel takes from a clock up to a tick behind the
+// one StartedAt is read from: a container that exits at once is not reported as finished before it started.
+func TestFinishedNeverBeforeStarted(t *testing.T) {
+	e := newLifecycleEnv(t)
+	ctx := context.Background()
+	id, err := e.m.Create(ctx, e.sb, ctrConfig("quick"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	c, _ := e.st.Container(id)
+	e.m.HandleExit(ociruntime.ExitEvent{ID: id, ExitCode: 0, ExitedAt: time.Unix(0, c.StartedAt).Add(-3 * time.Millisecond)})
+	if c, _ = e.st.Container(id); c.State != store.ContainerExited || c.FinishedAt != c.StartedAt || c.Reason != "Completed" {
+		t.Fatalf("after an exit stamped before the start: %+v, want EXITED Completed with FinishedAt == StartedAt", c)
+	}
+	later := time.Unix(0, c.StartedAt).Add(time.Second)
+	id2, err := e.m.Create(ctx, e.sb, ctrConfig("slow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Start(ctx, id2); err != nil {
+		t.Fatal(err)
+	}
+	e.m.HandleExit(ociruntime.ExitEvent{ID: id2, ExitCode: 3, ExitedAt: later})
+	if c, _ = e.st.Container(id2); c.FinishedAt != later.UnixNano() || c.ExitCode != 3 {
+		t.Fatalf("after a later exit: %+v, want FinishedAt %d", c, later.UnixNano())
+	}
+}
+
 // A container that ignores its stop signal is killed once the grace period is over.
 func TestStopEscalatesToSIGKILL(t *testing.T) {
 	e := newLifecycleEnv(t)

@@ -567,6 +567,12 @@ func (m *Manager) HandleExit(ev ociruntime.ExitEvent) {
 		if x.StartedAt == 0 {
 			x.StartedAt = x.FinishedAt
 		}
+		// The exit time is the exit file's mtime, which the kernel takes from its coarse clock (up to
+		// a tick behind the clock StartedAt was read from): a process that exits at once must not be
+		// reported as finished before it started.
+		if x.FinishedAt < x.StartedAt {
+			x.FinishedAt = x.StartedAt
+		}
 		switch {
 		case oom:
 			x.Reason = "OOMKilled"

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/sys/unix"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 )
 
@@ -108,8 +109,14 @@ func TestRestartRecovery(t *testing.T) {
 		if st.State != runtimeapi.ContainerState_CONTAINER_EXITED || st.ExitCode != 7 || st.Reason != "Error" {
 			t.Fatalf("container that exited while noded was down: %v code %d reason %q, want EXITED 7 Error", st.State, st.ExitCode, st.Reason)
 		}
-		if st.StartedAt != started || st.FinishedAt < down || st.FinishedAt > up {
-			t.Errorf("times: started %d (was %d), finished %d, want between %d and %d", st.StartedAt, started, st.FinishedAt, down, up)
+		// conmon's exit file carries the exit time as its mtime, which the kernel reads from its coarse
+		// clock: up to one tick (its resolution) behind time.Now.
+		var res unix.Timespec
+		if err := unix.ClockGetres(unix.CLOCK_REALTIME_COARSE, &res); err != nil {
+			t.Fatal(err)
+		}
+		if st.StartedAt != started || st.FinishedAt < down-res.Nano() || st.FinishedAt > up {
+			t.Errorf("times: started %d (was %d), finished %d, want between %d and %d", st.StartedAt, started, st.FinishedAt, down-res.Nano(), up)
 		}
 		if err := e.n.Runtime.RemoveContainer(e.ctx, c); err != nil {
 			t.Fatal(err)
