@@ -131,7 +131,7 @@ func (r *fakeRuntime) ExitStatus(id string) (int, time.Time, error) {
 	if !ok {
 		return 0, time.Time{}, errdefs.NotFound("no exit file for %s", id)
 	}
-	return code, time.Unix(100, 0), nil
+	return code, fakeExitedAt, nil
 }
 
 func (r *fakeRuntime) OOMKilled(string) bool { return false }
@@ -298,3 +298,6 @@ func ctrConfig(name string) *runtimeapi.ContainerConfig {
 		LogPath:  name + ".log",
 	}
 }
+
+// fakeExitedAt is the exit file time the fake runtime reports: later than any start a test records.
+var fakeExitedAt = time.Date(2100, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -444,7 +444,7 @@ func TestContainerRecoverEachState(t *testing.T) {
 		id := made(t, e, true)
 		e.rt.state[id], e.rt.exitCode[id] = ociruntime.StatusStopped, 3
 		e.m.Recover(ctx)
-		if got := state(t, e, id); got.State != store.ContainerExited || got.ExitCode != 3 || got.FinishedAt != time.Unix(100, 0).UnixNano() {
+		if got := state(t, e, id); got.State != store.ContainerExited || got.ExitCode != 3 || got.FinishedAt != fakeExitedAt.UnixNano() {
 			t.Errorf("after Recover: %+v, want exited 3 at the exit file's time", got)
 		}
 	})
