@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Group commit. A change is applied to the in-memory index under Store.mu and queued, still under Store.mu, so the
@@ -48,13 +49,13 @@ type committer struct {
 // returns it, not yet queued. value nil deletes the key.
 func stage(bucket []byte, id string, value []byte, what string) (*write, error) {
 	if id == "" {
-		return nil, fmt.Errorf("%s: %w", what, bolt.ErrKeyRequired)
+		return nil, fmt.Errorf("%s: %w", what, berrors.ErrKeyRequired)
 	}
 	if len(id) > bolt.MaxKeySize {
-		return nil, fmt.Errorf("%s: %w", what, bolt.ErrKeyTooLarge)
+		return nil, fmt.Errorf("%s: %w", what, berrors.ErrKeyTooLarge)
 	}
 	if int64(len(value)) > bolt.MaxValueSize {
-		return nil, fmt.Errorf("%s: %w", what, bolt.ErrValueTooLarge)
+		return nil, fmt.Errorf("%s: %w", what, berrors.ErrValueTooLarge)
 	}
 	return &write{bucket: bucket, key: []byte(id), value: value, del: value == nil, what: what}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 var bucket = []byte("b")
@@ -204,7 +205,7 @@ func TestClosedDatabase(t *testing.T) {
 	g, db := newGroup(t)
 	db.Close()
 	undone := false
-	if err := g.Update(func(*bolt.Tx) error { return nil }, func() { undone = true }); !errors.Is(err, bolt.ErrDatabaseNotOpen) {
+	if err := g.Update(func(*bolt.Tx) error { return nil }, func() { undone = true }); !errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		t.Fatalf("%v, want ErrDatabaseNotOpen", err)
 	}
 	if undone {
