@@ -100,8 +100,14 @@ func (s *Store) wait(w *write) error {
 	return nil
 }
 
-// writeBatch commits batch in one transaction, in order.
-func (s *Store) writeBatch(batch []*write) error {
+// writeBatch commits batch in one transaction, in order. A panic (of bbolt, on a damaged file) is its error: the
+// waiters must not hang on a leader that is gone.
+func (s *Store) writeBatch(batch []*write) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic in the commit: %v", r)
+		}
+	}()
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for _, w := range batch {
 			b := tx.Bucket(w.bucket)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -339,6 +340,21 @@ func TestFailedCommitUndoesChangesQueuedBehindIt(t *testing.T) {
 	s.commitHook = nil
 	if err := s.AddSandbox(sb); err != nil {
 		t.Fatalf("add after the disk came back: %v", err)
+	}
+	assertMemoryIsDisk(t, s)
+}
+
+// A commit that panics (bbolt does on a damaged file) fails like any other and the store goes on.
+func TestPanickingCommitFails(t *testing.T) {
+	s := newTestStore(t)
+	s.commitHook = func(*bolt.Tx) error { panic("page already freed") }
+	if err := s.AddSandbox(testSandbox("p")); err == nil || !strings.Contains(err.Error(), "page already freed") {
+		t.Fatalf("%v, want the panic as the error", err)
+	}
+	assertMemoryIsDisk(t, s)
+	s.commitHook = nil
+	if err := s.AddSandbox(testSandbox("p")); err != nil {
+		t.Fatalf("add after the panic: %v", err)
 	}
 	assertMemoryIsDisk(t, s)
 }
