@@ -36,6 +36,13 @@ func New(db *bolt.DB) *Group {
 	return g
 }
 
+// Queued returns how many calls wait for the next commit.
+func (g *Group) Queued() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.queue)
+}
+
 // errOther marks a transaction rolled back for another call's error.
 var errOther = errors.New("another call of the transaction failed")
 

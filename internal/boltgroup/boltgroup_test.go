@@ -56,14 +56,11 @@ func hold(t *testing.T, g *Group) (release func(), done <-chan error) {
 func waitQueued(t *testing.T, g *Group, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		g.mu.Lock()
-		got := len(g.queue)
-		g.mu.Unlock()
-		if got == n {
+		if got := g.Queued(); got == n {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d calls queued, want %d", got, n)
+			t.Fatalf("%d calls queued, want %d", g.Queued(), n)
 		}
 	}
 }
