@@ -1,6 +1,7 @@
 // Package store persists noded's pod sandboxes and containers in bbolt and keeps an in-memory index of them, so
-// that List and Status calls never touch the disk. Every change is written to bbolt before the index is updated;
-// callers write their intent (a record in a "creating" state) before they make side effects.
+// that List and Status calls never touch the disk. Every change is committed to bbolt before the call that makes it
+// returns, so callers write their intent (a record in a "creating" state) before they make side effects; changes
+// made at once share commits (commit.go).
 package store
 
 import (
@@ -43,6 +44,10 @@ type Store struct {
 	// it holds mu for reading, so a cached list is never older than the records.
 	sbList  atomic.Pointer[[]*Sandbox]
 	ctrList atomic.Pointer[[]*Container]
+
+	commits committer
+	// commitHook, when set (by tests), runs at the end of each commit's transaction; an error fails the commit.
+	commitHook func(*bolt.Tx) error
 }
 
 // Open loads every record of db into memory.
@@ -55,6 +60,7 @@ func Open(db *bolt.DB) (*Store, error) {
 		ctrNames:   map[string]string{},
 		podCtrs:    map[string]map[string]struct{}{},
 	}
+	s.commits.cond.L = &s.commits.mu
 	err := db.Update(func(tx *bolt.Tx) error {
 		if err := Schema.Ensure(tx); err != nil {
 			return err
@@ -105,65 +111,109 @@ func NewID() string {
 
 // AddSandbox stores a new sandbox, reserving its name. A name in use gives AlreadyExists naming the holder.
 func (s *Store) AddSandbox(sb *Sandbox) error {
+	w, err := s.addSandbox(sb)
+	if err != nil {
+		return err
+	}
+	return s.wait(w)
+}
+
+func (s *Store) addSandbox(sb *Sandbox) (*write, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if id, ok := s.sbNames[sb.Name]; ok {
-		return errdefs.AlreadyExists("pod sandbox name %q is in use by %s", sb.Name, id)
+		return nil, errdefs.AlreadyExists("pod sandbox name %q is in use by %s", sb.Name, id)
 	}
 	if _, ok := s.sandboxes[sb.ID]; ok {
-		return errdefs.AlreadyExists("pod sandbox %s exists", sb.ID)
+		return nil, errdefs.AlreadyExists("pod sandbox %s exists", sb.ID)
 	}
-	if err := s.put(bucketSandboxes, sb.ID, sb); err != nil {
-		return err
+	w, err := stagePut(bucketSandboxes, sb.ID, sb)
+	if err != nil {
+		return nil, err
 	}
 	cp := *sb
 	s.sandboxes[sb.ID] = &cp
 	s.sbNames[sb.Name] = sb.ID
 	s.sbList.Store(nil)
-	return nil
+	w.undo = func() {
+		delete(s.sandboxes, cp.ID)
+		delete(s.sbNames, cp.Name)
+	}
+	s.enqueue(w)
+	return w, nil
 }
 
 // UpdateSandbox applies fn to a copy of the sandbox and persists the result. A state change the transition table
 // does not allow is FailedPrecondition and changes nothing.
 func (s *Store) UpdateSandbox(id string, fn func(*Sandbox) error) (Sandbox, error) {
+	prev, next, w, err := s.updateSandbox(id, fn)
+	if err != nil {
+		return prev, err
+	}
+	if err := s.wait(w); err != nil {
+		return prev, err
+	}
+	return next, nil
+}
+
+func (s *Store) updateSandbox(id string, fn func(*Sandbox) error) (prev, next Sandbox, w *write, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.sandboxes[id]
 	if !ok {
-		return Sandbox{}, errdefs.NotFound("pod sandbox %s not found", id)
+		return Sandbox{}, Sandbox{}, nil, errdefs.NotFound("pod sandbox %s not found", id)
 	}
 	cp := *cur
 	if err := fn(&cp); err != nil {
-		return *cur, err
+		return *cur, Sandbox{}, nil, err
 	}
 	if err := CheckSandboxTransition(id, cur.State, cp.State); err != nil {
-		return *cur, err
+		return *cur, Sandbox{}, nil, err
 	}
-	if err := s.put(bucketSandboxes, id, &cp); err != nil {
-		return *cur, err
+	if w, err = stagePut(bucketSandboxes, id, &cp); err != nil {
+		return *cur, Sandbox{}, nil, err
 	}
 	s.sandboxes[id] = &cp
 	s.sbList.Store(nil)
-	return cp, nil
+	w.undo = func() { s.sandboxes[id] = cur }
+	s.enqueue(w)
+	return *cur, cp, w, nil
 }
 
 // DeleteSandbox removes the sandbox's record and frees its name. Unknown IDs are not an error.
 func (s *Store) DeleteSandbox(id string) error {
+	w, err := s.deleteSandbox(id)
+	if err != nil || w == nil {
+		return err
+	}
+	return s.wait(w)
+}
+
+func (s *Store) deleteSandbox(id string) (*write, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	sb, ok := s.sandboxes[id]
 	if !ok {
-		return nil
+		return nil, nil
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketSandboxes).Delete([]byte(id)) }); err != nil {
-		return fmt.Errorf("delete sandbox %s: %w", id, err)
+	w, err := stage(bucketSandboxes, id, nil, "delete sandbox "+id)
+	if err != nil {
+		return nil, err
 	}
 	delete(s.sandboxes, id)
-	if s.sbNames[sb.Name] == id {
+	heldName := s.sbNames[sb.Name] == id
+	if heldName {
 		delete(s.sbNames, sb.Name)
 	}
 	s.sbList.Store(nil)
-	return nil
+	w.undo = func() {
+		s.sandboxes[id] = sb
+		if heldName {
+			s.sbNames[sb.Name] = id
+		}
+	}
+	s.enqueue(w)
+	return w, nil
 }
 
 // Sandbox returns the sandbox with the given ID or unique ID prefix.
@@ -226,76 +276,120 @@ func (s *Store) SandboxRecords() []*Sandbox {
 
 // AddContainer stores a new container, reserving its name; its sandbox must exist.
 func (s *Store) AddContainer(c *Container) error {
+	w, err := s.addContainer(c)
+	if err != nil {
+		return err
+	}
+	return s.wait(w)
+}
+
+func (s *Store) addContainer(c *Container) (*write, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if _, ok := s.sandboxes[c.SandboxID]; !ok {
-		return errdefs.NotFound("pod sandbox %s not found", c.SandboxID)
+		return nil, errdefs.NotFound("pod sandbox %s not found", c.SandboxID)
 	}
 	if id, ok := s.ctrNames[c.Name]; ok {
-		return errdefs.AlreadyExists("container name %q is in use by %s", c.Name, id)
+		return nil, errdefs.AlreadyExists("container name %q is in use by %s", c.Name, id)
 	}
-	if err := s.put(bucketContainers, c.ID, c); err != nil {
-		return err
+	if _, ok := s.containers[c.ID]; ok {
+		return nil, errdefs.AlreadyExists("container %s exists", c.ID)
+	}
+	w, err := stagePut(bucketContainers, c.ID, c)
+	if err != nil {
+		return nil, err
 	}
 	cp := *c
 	s.containers[c.ID] = &cp
 	s.ctrNames[c.Name] = c.ID
 	s.indexContainer(&cp)
 	s.ctrList.Store(nil)
-	return nil
+	w.undo = func() {
+		delete(s.containers, cp.ID)
+		delete(s.ctrNames, cp.Name)
+		s.unindexContainer(&cp)
+	}
+	s.enqueue(w)
+	return w, nil
 }
 
 // UpdateContainer applies fn to a copy of the container and persists the result.
 //
 // A state change the transition table does not allow is FailedPrecondition and changes nothing.
 func (s *Store) UpdateContainer(id string, fn func(*Container) error) (Container, error) {
+	prev, next, w, err := s.updateContainer(id, fn)
+	if err != nil {
+		return prev, err
+	}
+	if err := s.wait(w); err != nil {
+		return prev, err
+	}
+	return next, nil
+}
+
+func (s *Store) updateContainer(id string, fn func(*Container) error) (prev, next Container, w *write, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	cur, ok := s.containers[id]
 	if !ok {
-		return Container{}, errdefs.NotFound("container %s not found", id)
+		return Container{}, Container{}, nil, errdefs.NotFound("container %s not found", id)
 	}
 	cp := *cur
 	if err := fn(&cp); err != nil {
-		return *cur, err
+		return *cur, Container{}, nil, err
 	}
 	if err := CheckContainerTransition(id, cur.State, cp.State); err != nil {
-		return *cur, err
+		return *cur, Container{}, nil, err
 	}
 	if cp.SandboxID != cur.SandboxID {
-		return *cur, errdefs.InvalidArgument("container %s cannot move from pod sandbox %s to %s", id, cur.SandboxID, cp.SandboxID)
+		return *cur, Container{}, nil, errdefs.InvalidArgument("container %s cannot move from pod sandbox %s to %s", id, cur.SandboxID, cp.SandboxID)
 	}
-	if err := s.put(bucketContainers, id, &cp); err != nil {
-		return *cur, err
+	if w, err = stagePut(bucketContainers, id, &cp); err != nil {
+		return *cur, Container{}, nil, err
 	}
 	s.containers[id] = &cp
 	s.ctrList.Store(nil)
-	return cp, nil
+	w.undo = func() { s.containers[id] = cur }
+	s.enqueue(w)
+	return *cur, cp, w, nil
 }
 
 // DeleteContainer removes the container's record. Unknown IDs are not an error.
 func (s *Store) DeleteContainer(id string) error {
+	w, err := s.deleteContainer(id)
+	if err != nil || w == nil {
+		return err
+	}
+	return s.wait(w)
+}
+
+func (s *Store) deleteContainer(id string) (*write, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, ok := s.containers[id]
 	if !ok {
-		return nil
+		return nil, nil
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketContainers).Delete([]byte(id)) }); err != nil {
-		return fmt.Errorf("delete container %s: %w", id, err)
+	w, err := stage(bucketContainers, id, nil, "delete container "+id)
+	if err != nil {
+		return nil, err
 	}
 	delete(s.containers, id)
-	if s.ctrNames[c.Name] == id {
+	heldName := s.ctrNames[c.Name] == id
+	if heldName {
 		delete(s.ctrNames, c.Name)
 	}
-	if ids := s.podCtrs[c.SandboxID]; ids != nil {
-		delete(ids, id)
-		if len(ids) == 0 {
-			delete(s.podCtrs, c.SandboxID)
-		}
-	}
+	s.unindexContainer(c)
 	s.ctrList.Store(nil)
-	return nil
+	w.undo = func() {
+		s.containers[id] = c
+		if heldName {
+			s.ctrNames[c.Name] = id
+		}
+		s.indexContainer(c)
+	}
+	s.enqueue(w)
+	return w, nil
 }
 
 // Container returns the container with the given ID or unique ID prefix.
@@ -377,19 +471,28 @@ func (s *Store) indexContainer(c *Container) {
 	ids[c.ID] = struct{}{}
 }
 
+// unindexContainer removes c from its sandbox's containers; the caller holds mu for writing.
+func (s *Store) unindexContainer(c *Container) {
+	if ids := s.podCtrs[c.SandboxID]; ids != nil {
+		delete(ids, c.ID)
+		if len(ids) == 0 {
+			delete(s.podCtrs, c.SandboxID)
+		}
+	}
+}
+
 // ---- helpers ----
 
 type record interface{ encode() ([]byte, error) }
 
-func (s *Store) put(bucket []byte, id string, r record) error {
+// stagePut encodes r as the new value of id in bucket, a change not yet queued.
+func stagePut(bucket []byte, id string, r record) (*write, error) {
+	what := fmt.Sprintf("persist %s %s", bucket, id)
 	data, err := r.encode()
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
-	if err := s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucket).Put([]byte(id), data) }); err != nil {
-		return fmt.Errorf("persist %s %s: %w", bucket, id, err)
-	}
-	return nil
+	return stage(bucket, id, data, what)
 }
 
 func resolve[T any](id string, m map[string]T, what string) (string, error) {

@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/internal/boltgroup"
 	"github.com/noded/noded/snapshotter"
 	"github.com/noded/noded/snapshotter/archive"
 )
@@ -40,12 +41,14 @@ type Snapshotter struct {
 	root  string
 	snaps string // root/snapshots
 	db    *bolt.DB
+	// group shares the metadata's write transactions between concurrent callers; every write goes through it.
+	group *boltgroup.Group
 	// AllowDevices lets ApplyLayer create device nodes (see archive.Options).
 	allowDevices bool
 
 	// children counts the records naming each snapshot as their parent, so that Remove need not decode every
-	// record. It is read and raised inside the metadata write transactions (which bbolt serialises) and lowered
-	// only once a removal is committed: a failure leaves it too high for a moment, never too low.
+	// record. It is read and changed only inside the metadata write transactions (which the group runs one at a
+	// time), and a transaction's change is taken back when it rolls back.
 	childMu  sync.Mutex
 	children map[string]int
 }
@@ -111,6 +114,7 @@ func New(root string, opts ...Option) (*Snapshotter, error) {
 		return nil, fmt.Errorf("open snapshotter metadata: %w", err)
 	}
 	s.db = db
+	s.group = boltgroup.New(db)
 	if err := db.Update(func(tx *bolt.Tx) error {
 		if err := Schema.Ensure(tx); err != nil {
 			return err
@@ -244,7 +248,19 @@ func (s *Snapshotter) create(ctx context.Context, kind snapshotter.Kind, key, pa
 	var mounts []snapshotter.Mount
 	var dir string
 	counted := false
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	// undo takes back what the transaction did outside it when it rolls back (it may then run again).
+	undo := func() {
+		if counted {
+			s.addChildren(parent, -1)
+			counted = false
+		}
+		if dir != "" {
+			_ = os.RemoveAll(dir)
+			dir = ""
+		}
+		mounts = nil
+	}
+	err := s.group.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSnapshots)
 		if b.Get([]byte(key)) != nil {
 			return errdefs.AlreadyExists("snapshot %q already exists", key)
@@ -283,14 +299,8 @@ func (s *Snapshotter) create(ctx context.Context, kind snapshotter.Kind, key, pa
 		counted = true
 		mounts, err = s.mounts(b, r)
 		return err
-	})
+	}, undo)
 	if err != nil {
-		if counted {
-			s.addChildren(parent, -1)
-		}
-		if dir != "" {
-			_ = os.RemoveAll(dir)
-		}
 		return nil, err
 	}
 	return mounts, nil
@@ -385,7 +395,13 @@ func (s *Snapshotter) commit(ctx context.Context, name, key string, parent *stri
 		return err
 	}
 	counted := ""
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	undo := func() {
+		if counted != "" {
+			s.addChildren(counted, -1)
+			counted = ""
+		}
+	}
+	return s.group.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSnapshots)
 		r, err := get(b, key)
 		if err != nil {
@@ -426,18 +442,20 @@ func (s *Snapshotter) commit(ctx context.Context, name, key string, parent *stri
 			counted = *parent
 		}
 		return nil
-	})
-	if err != nil && counted != "" {
-		s.addChildren(counted, -1)
-	}
-	return err
+	}, undo)
 }
 
 // Remove deletes snapshot key and its data; it fails with FailedPrecondition while key has children.
 func (s *Snapshotter) Remove(ctx context.Context, key string) error {
 	var id uint64
-	var parent string
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	lowered := ""
+	undo := func() {
+		if lowered != "" {
+			s.addChildren(lowered, 1)
+			lowered = ""
+		}
+	}
+	err := s.group.Update(func(tx *bolt.Tx) error {
 		b := tx.Bucket(bucketSnapshots)
 		r, err := get(b, key)
 		if err != nil {
@@ -446,13 +464,17 @@ func (s *Snapshotter) Remove(ctx context.Context, key string) error {
 		if n := s.childCount(key); n > 0 {
 			return errdefs.FailedPrecondition("snapshot %q has %d children", key, n)
 		}
-		id, parent = r.ID, r.Parent
-		return b.Delete([]byte(key))
-	})
+		if err := b.Delete([]byte(key)); err != nil {
+			return err
+		}
+		id = r.ID
+		s.addChildren(r.Parent, -1)
+		lowered = r.Parent
+		return nil
+	}, undo)
 	if err != nil {
 		return err
 	}
-	s.addChildren(parent, -1)
 	// The record is gone: a directory left by a failure here is removed by the next New.
 	if err := os.RemoveAll(s.dirOf(id)); err != nil {
 		return fmt.Errorf("remove snapshot %q data: %w", key, err)
@@ -506,7 +528,7 @@ func (s *Snapshotter) Usage(ctx context.Context, key string) (snapshotter.Usage,
 	}
 	if r.Kind == snapshotter.KindCommitted {
 		// Best effort: a failure only means the walk is done again next time.
-		_ = s.db.Update(func(tx *bolt.Tx) error {
+		_ = s.group.Update(func(tx *bolt.Tx) error {
 			b := tx.Bucket(bucketSnapshots)
 			cur, err := get(b, key)
 			if err != nil || cur.ID != r.ID {
@@ -514,7 +536,7 @@ func (s *Snapshotter) Usage(ctx context.Context, key string) (snapshotter.Usage,
 			}
 			cur.Usage = &u
 			return put(b, key, cur)
-		})
+		}, nil)
 	}
 	return u, nil
 }

@@ -10,6 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
 
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/snapshotter"
@@ -274,3 +277,67 @@ func BenchmarkRemove250(b *testing.B) {
 		}
 	}
 }
+
+// Prepares queued behind one commit share the next: the one of a key already taken gets AlreadyExists and leaves
+// nothing, the others are made (their transaction ran again without it), and the child counts match the records.
+func TestPreparesSharingACommit(t *testing.T) {
+	ctx := context.Background()
+	root := t.TempDir()
+	s := open(t, root)
+	defer s.Close()
+	if _, err := s.Prepare(ctx, "base-active", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, "base", "base-active"); err != nil {
+		t.Fatal(err)
+	}
+	in, out, held := make(chan struct{}), make(chan struct{}), make(chan error, 1)
+	go func() {
+		held <- s.group.Update(func(*bolt.Tx) error { close(in); <-out; return nil }, nil)
+	}()
+	<-in
+	keys := []string{"a", "b", "a", "c", "missing-parent"}
+	errs := make([]chan error, len(keys))
+	for i, key := range keys {
+		errs[i] = make(chan error, 1)
+		parent := "base"
+		if key == "missing-parent" {
+			parent = "nope"
+		}
+		go func() { _, err := s.Prepare(ctx, key, parent); errs[i] <- err }()
+		for deadline := time.Now().Add(10 * time.Second); s.group.Queued() != i+1; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d prepares queued, want %d", s.group.Queued(), i+1)
+			}
+		}
+	}
+	close(out)
+	if err := <-held; err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []func(error) bool{noError, noError, errdefs.IsAlreadyExists, noError, errdefs.IsNotFound} {
+		if err := <-errs[i]; !want(err) {
+			t.Errorf("Prepare %s: %v", keys[i], err)
+		}
+	}
+	if n := s.childCount("base"); n != 3 {
+		t.Errorf("base has %d children, want 3", n)
+	}
+	dirs, err := os.ReadDir(filepath.Join(root, "snapshots"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dirs) != 4 { // base, a, b, c
+		t.Errorf("%d snapshot directories, want 4: %v", len(dirs), dirs)
+	}
+	for _, key := range []string{"a", "b", "c"} {
+		if err := s.Remove(ctx, key); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Remove(ctx, "base"); err != nil {
+		t.Fatalf("remove base once its children are gone: %v", err)
+	}
+}
+
+func noError(err error) bool { return err == nil }
