@@ -4,12 +4,13 @@
 // GOGC=100) resident, so after a burst of pod lifecycles or an image pull an idle daemon keeps several MiB of
 // garbage and freed spans it will not use until the next burst. A Trimmer counts the calls that do work (every
 // RPC but the read-only polls a kubelet makes all the time) and, once none has run for a whole idle period,
-// runs one forced GC that returns every free page (runtime/debug.FreeOSMemory). It trims once per idle
+// runs two forced GCs and returns every free page (runtime/debug.FreeOSMemory). It trims once per idle
 // stretch: not again until some work has run, and never while a call is in flight.
 package idletrim
 
 import (
 	"context"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"sync/atomic"
@@ -28,7 +29,15 @@ type Trimmer struct {
 
 // New returns a Trimmer that trims after quietTicks ticks of its Run without work (at least 1).
 func New(quietTicks int) *Trimmer {
-	return &Trimmer{quietTicks: max(quietTicks, 1), free: debug.FreeOSMemory}
+	return &Trimmer{quietTicks: max(quietTicks, 1), free: freeAll}
+}
+
+// freeAll runs two GCs and returns every free page to the kernel. The first GC moves what sync.Pools hold (gRPC
+// and HTTP/2 buffers, decompressors) to the pools' victim caches and shrinks oversized goroutine stacks; the
+// second, debug.FreeOSMemory's, frees those and then releases all free memory at once.
+func freeAll() {
+	runtime.GC()
+	debug.FreeOSMemory()
 }
 
 // Begin marks the start of a work call; the returned func marks its end. Two atomic adds, for the hot path.
