@@ -2,6 +2,7 @@ package idletrim
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -135,5 +136,21 @@ func TestInterceptorsCountWorkOnly(t *testing.T) {
 		func(any, grpc.ServerStream) error { during = tr.inFlight.Load(); return nil })
 	if during != 0 || tr.started.Load() != 1 {
 		t.Fatalf("the events stream counted as work: in flight %d, started %d", during, tr.started.Load())
+	}
+}
+
+// BenchmarkUnaryInterceptor is the trimmer's cost on the hot path, for a poll and for a work call.
+func BenchmarkUnaryInterceptor(b *testing.B) {
+	tr := New(1)
+	ctx := context.Background()
+	noop := func(context.Context, any) (any, error) { return nil, nil }
+	for _, m := range []string{"/runtime.v1.RuntimeService/ListContainers", "/runtime.v1.RuntimeService/StartContainer"} {
+		info := &grpc.UnaryServerInfo{FullMethod: m}
+		b.Run(m[strings.LastIndexByte(m, '/')+1:], func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = tr.UnaryInterceptor(ctx, nil, info, noop)
+			}
+		})
 	}
 }
