@@ -15,6 +15,13 @@ import (
 	"github.com/noded/noded/store"
 )
 
+// An idle daemon hands its free heap back to the kernel (idletrim) 20–25 s after the last work call ended: the
+// trimmer looks every idleTrimPeriod and trims after idleTrimTicks looks in a row without work.
+const (
+	idleTrimPeriod = 5 * time.Second
+	idleTrimTicks  = 4
+)
+
 // cniGCInterval is how often live attachments are reported to CNI GC.
 const cniGCInterval = 10 * time.Minute
 

@@ -21,6 +21,7 @@ import (
 	"github.com/noded/noded/config"
 	"github.com/noded/noded/cri"
 	"github.com/noded/noded/events"
+	"github.com/noded/noded/internal/idletrim"
 	"github.com/noded/noded/metrics"
 	"github.com/noded/noded/pod"
 	"github.com/noded/noded/streaming"
@@ -130,6 +131,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	gcDone := make(chan struct{})
 	go func() { svc.gcNetworks(bgCtx); close(gcDone) }()
 	defer func() { stopBackground(); <-gcDone }()
+	trim := idletrim.New(idleTrimTicks)
+	trimDone := make(chan struct{})
+	go func() { trim.RunEvery(bgCtx, idleTrimPeriod); close(trimDone) }()
+	defer func() { stopBackground(); <-trimDone }()
 	if path := d.cfg.Debug.PprofSocket; path != "" {
 		stopPprof, err := servePprof(bgCtx, path)
 		if err != nil {
@@ -181,8 +186,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 	img := newImageServer(svc)
 
 	d.grpc = grpc.NewServer(
-		grpc.ChainUnaryInterceptor(cri.ObservedUnaryInterceptor(d.metrics.ObserveRPC)),
-		grpc.ChainStreamInterceptor(cri.ObservedStreamInterceptor(d.metrics.ObserveRPC)),
+		grpc.ChainUnaryInterceptor(cri.ObservedUnaryInterceptor(d.metrics.ObserveRPC), trim.UnaryInterceptor),
+		grpc.ChainStreamInterceptor(cri.ObservedStreamInterceptor(d.metrics.ObserveRPC), trim.StreamInterceptor),
 		grpc.MaxRecvMsgSize(16*1024*1024),
 		grpc.MaxSendMsgSize(16*1024*1024),
 	)
