@@ -37,6 +37,7 @@ type fakeRuntime struct {
 	exitCode   map[string]int // conmon's exit files
 	created    []ociruntime.CreateOpts
 	kills      []syscall.Signal
+	features   *ociruntime.Features // what Features answers; nil: a runtime without a features command
 	deletes    []bool // whether each Delete's context had a deadline
 	exit       func(ociruntime.ExitEvent)
 }
@@ -48,6 +49,9 @@ func newFakeRuntime() *fakeRuntime {
 func (r *fakeRuntime) Name() string { return "runc" }
 
 func (r *fakeRuntime) Features(context.Context) (*ociruntime.Features, error) {
+	if r.features != nil {
+		return r.features, nil
+	}
 	return &ociruntime.Features{}, nil
 }
 

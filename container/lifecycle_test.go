@@ -2,6 +2,7 @@ package container
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -10,9 +11,12 @@ import (
 	"testing"
 	"time"
 
+	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"github.com/opencontainers/runtime-spec/specs-go/features"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/oci"
 	"github.com/noded/noded/ociruntime"
 	"github.com/noded/noded/store"
 )
@@ -126,6 +130,41 @@ func TestFinishedNeverBeforeStarted(t *testing.T) {
 	e.m.HandleExit(ociruntime.ExitEvent{ID: id2, ExitCode: 3, ExitedAt: later})
 	if c, _ = e.st.Container(id2); c.FinishedAt != later.UnixNano() || c.ExitCode != 3 {
 		t.Fatalf("after a later exit: %+v, want FinishedAt %d", c, later.UnixNano())
+	}
+}
+
+// The bundle's ociVersion is one the handler's runtime takes: crun 1.8 (no features command) refuses anything
+// newer than 1.1.x with "unknown version specified".
+func TestBundleOCIVersionFitsTheRuntime(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		feats *ociruntime.Features
+		want  string
+	}{
+		{"no features command", nil, oci.FallbackOCIVersion},
+		{"older runtime", &ociruntime.Features{Raw: &features.Features{OCIVersionMax: "1.1.0"}}, "1.1.0"},
+		{"newer runtime", &ociruntime.Features{Raw: &features.Features{OCIVersionMax: "9.0.0"}}, specs.Version},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newLifecycleEnv(t)
+			e.rt.features = tc.feats
+			id, err := e.m.Create(context.Background(), e.sb, ctrConfig("app"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			c, _ := e.st.Container(id)
+			data, err := os.ReadFile(filepath.Join(c.Bundle, "config.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var spec specs.Spec
+			if err := json.Unmarshal(data, &spec); err != nil {
+				t.Fatal(err)
+			}
+			if spec.Version != tc.want {
+				t.Fatalf("ociVersion %q, want %q", spec.Version, tc.want)
+			}
+		})
 	}
 }
 

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -98,7 +99,7 @@ const (
 // the kernel has seccomp (and the runtime does not say it lacks it).
 func podInitSpec(sb *store.Sandbox, self, rootfs, cgroupsPath string, host oci.HostInfo, feats oci.Features) (*specs.Spec, error) {
 	spec := &specs.Spec{
-		Version: specs.Version,
+		Version: cmp.Or(feats.OCIVersion, specs.Version),
 		Root:    &specs.Root{Path: rootfs, Readonly: true},
 		Process: &specs.Process{
 			Args: []string{"/init", podinit.Command}, Cwd: "/", Env: []string{"PATH=/"},

@@ -3,7 +3,10 @@
 package oci
 
 import (
+	"cmp"
 	"path/filepath"
+	"strconv"
+	"strings"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	"golang.org/x/sys/unix"
@@ -92,6 +95,54 @@ type Features struct {
 	// CgroupV2 is set when the host uses the unified hierarchy: containers then get their own cgroup namespace
 	// (on v1/hybrid hosts they share the host's, as containerd does, since runc's v1 cgroup mounts need it).
 	CgroupV2 bool
+	// OCIVersion is the ociVersion written into specs for this runtime (see SpecVersion); "" means ours.
+	OCIVersion string
+}
+
+// FallbackOCIVersion is the ociVersion given to a runtime that does not say which versions it takes (no
+// `features` command): crun before 1.9 refuses "unknown version specified" for anything but 1.0.x and 1.1.x.
+const FallbackOCIVersion = "1.0.2"
+
+// SpecVersion is the ociVersion to write for a runtime whose `features` reported max ("" when it has no
+// `features` command): our runtime-spec version, lowered to what the runtime says it takes. Fields newer than
+// that version are still written; runtimes ignore fields they do not know, as with every older spec.
+func SpecVersion(known bool, max string) string {
+	if !known || max == "" {
+		return FallbackOCIVersion
+	}
+	if compareVersions(max, specs.Version) < 0 {
+		return max
+	}
+	return specs.Version
+}
+
+// compareVersions orders two dotted versions ("1.2.1", "1.3.0-rc.1": the pre-release part is ignored).
+func compareVersions(a, b string) int {
+	pa, pb := versionParts(a), versionParts(b)
+	for i := range 3 {
+		if pa[i] != pb[i] {
+			if pa[i] < pb[i] {
+				return -1
+			}
+			return 1
+		}
+	}
+	return 0
+}
+
+func versionParts(v string) [3]int {
+	var out [3]int
+	if i := strings.IndexAny(v, "-+"); i >= 0 {
+		v = v[:i]
+	}
+	for i, f := range strings.SplitN(v, ".", 3) {
+		n, err := strconv.Atoi(f)
+		if err != nil {
+			break
+		}
+		out[i] = n
+	}
+	return out
 }
 
 // HostInfo describes the host. Zero values are filled in by DetectHost.
@@ -139,7 +190,7 @@ func Build(p Params) (*specs.Spec, error) {
 	}
 
 	s := &specs.Spec{
-		Version:     specs.Version,
+		Version:     cmp.Or(p.Runtime.OCIVersion, specs.Version),
 		Root:        &specs.Root{Path: p.RootfsPath, Readonly: sc.GetReadonlyRootfs()},
 		Annotations: annotations(p),
 		Linux: &specs.Linux{

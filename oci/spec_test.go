@@ -833,3 +833,23 @@ func TestImageVolumeMountIsReadOnlyPrivateBind(t *testing.T) {
 		t.Errorf("an image volume changed the rootfs propagation to %q", s.Linux.RootfsPropagation)
 	}
 }
+
+func TestSpecVersion(t *testing.T) {
+	for _, tc := range []struct {
+		known bool
+		max   string
+		want  string
+	}{
+		{false, "", FallbackOCIVersion},
+		{true, "", FallbackOCIVersion},
+		{true, "1.1.0", "1.1.0"},
+		{true, "1.0.2-dev", "1.0.2-dev"},
+		{true, specs.Version, specs.Version},
+		{true, "1.10.0", specs.Version}, // numeric, not string, order
+		{true, "2.0.0", specs.Version},
+	} {
+		if got := SpecVersion(tc.known, tc.max); got != tc.want {
+			t.Errorf("SpecVersion(%v, %q) = %q, want %q", tc.known, tc.max, got, tc.want)
+		}
+	}
+}
