@@ -568,3 +568,77 @@ func TestContainerRecoverEachState(t *testing.T) {
 		}
 	})
 }
+
+// TestReaperDeletesAfterExit: with the reaper running, an exited container's runtime state is deleted once
+// its exit is recorded, and its removal then runs no second delete; a crash that loses the reaper's memory
+// (a new manager on the same store) makes the removal delete again.
+func TestReaperDeletesAfterExit(t *testing.T) {
+	e := newLifecycleEnv(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { e.m.RunReaper(ctx, 2); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	id, err := e.m.Create(ctx, e.sb, ctrConfig("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Stop(ctx, id, 0); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !e.m.wasReaped(id) {
+		if time.Now().After(deadline) {
+			t.Fatal("the reaper did not delete the exited container's runtime state")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if n := e.rt.live(); n != 0 {
+		t.Errorf("%d runtime containers left after the reaper", n)
+	}
+	e.rt.mu.Lock()
+	before := len(e.rt.deletes)
+	e.rt.mu.Unlock()
+	if err := e.m.Remove(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	e.rt.mu.Lock()
+	after := len(e.rt.deletes)
+	e.rt.mu.Unlock()
+	if after != before {
+		t.Errorf("Remove ran %d runtime deletes after the reaper's, want none", after-before)
+	}
+	e.assertClean(t)
+
+	// Reaped by a manager that then went away: a new one removes with the runtime's delete.
+	id2, err := e.m.Create(ctx, e.sb, ctrConfig("app2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Start(ctx, id2); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Stop(ctx, id2, 0); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := New(e.m.cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.rt.mu.Lock()
+	before = len(e.rt.deletes)
+	e.rt.mu.Unlock()
+	if err := m2.Remove(ctx, id2); err != nil {
+		t.Fatal(err)
+	}
+	e.rt.mu.Lock()
+	after = len(e.rt.deletes)
+	e.rt.mu.Unlock()
+	if after == before {
+		t.Error("a manager without the reaper's memory removed without the runtime's delete")
+	}
+	e.assertClean(t)
+}

@@ -103,6 +103,10 @@ type Manager struct {
 
 	mu    sync.Mutex
 	exits map[string]chan struct{} // closed when the container's exit is recorded
+	// reaped: exited containers whose runtime state the reaper already deleted (RunReaper), so that their
+	// removal skips the runtime's delete. Memory only: after a restart, removal runs the (idempotent) delete.
+	reaped map[string]bool
+	reapq  chan string // exits for the reaper; full means the removal deletes the runtime state itself
 
 	featMu sync.Mutex
 	feats  map[string]oci.Features
@@ -122,7 +126,7 @@ func New(cfg Config) (*Manager, error) {
 		cfg.CgroupReader = cgstats.Detect()
 	}
 	m := &Manager{cfg: cfg, bundlesDir: filepath.Join(cfg.StateDir, "containers"), exits: map[string]chan struct{}{},
-		feats: map[string]oci.Features{}}
+		feats: map[string]oci.Features{}, reaped: map[string]bool{}, reapq: make(chan string, 256)}
 	if err := os.MkdirAll(m.bundlesDir, 0o711); err != nil {
 		return nil, err
 	}
@@ -461,8 +465,12 @@ func hostSideMounts(mounts []snapshotter.Mount) []snapshotter.Mount {
 func (m *Manager) cleanup(ctx context.Context, c *store.Container) error {
 	var errs []error
 	if rt, err := m.runtime(c.Runtime); err == nil {
-		if err := rt.Delete(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
-			errs = append(errs, err)
+		var derr error
+		if !m.wasReaped(c.ID) {
+			derr = rt.Delete(ctx, c.ID, true)
+		}
+		if derr != nil && !errdefs.IsNotFound(derr) {
+			errs = append(errs, derr)
 		} else if c.CgroupsPath != "" {
 			// The runtime removes the cgroup of a container it knew. One whose state was lost may have left
 			// processes there; one it never got to (or crashed in) may have left the cgroup.
@@ -594,6 +602,58 @@ func (m *Manager) HandleExit(ev ociruntime.ExitEvent) {
 	}
 	m.closeExit(c.ID)
 	m.emit(&updated, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
+	select {
+	case m.reapq <- c.ID:
+	default:
+	}
+}
+
+// RunReaper deletes the runtime state of containers once their exit is recorded (the runtime's delete of a
+// stopped container, an exec of runc: most of what RemoveContainer and RemovePodSandbox cost otherwise), with
+// workers goroutines, until ctx ends. The container's record is untouched: a crash before or during the
+// delete leaves an exited container whose removal runs the delete again.
+func (m *Manager) RunReaper(ctx context.Context, workers int) {
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case id := <-m.reapq:
+					m.reap(ctx, id)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// reap deletes the runtime state of container id if it is still there and exited.
+func (m *Manager) reap(ctx context.Context, id string) {
+	unlock := m.locks.Lock(id)
+	defer unlock()
+	c, err := m.cfg.Store.Container(id)
+	if err != nil || c.State != store.ContainerExited {
+		return
+	}
+	rt, err := m.runtime(c.Runtime)
+	if err != nil {
+		return
+	}
+	if err := rt.Delete(ctx, c.ID, true); err != nil && !errdefs.IsNotFound(err) {
+		klog.V(2).InfoS("deleting an exited container's runtime state failed; its removal retries", "containerID", id, "err", err)
+		return
+	}
+	m.mu.Lock()
+	m.reaped[id] = true
+	m.mu.Unlock()
+}
+
+func (m *Manager) wasReaped(id string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.reaped[id]
 }
 
 func (m *Manager) closeExit(id string) {
@@ -709,6 +769,7 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	}
 	m.mu.Lock()
 	delete(m.exits, c.ID)
+	delete(m.reaped, c.ID)
 	m.mu.Unlock()
 	m.oom.forget(c.ID)
 	m.emit(&c, runtimeapi.ContainerEventType_CONTAINER_DELETED_EVENT)

@@ -57,7 +57,7 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 		cni.WithObserver(d.metrics.ObserveCNI)); err != nil {
 		return nil, fmt.Errorf("cni: %w", err)
 	}
-	if s.snapshots, err = overlay.New(filepath.Join(d.opts.Root, "snapshots")); err != nil {
+	if s.snapshots, err = overlay.New(filepath.Join(d.opts.Root, "snapshots"), overlay.WithVolatile(true)); err != nil {
 		return nil, fmt.Errorf("snapshotter: %w", err)
 	}
 	if s.stats, err = stats.New(stats.Config{

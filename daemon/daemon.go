@@ -183,6 +183,10 @@ func (d *Daemon) Run(ctx context.Context) error {
 	reapDone := make(chan struct{})
 	go func() { svc.reapUnclaimed(bgCtx, d.cfg.UnclaimedCreateTimeout.Duration); close(reapDone) }()
 	defer func() { stopBackground(); <-reapDone }()
+	// Two workers: one per core of a small node; a burst of exits beyond them is deleted by the removals.
+	reaperDone := make(chan struct{})
+	go func() { svc.containers.RunReaper(bgCtx, 2); close(reaperDone) }()
+	defer func() { stopBackground(); <-reaperDone }()
 	img := newImageServer(svc)
 
 	d.grpc = grpc.NewServer(

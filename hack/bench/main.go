@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -52,6 +53,13 @@ type options struct {
 	plot           string
 
 	countExecs bool
+
+	cniCost         bool
+	cniCostVariants []cniVariant
+	cniCostPods     []int
+	cniCostSamples  int
+	cniCostTemplate string
+	cniCostBridge   string
 
 	floor       bool
 	floorRuns   int
@@ -101,6 +109,14 @@ func run() error {
 	flag.StringVar(&o.cniConfDir, "cni-conf-dir", "/var/tmp/noded-bench/noded/cni/net.d", "CNI conflist dir for the floor")
 	bins := flag.String("cni-bin-dirs", "/usr/lib/cni,/opt/cni/bin", "CNI plugin dirs for the floor")
 	flag.StringVar(&o.mirror, "mirror", "127.0.0.1:5009", "plain-HTTP registry serving docker.io/... images (manifests for the pull phase, the floor's rootfs)")
+	flag.BoolVar(&o.cniCost, "cni-cost", false, "only measure the CNI plugins: CPU and wall of ADD+DEL per variant at --cni-cost-pods attached, in private namespaces (see cnicost.go)")
+	cniVariantSpec := flag.String("cni-cost-variants", "debian-masq,debian-nomasq,debian-static,new-nft,new-ipt", "cni-cost: variants (debian-masq, debian-nomasq, debian-static, new-nft, new-ipt, new-nomasq)")
+	cniDebian := flag.String("cni-cost-debian-bin", "/usr/lib/cni", "cni-cost: plugin dir of the debian-* variants")
+	cniNew := flag.String("cni-cost-new-bin", "", "cni-cost: plugin dir of the new-* variants (containernetworking/plugins built from the Go module proxy)")
+	cniCostPods := flag.String("cni-cost-pods", "0,100,250", "cni-cost: pods attached while it measures")
+	flag.IntVar(&o.cniCostSamples, "cni-cost-samples", 10, "cni-cost: ADD+DEL pairs per variant and pod count")
+	flag.StringVar(&o.cniCostTemplate, "cni-cost-template", "hack/cni/10-noded.conflist", "cni-cost: conflist template (noded's default network)")
+	flag.StringVar(&o.cniCostBridge, "cni-cost-bridge", "nodedcost0", "cni-cost: bridge name (each variant's is in a namespace of its own)")
 	removeAll := flag.Bool("remove-all", false, "remove every pod sandbox on --endpoint and exit (for the start/stop scripts)")
 	flag.Parse()
 
@@ -132,6 +148,17 @@ func run() error {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if o.cniCost {
+		if o.cniCostPods, err = parseCounts(*cniCostPods); err != nil {
+			return fmt.Errorf("--cni-cost-pods: %w", err)
+		}
+		if o.cniCostVariants, err = cniVariants(*cniVariantSpec, *cniDebian, *cniNew); err != nil {
+			return fmt.Errorf("--cni-cost-variants: %w", err)
+		}
+		// Only files below --work-dir: every namespace it makes dies with it.
+		defer os.RemoveAll(filepath.Join(o.workDir, "cni-cost"))
+		return benchCNICost(ctx, &o, o.cniCostVariants, os.Stdout)
+	}
 	defer os.RemoveAll(o.workDir)
 	defer func() {
 		if err := removeCgroupTree(o.cgroupParent); err != nil {

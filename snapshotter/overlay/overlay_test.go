@@ -8,11 +8,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/snapshotter"
@@ -341,3 +344,59 @@ func TestPreparesSharingACommit(t *testing.T) {
 }
 
 func noError(err error) bool { return err == nil }
+
+// TestWritableMountsVolatile: with WithVolatile, an active snapshot on a parent mounts as a volatile overlay (its unmount then
+// does not sync the filesystem under it) where the kernel has the option (5.10+); views do not.
+func TestWritableMountsVolatile(t *testing.T) {
+	needRoot(t)
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		t.Fatal(err)
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(unix.ByteSliceToString(u.Release[:]), "%d.%d", &major, &minor); err != nil || major < 5 || major == 5 && minor < 10 {
+		t.Skipf("kernel %s has no volatile overlays", u.Release[:])
+	}
+	ctx := context.Background()
+	s, err := New(t.TempDir(), WithVolatile(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := s.Prepare(ctx, "base-a", ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, "base", "base-a"); err != nil {
+		t.Fatal(err)
+	}
+	rw, err := s.Prepare(ctx, "c", "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rw) != 1 || rw[0].Type != "overlay" || !slices.Contains(rw[0].Options, "volatile") {
+		t.Fatalf("writable mounts = %+v, want a volatile overlay", rw)
+	}
+	ro, err := s.View(ctx, "v", "base")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ro {
+		if slices.Contains(m.Options, "volatile") {
+			t.Errorf("view mounts = %+v, want no volatile", ro)
+		}
+	}
+	target := t.TempDir()
+	if err := snapshotter.MountAll(rw, target); err != nil {
+		t.Fatal(err)
+	}
+	werr := os.WriteFile(filepath.Join(target, "f"), []byte("x"), 0o644)
+	if err := snapshotter.UnmountAll(target); err != nil {
+		t.Fatal(err)
+	}
+	if werr != nil {
+		t.Fatal(werr)
+	}
+	if entries, _ := filepath.Glob(filepath.Join(s.root, ".volatile-probe-*")); len(entries) != 0 {
+		t.Errorf("probe left %v", entries)
+	}
+}
