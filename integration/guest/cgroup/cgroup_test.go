@@ -252,6 +252,7 @@ func TestCgroupDrivers(t *testing.T) {
 			t.Run("Resources", e.testResources)
 			t.Run("OOMKilled", e.testOOMKilled)
 			t.Run("PodInit", e.testPodInit)
+			t.Run("PodCgroupThroughHostPath", e.testPodCgroupThroughHostPath)
 			if driver == cgroupsv2.DriverSystemd {
 				if left := nodedScopes(t); len(left) > 0 {
 					t.Errorf("scopes left after every pod was removed: %v", left)
@@ -478,4 +479,80 @@ func TestAutoDriverIsSystemd(t *testing.T) {
 	if got := rc.GetLinux().GetCgroupDriver(); got != runtimeapi.CgroupDriver_SYSTEMD {
 		t.Errorf("RuntimeConfig cgroup driver with \"auto\" = %v, want SYSTEMD", got)
 	}
+}
+
+// testPodCgroupThroughHostPath does what the node e2e suite's pod cgroup checks do (test/e2e/common/node/framework/
+// cgroups in Kubernetes v1.37: the in-place resize and pod-level resources specs): the first container mounts the
+// host's /sys/fs/cgroup at /sysfscgroup (a hostPath volume), runs as a non-root user and finds its pod's cgroup
+// with `find /sysfscgroup -name '*<uid with _>*' -o -name '*<uid>*'`, which must print exactly the pod's
+// parent (kubelet's slice kubepods-burstable-pod<uid with _>.slice under systemd, pod<uid> under cgroupfs: nothing
+// of noded's below it may carry the UID), then reads the pod's cpu.max there. It also logs the CPU one such exec
+// costs inside the container's cgroup, the cost a CPU limit throttles: at the suite's 10m limits (cpu.max
+// "1000 100000") the exec takes at least 100 times that in wall time.
+func (e *env) testPodCgroupThroughHostPath(t *testing.T) {
+	const uid = "5d0c1e2f-3a4b-4c5d-8e6f-7a8b9c0d1e2f"
+	nameUID := uid
+	if e.driver == cgroupsv2.DriverSystemd {
+		// kubelet's systemd names escape the UID's dashes (cm.GetPodContainerName: '-' is systemd's separator)
+		nameUID = strings.ReplaceAll(uid, "-", "_")
+	}
+	cfg := e.podConfig(t, "hostcg", uid)
+	cfg.Linux.CgroupParent = e.parent(nameUID)
+	pod := e.runPod(t, cfg)
+	ccfg := &runtimeapi.ContainerConfig{
+		Metadata: &runtimeapi.ContainerMetadata{Name: "c1"},
+		Image:    &runtimeapi.ImageSpec{Image: "busybox"},
+		Command:  []string{"sleep", "3600"},
+		LogPath:  "c1.log",
+		Mounts:   []*runtimeapi.Mount{{ContainerPath: "/sysfscgroup", HostPath: "/sys/fs/cgroup"}},
+		Linux: &runtimeapi.LinuxContainerConfig{
+			Resources: &runtimeapi.LinuxContainerResources{CpuShares: 2, CpuPeriod: 100000, CpuQuota: 1000},
+			SecurityContext: &runtimeapi.LinuxContainerSecurityContext{
+				NamespaceOptions: cfg.GetLinux().GetSecurityContext().GetNamespaceOptions(),
+				RunAsUser:        &runtimeapi.Int64Value{Value: 1000},
+			},
+		},
+	}
+	id, err := e.n.Runtime.CreateContainer(e.ctx, pod, ccfg, cfg)
+	if err != nil {
+		t.Fatalf("CreateContainer: %v", err)
+	}
+	if err := e.n.Runtime.StartContainer(e.ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	dir := e.cgroupDir(e.parent(nameUID), id)
+	if got := readFile(t, dir, "cpu.max"); got != "1000 100000" {
+		t.Fatalf("container cpu.max = %q, want \"1000 100000\"", got)
+	}
+	// Lift the container's limit for the checks below (they cost a throttled exec minutes in the guest), as
+	// kubelet's resize does, and keep the pod's own parent limit for the container to read.
+	lifted := &runtimeapi.LinuxContainerResources{CpuShares: 2, CpuPeriod: 100000, CpuQuota: 50000}
+	if err := e.n.Runtime.UpdateContainerResources(e.ctx, id, &runtimeapi.ContainerResources{Linux: lifted}); err != nil {
+		t.Fatalf("UpdateContainerResources: %v", err)
+	}
+
+	find := fmt.Sprintf("find /sysfscgroup -name '*%s*' -o -name '*%s*'", strings.ReplaceAll(uid, "-", "_"), uid)
+	before := readKV(t, dir, "cpu.stat", "usage_usec")
+	stdout, stderr, err := e.n.Runtime.ExecSync(e.ctx, id, []string{"/bin/sh", "-c", find}, 2*time.Minute)
+	after := readKV(t, dir, "cpu.stat", "usage_usec")
+	if err != nil || len(stderr) > 0 {
+		t.Fatalf("exec %q: %v, stderr %q", find, err, stderr)
+	}
+	want := "/sysfscgroup" + e.parent(nameUID)
+	if got := strings.TrimSpace(string(stdout)); got != want {
+		t.Fatalf("the suite's find printed %q, want exactly the pod's cgroup %q", got, want)
+	}
+	t.Logf("one exec of the suite's find cost %d us of CPU in the container's cgroup (%s): at cpu.max \"1000 100000\" "+
+		"that is at least %.1f s wall", after-before, dir, float64(after-before)/1000*100/1e3)
+
+	hostCPUMax := readFile(t, filepath.Join("/sys/fs/cgroup", e.parent(nameUID)), "cpu.max")
+	stdout, _, err = e.n.Runtime.ExecSync(e.ctx, id, []string{"/bin/sh", "-c", "head -n 1 " + want + "/cpu.max"}, 2*time.Minute)
+	if err != nil {
+		t.Fatalf("read the pod's cpu.max in the container: %v", err)
+	}
+	if got := strings.TrimSpace(string(stdout)); got != hostCPUMax {
+		t.Errorf("the pod's cpu.max seen in the container = %q, on the host %q", got, hostCPUMax)
+	}
+	e.removePod(t, pod)
+	e.assertGone(t, dir)
 }
