@@ -188,7 +188,9 @@ func (n *Noded) start() {
 		n.t.Fatal(err)
 	}
 	n.proc = c
-	if err := n.waitReady(30 * time.Second); err != nil {
+	// A bound, not a measure: it returns as soon as noded answers. The UML guest under host load needs more than
+	// 20 s for noded's start-up feature probes.
+	if err := n.waitReady(90 * time.Second); err != nil {
 		n.t.Fatalf("noded did not become ready: %v", err)
 	}
 }
