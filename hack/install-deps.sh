@@ -7,6 +7,10 @@ PKGS=(
   runc conmon crun containernetworking-plugins iptables iproute2 util-linux procps
   busybox libseccomp-dev pkg-config gcc make ca-certificates docker-registry
   nginx-light kmod psmisc apparmor
+  # internal/testimage copies the e2e images' tools out of these packages and finds their libraries with ldd,
+  # so the libraries each one links must be on the host (bind9-dnsutils' dig took libjemalloc2 in 1:9.18.49).
+  # TestInstallDepsHasTheImagesPackages keeps this list in step with the builder's.
+  bash curl netcat-openbsd bind9-dnsutils socat iperf hostname
 )
 RUNC_VERSION="${RUNC_VERSION:-v1.5.2}"
 PREFIX="${NODED_PREFIX:-/usr/local}"
