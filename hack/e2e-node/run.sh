@@ -25,8 +25,9 @@
 #   - the runtime on its own socket, root, state, CNI network (hack/cni/render-conflist.sh; bridge e2e{n,c}s<slot>,
 #     10.(230+slot).{200,201}.0/24), runc /usr/local/sbin/runc, in cgroup /e2e<slot>-<runtime>-runtime;
 #   - kubelet (started by the suite) with cgroupfs, failCgroupV1: false, cgroupRoot /e2e<slot>-<runtime>, node IP
-#     and addresses 127.0.0.1, oomScoreAdj/maxOpenFiles as this process has them (no CAP_SYS_RESOURCE), and a PATH
-#     without systemd-run (the suite would run kubelet through it).
+#     and addresses 127.0.0.1, oomScoreAdj/maxOpenFiles as this process has them (no CAP_SYS_RESOURCE), run as a
+#     unit of hack/e2e-node/systemd-shim.sh (the suite's systemd-run and systemctl here: PID 1 is not systemd), so
+#     that the specs that restart kubelet or change its configuration can stop and restart it;
 # Whatever happens, the exit trap stops the suite, kubelet and the runtime, kills what is left in the run's cgroups,
 # unmounts the run dir and /var/lib/kubelet, deletes the bridge, the iptables rules the run added, the cgroups,
 # SysV shm segments the run created, /var/lib/kubelet (when it did not exist before), restores the sysctls kubelet
@@ -425,22 +426,26 @@ KUBELET_FLAGS="--system-cgroups= --kubelet-cgroups=/$CGKUBELET --runtime-cgroups
 # (20 s of timeouts, past the CSINode start-up deadline: the node never gets Ready).
 [ -z "${E2E_ISOLATED:-}" ] || KUBELET_FLAGS="$KUBELET_FLAGS --node-ip=198.18.$SLOT.2"
 
-# A PATH without systemd-run: the suite runs kubelet through systemd-run whenever it finds it (PID 1 here is not
-# systemd).
+# The suite's host commands: a PATH of the host's /usr/bin and /bin, with, in front, a shim dir with
+# - systemd-run and systemctl: hack/e2e-node/systemd-shim.sh. The suite runs kubelet through systemd-run whenever it
+#   finds it, and its kubelet-restart specs (and every kubelet configuration change) stop and restart that unit with
+#   systemctl; PID 1 here is not systemd. The shim keeps the unit (command, log, PID) in $RUN/units and runs
+#   kubelet detached, so that it can be killed and restarted as the suite expects.
+# - sudo: the suite runs ps, kill, cat and systemctl through sudo; the run is root and the host has no sudo.
 for d in /usr/bin /bin; do
 	[ -L "$d" ] && continue
 	ln -s "$d"/* "$RUN/path/" 2>/dev/null || true
 done
-rm -f "$RUN/path/systemd-run"
-# The suite runs host commands through sudo (ps, kill, cat, systemctl); the run is root and the host has no sudo.
-rm -f "$RUN/path/sudo"
-printf '#!/bin/sh\nexec "$@"\n' >"$RUN/path/sudo"
-chmod 755 "$RUN/path/sudo"
+mkdir -p "$RUN/shim" "$RUN/units"
+cp "$REPO/hack/e2e-node/systemd-shim.sh" "$RUN/shim/systemd-run"
+cp "$REPO/hack/e2e-node/systemd-shim.sh" "$RUN/shim/systemctl"
+printf '#!/bin/sh\nexec "$@"\n' >"$RUN/shim/sudo"
+chmod 755 "$RUN/shim/systemd-run" "$RUN/shim/systemctl" "$RUN/shim/sudo"
 # ginkgo runs only binaries named *.test; the suite looks for kubelet beside the path it was started as.
 mkdir -p "$RUN/bin"
 ln -s "$BIN/e2e_node" "$RUN/bin/e2e_node.test"
 ln -s "$BIN/kubelet" "$RUN/bin/kubelet"
-SUITE_PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:$RUN/path"
+SUITE_PATH="$RUN/shim:/usr/local/sbin:/usr/local/bin:/usr/sbin:/sbin:$RUN/path"
 
 # run_pass NAME FOCUS SKIP NODES: one ginkgo run of the suite; its JUnit report is $REPORT/junit_NAME.xml.
 run_pass() {
@@ -450,7 +455,7 @@ run_pass() {
 	set +e
 	(
 		cd "$WORK"
-		exec env PATH="$SUITE_PATH" nice -n 10 "$BIN/ginkgo" --nodes="$nodes" --no-color --timeout="$TIMEOUT" --seed="$SEED" \
+		exec env PATH="$SUITE_PATH" E2E_UNIT_DIR="$RUN/units" nice -n 10 "$BIN/ginkgo" --nodes="$nodes" --no-color --timeout="$TIMEOUT" --seed="$SEED" \
 			--focus="$focus" --skip="$skip" --output-dir="$REPORT" --junit-report="junit_$name.xml" \
 			"$RUN/bin/e2e_node.test" -- \
 			--container-runtime-endpoint="unix://$SOCK" --image-service-endpoint="unix://$SOCK" \
