@@ -142,8 +142,29 @@ CTD_VERSION=v2.4.2
 CTD_BIN=${E2E_CONTAINERD_CACHE:-/var/cache/noded-e2e-containerd}/$CTD_VERSION/bin
 SYSCTLS="vm.overcommit_memory kernel.panic kernel.panic_on_oops"
 
+# fetch_binaries: kubelet, e2e_node.test, ginkgo and agnhost (hack/k8s/build.sh), porter's certificate dir and,
+# for containerd, its build: the Go module proxy on a cold machine (sets BIN and PORTER).
+fetch_binaries() {
+	if [ -n "${E2E_K8S_BIN:-}" ]; then
+		BIN=$E2E_K8S_BIN
+	else
+		BIN=$("$REPO/hack/k8s/build.sh" --print kubelet e2e_node ginkgo agnhost)
+	fi
+	PORTER=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@${K8S_VERSION:-v1.37.2}" |
+		sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/test/images/agnhost/porter
+	if [ "$RUNTIME" = containerd ]; then containerd_build "$CTD_VERSION" "$CTD_BIN"; fi
+}
+
 mkdir -p /var/tmp
 if [ "$ISOLATE" = 1 ] && [ -z "${E2E_ISOLATED:-}" ]; then
+	# The isolated namespace has no way out: what needs the network (the Go module proxy, Debian's mirror for the
+	# image set's packages) runs here first. The image set is built once without pushing (--dry-run), which fills
+	# the imagebuilder's cache, so that the build inside, which pushes to the run's own registry, finds every .deb.
+	echo "== $(date -u +%H:%M:%S) fetching binaries and the image set's packages before isolating" >&2
+	fetch_binaries
+	if [ "${E2E_KEEP_IMAGES:-}" != 1 ]; then
+		go run ./hack/imagebuilder --dry-run --set e2enode --agnhost "$BIN/agnhost" --porter "$PORTER" >/dev/null
+	fi
 	# --mount makes mount propagation private: nothing mounted in the run reaches the host.
 	exec env E2E_ISOLATED=1 unshare --net --mount --ipc -- "$SELF" "${ORIG_ARGS[@]}"
 fi
@@ -328,16 +349,9 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-# --- binaries
+# --- binaries (fetched before an isolated run leaves the host's network: see fetch_binaries)
 log "Kubernetes binaries (hack/k8s/build.sh)"
-if [ -n "${E2E_K8S_BIN:-}" ]; then
-	BIN=$E2E_K8S_BIN
-else
-	BIN=$("$REPO/hack/k8s/build.sh" --print kubelet e2e_node ginkgo agnhost)
-fi
-PORTER=$(GOFLAGS=-mod=mod go mod download -json "k8s.io/kubernetes@${K8S_VERSION:-v1.37.2}" |
-	sed -n 's/.*"Dir": "\(.*\)".*/\1/p')/test/images/agnhost/porter
-if [ "$RUNTIME" = containerd ]; then containerd_build "$CTD_VERSION" "$CTD_BIN"; fi
+fetch_binaries
 
 # --- a clean run dir
 log "preparing $RUN"
