@@ -181,6 +181,9 @@ if [ -n "${E2E_ISOLATED:-}" ]; then
 	ip route add default via "198.18.$SLOT.1" dev "e2ed$SLOT"
 	HOSTDIRS=/var/tmp/noded-e2e$SLOT-$RUNTIME-host
 	rm -rf --one-file-system "$HOSTDIRS"
+	# the mount points this run makes on the host (empty; removed again at the end)
+	MADE_POINTS=
+	for d in /var/lib/kubelet /var/log/pods /var/log/containers; do [ -e "$d" ] || MADE_POINTS="$MADE_POINTS $d"; done
 	mkdir -p "$HOSTDIRS/kubelet" "$HOSTDIRS/pod-logs" "$HOSTDIRS/container-logs" /var/lib/kubelet /var/log/pods \
 		/var/log/containers
 	mount --bind "$HOSTDIRS/kubelet" /var/lib/kubelet
@@ -342,6 +345,8 @@ cleanup() {
 	if [ -n "${E2E_ISOLATED:-}" ]; then
 		umount /var/lib/kubelet /var/log/pods /var/log/containers 2>/dev/null || true
 		rm -rf --one-file-system "$HOSTDIRS"
+		# shellcheck disable=SC2086 # a list of paths without spaces
+		[ -z "${MADE_POINTS:-}" ] || rmdir $MADE_POINTS 2>/dev/null || true
 	fi
 	exit "$rc"
 }
