@@ -7,7 +7,10 @@ PKGS=(
   runc conmon crun containernetworking-plugins iptables iproute2 util-linux procps
   busybox libseccomp-dev pkg-config gcc make ca-certificates docker-registry
   nginx-light kmod psmisc apparmor
+  bind9-libs
 )
+# bind9-libs: hack/imagebuilder's e2enode set copies dig and nslookup (bind9-dnsutils) into agnhost with the
+# libraries ldd finds for them on this host (libisc, libdns, ... and libjemalloc2); without it the set does not build.
 RUNC_VERSION="${RUNC_VERSION:-v1.5.2}"
 PREFIX="${NODED_PREFIX:-/usr/local}"
 
