@@ -38,7 +38,7 @@ type fakeRuntime struct {
 	created    []ociruntime.CreateOpts
 	kills      []syscall.Signal
 	features   *ociruntime.Features // what Features answers; nil: a runtime without a features command
-	deletes    []bool // whether each Delete's context had a deadline
+	deletes    []bool               // whether each Delete's context had a deadline
 	exit       func(ociruntime.ExitEvent)
 }
 
