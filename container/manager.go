@@ -161,11 +161,11 @@ func (m *Manager) Features(ctx context.Context, handler string) (oci.Features, e
 	}
 	f := oci.Features{RecursiveReadOnly: rf.RecursiveReadOnly, IDMapMounts: rf.IDMapMounts,
 		UserNamespaces: rf.UserNamespaces, Seccomp: rf.Seccomp, Known: rf.Raw != nil, CgroupV2: cgroupsv2.DetectHost().Unified}
+	var maxVersion string
 	if rf.Raw != nil {
-		f.OCIVersion = oci.SpecVersion(true, rf.Raw.OCIVersionMax)
-	} else {
-		f.OCIVersion = oci.SpecVersion(false, "")
+		maxVersion = rf.Raw.OCIVersionMax
 	}
+	f.OCIVersion = oci.SpecVersion(maxVersion)
 	if m.cfg.HostFeatures != nil {
 		hf := HandlerFeatures(*m.cfg.HostFeatures, rf)
 		f.RecursiveReadOnly, f.IDMapMounts, f.UserNamespaces = hf.RecursiveReadOnly, hf.IDMapMounts, hf.UserNamespaces

@@ -104,10 +104,11 @@ type Features struct {
 const FallbackOCIVersion = "1.0.2"
 
 // SpecVersion is the ociVersion to write for a runtime whose `features` reported max ("" when it has no
-// `features` command): our runtime-spec version, lowered to what the runtime says it takes. Fields newer than
-// that version are still written; runtimes ignore fields they do not know, as with every older spec.
-func SpecVersion(known bool, max string) string {
-	if !known || max == "" {
+// `features` command or did not say): our runtime-spec version, lowered to what the runtime says it takes.
+// Fields newer than that version are still written; runtimes ignore fields they do not know, as with every
+// older spec.
+func SpecVersion(max string) string {
+	if max == "" {
 		return FallbackOCIVersion
 	}
 	if compareVersions(max, specs.Version) < 0 {

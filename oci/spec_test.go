@@ -836,20 +836,18 @@ func TestImageVolumeMountIsReadOnlyPrivateBind(t *testing.T) {
 
 func TestSpecVersion(t *testing.T) {
 	for _, tc := range []struct {
-		known bool
-		max   string
-		want  string
+		max  string
+		want string
 	}{
-		{false, "", FallbackOCIVersion},
-		{true, "", FallbackOCIVersion},
-		{true, "1.1.0", "1.1.0"},
-		{true, "1.0.2-dev", "1.0.2-dev"},
-		{true, specs.Version, specs.Version},
-		{true, "1.10.0", specs.Version}, // numeric, not string, order
-		{true, "2.0.0", specs.Version},
+		{"", FallbackOCIVersion},
+		{"1.1.0", "1.1.0"},
+		{"1.0.2-dev", "1.0.2-dev"},
+		{specs.Version, specs.Version},
+		{"1.10.0", specs.Version}, // numeric, not string, order
+		{"2.0.0", specs.Version},
 	} {
-		if got := SpecVersion(tc.known, tc.max); got != tc.want {
-			t.Errorf("SpecVersion(%v, %q) = %q, want %q", tc.known, tc.max, got, tc.want)
+		if got := SpecVersion(tc.max); got != tc.want {
+			t.Errorf("SpecVersion(%q) = %q, want %q", tc.max, got, tc.want)
 		}
 	}
 }
