@@ -22,6 +22,17 @@ const (
 	idleTrimTicks  = 4
 )
 
+// goBackground runs fn(ctx) in a goroutine of its own and returns a func that waits until fn has returned
+// (callers cancel ctx first).
+func goBackground(ctx context.Context, fn func(context.Context)) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn(ctx)
+	}()
+	return func() { <-done }
+}
+
 // cniGCInterval is how often live attachments are reported to CNI GC.
 const cniGCInterval = 10 * time.Minute
 

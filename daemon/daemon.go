@@ -128,13 +128,11 @@ func (d *Daemon) Run(ctx context.Context) error {
 	defer func() { _ = svc.watcher.Close(); <-exitsDone }()
 
 	bgCtx, stopBackground := context.WithCancel(ctx)
-	gcDone := make(chan struct{})
-	go func() { svc.gcNetworks(bgCtx); close(gcDone) }()
-	defer func() { stopBackground(); <-gcDone }()
+	waitGC := goBackground(bgCtx, svc.gcNetworks)
+	defer func() { stopBackground(); waitGC() }()
 	trim := idletrim.New(idleTrimTicks)
-	trimDone := make(chan struct{})
-	go func() { trim.RunEvery(bgCtx, idleTrimPeriod); close(trimDone) }()
-	defer func() { stopBackground(); <-trimDone }()
+	waitTrim := goBackground(bgCtx, func(ctx context.Context) { trim.RunEvery(ctx, idleTrimPeriod) })
+	defer func() { stopBackground(); waitTrim() }()
 	if path := d.cfg.Debug.PprofSocket; path != "" {
 		stopPprof, err := servePprof(bgCtx, path)
 		if err != nil {
@@ -180,13 +178,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	reapDone := make(chan struct{})
-	go func() { svc.reapUnclaimed(bgCtx, d.cfg.UnclaimedCreateTimeout.Duration); close(reapDone) }()
-	defer func() { stopBackground(); <-reapDone }()
+	waitUnclaimed := goBackground(bgCtx, func(ctx context.Context) {
+		svc.reapUnclaimed(ctx, d.cfg.UnclaimedCreateTimeout.Duration)
+	})
+	defer func() { stopBackground(); waitUnclaimed() }()
 	// Two workers: one per core of a small node; a burst of exits beyond them is deleted by the removals.
-	reaperDone := make(chan struct{})
-	go func() { svc.containers.RunReaper(bgCtx, 2); close(reaperDone) }()
-	defer func() { stopBackground(); <-reaperDone }()
+	waitReaper := goBackground(bgCtx, func(ctx context.Context) { svc.containers.RunReaper(ctx, 2) })
+	defer func() { stopBackground(); waitReaper() }()
 	img := newImageServer(svc)
 
 	d.grpc = grpc.NewServer(
