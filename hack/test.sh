@@ -34,6 +34,7 @@ go test -count=1 -p 1 -timeout 60m ./... 2>&1 | tee /tmp/noded-test.log
 rc=${PIPESTATUS[0]}
 set -e
 echo "== fuzz (every Fuzz test, FUZZTIME=${FUZZTIME:-10s} each)"
+./hack/fuzz.sh --selftest || rc=1
 ./hack/fuzz.sh || rc=1
 passed=$(grep -c '^ok ' /tmp/noded-test.log || true)
 failed=$(grep -c '^FAIL' /tmp/noded-test.log || true)
