@@ -441,7 +441,7 @@ func benchCNICost(ctx context.Context, o *options, variants []cniVariant, w io.W
 	}
 	var ec *execCounter
 	if o.countExecs {
-		if ec, err = startExecCounter([]int{os.Getpid()}); err != nil {
+		if ec, err = startExecCounter([]int{os.Getpid()}, o.execLog.forRoots("cni-cost")); err != nil {
 			return err
 		}
 		defer ec.close()

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -152,6 +153,9 @@ type execTracker struct {
 	counts  []map[string]int
 	lookup  func(pid int) string // the exec's name, read as soon as the event arrives
 	lostErr error
+	// log, if set, is called with each counted exec (root: the index of the followed daemon), e.g. to attribute
+	// the samples of a machine-wide profile (perf record -a) to the exec they came from.
+	log func(pid, root int, name string)
 }
 
 func newExecTracker(roots []int, lookup func(pid int) string) *execTracker {
@@ -178,7 +182,11 @@ func (t *execTracker) handle(ev procEvent) {
 		}
 	case procEventExec:
 		if i, ok := t.owner[ev.pid]; ok {
-			t.counts[i][t.lookup(ev.pid)]++
+			name := t.lookup(ev.pid)
+			t.counts[i][name]++
+			if t.log != nil {
+				t.log(ev.pid, i, name)
+			}
 		}
 	case procEventExit:
 		if ev.thread {
@@ -219,8 +227,8 @@ func lookupExec(pid int) string {
 }
 
 // startExecCounter subscribes to the process events and follows the given daemons (needs root and a kernel
-// with CONFIG_PROC_EVENTS). Stop it with close.
-func startExecCounter(roots []int) (*execCounter, error) {
+// with CONFIG_PROC_EVENTS). Stop it with close. log, if not nil, gets each counted exec (see execTracker.log).
+func startExecCounter(roots []int, log func(pid, root int, name string)) (*execCounter, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.NETLINK_CONNECTOR)
 	if err != nil {
 		return nil, fmt.Errorf("netlink connector socket: %w", err)
@@ -241,6 +249,7 @@ func startExecCounter(roots []int) (*execCounter, error) {
 		return nil, err
 	}
 	c := &execCounter{execTracker: newExecTracker(roots, lookupExec), fd: fd, done: make(chan struct{})}
+	c.log = log
 	go c.loop()
 	return c, nil
 }
@@ -306,6 +315,24 @@ func (c *execCounter) close() {
 	c.stop.Store(true)
 	<-c.done
 	unix.Close(c.fd)
+}
+
+// execLogger writes a line "PID LABEL NAME" per counted exec to w (LABEL: the root's label), for --exec-log.
+type execLogger struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+// forRoots is the log function of an execCounter whose roots are labelled labels; nil without a writer.
+func (l *execLogger) forRoots(labels ...string) func(pid, root int, name string) {
+	if l == nil || l.w == nil {
+		return nil
+	}
+	return func(pid, root int, name string) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		fmt.Fprintf(l.w, "%d %s %s\n", pid, labels[root], name)
+	}
 }
 
 // execDelta is after - before for one root.

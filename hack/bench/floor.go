@@ -50,6 +50,14 @@ func measureFloor(ctx context.Context, o *options) (*Results, error) {
 
 	var netT, runcT, total, down []time.Duration
 	var cpu cpuMeter
+	// The floor's execs are the children of this process (it runs nothing else meanwhile).
+	var ec *execCounter
+	if o.countExecs {
+		if ec, err = startExecCounter([]int{os.Getpid()}, o.execLog.forRoots("floor")); err != nil {
+			return nil, fmt.Errorf("--count-execs: %w", err)
+		}
+		defer ec.close()
+	}
 	for i := 0; i < o.floorRuns; i++ {
 		id := fmt.Sprintf("noded-bench-floor-%d-%d", os.Getpid(), i)
 		nsPath := filepath.Join(dir, "netns", id)
@@ -93,6 +101,12 @@ func measureFloor(ctx context.Context, o *options) (*Results, error) {
 	}
 	_ = removeCgroupTree(o.floorParent)
 	res := &Results{Label: "floor"}
+	if ec != nil {
+		if err := ec.lost(); err != nil {
+			fmt.Fprintf(os.Stderr, "bench: floor exec counts are incomplete: %v\n", err)
+		}
+		addExecRows([]*Results{res}, "floor execs:", ec.snapshot(), o.floorRuns)
+	}
 	res.addLatencies("floor netns+CNI ADD", netT)
 	res.addLatencies("floor runc create+start", runcT)
 	res.addLatencies("floor total", total)

@@ -53,6 +53,7 @@ type options struct {
 	plot           string
 
 	countExecs bool
+	execLog    *execLogger // --exec-log: each counted exec's PID, root and name
 
 	cniCost         bool
 	cniCostVariants []cniVariant
@@ -103,6 +104,7 @@ func run() error {
 	flag.IntVar(&o.pullRounds, "pull-rounds", 2, "pulls of the large image (removed before each)")
 	flag.IntVar(&o.abRounds, "ab-rounds", 2, "rounds in the two-endpoint mode; each runs the start phase interleaved pod by pod (A B, B A, ...) and the other phases in alternating order")
 	flag.BoolVar(&o.countExecs, "count-execs", false, "start phase: count the processes each daemon's process tree execs per pod lifecycle, by binary (kernel process events; root)")
+	execLog := flag.String("exec-log", "", "with --count-execs: write a line \"PID LABEL NAME\" per counted exec to this file (LABEL: the endpoint's label, floor or cni-cost), to attribute the samples of a machine-wide profile (perf record -a) to each exec")
 	flag.BoolVar(&o.floor, "floor", false, "also measure the floor: netns + CNI ADD, runc create + start")
 	flag.IntVar(&o.floorRuns, "floor-runs", 30, "floor iterations")
 	flag.StringVar(&o.runc, "runc", "/usr/local/sbin/runc", "runc for the floor")
@@ -145,6 +147,15 @@ func run() error {
 		return fmt.Errorf("--cgroup-parent must be an absolute path below the root")
 	}
 	o.floorParent = o.cgroupParent + "/floor"
+
+	if *execLog != "" {
+		f, err := os.Create(*execLog)
+		if err != nil {
+			return fmt.Errorf("--exec-log: %w", err)
+		}
+		defer f.Close()
+		o.execLog = &execLogger{w: f}
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

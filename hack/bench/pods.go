@@ -345,14 +345,15 @@ func benchStart(ctx context.Context, cs []*client, res []*Results) error {
 	}
 	var ec *execCounter
 	if o.countExecs {
-		roots := make([]int, n)
+		roots, labels := make([]int, n), make([]string, n)
 		for k, c := range cs {
+			labels[k] = c.label
 			if roots[k] = c.daemon; c.daemon <= 0 {
 				return fmt.Errorf("%s: --count-execs needs the daemon's PID (a unix socket endpoint)", c.label)
 			}
 		}
 		var err error
-		if ec, err = startExecCounter(roots); err != nil {
+		if ec, err = startExecCounter(roots, o.execLog.forRoots(labels...)); err != nil {
 			return fmt.Errorf("--count-execs: %w", err)
 		}
 		defer ec.close()
