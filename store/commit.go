@@ -2,19 +2,20 @@ package store
 
 import (
 	"fmt"
-	"sync"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
+
+	"github.com/noded/noded/internal/groupcommit"
 )
 
 // Group commit. A change is applied to the in-memory index under Store.mu and queued, still under Store.mu, so the
 // queue holds the changes in the order the index saw them; the caller then drops Store.mu and waits until its
-// change is committed. No goroutine runs the commits: the first waiter that finds no commit under way becomes the
-// leader, takes every queued change and writes them, in queue order, in one bbolt transaction (one pair of
-// fdatasyncs for all of them); the writers that queued meanwhile share the next one. Commits run one at a time and
-// each takes a prefix of the queue, so disk sees the changes in the index's order and a later value of a record
-// never lands before an older one.
+// change is committed. No goroutine runs the commits (the loop is internal/groupcommit's): the first waiter that
+// finds no commit under way becomes the leader, takes every queued change and writes them, in queue order, in one
+// bbolt transaction (one pair of fdatasyncs for all of them); the writers that queued meanwhile share the next
+// one. Commits run one at a time and each takes a prefix of the queue, so disk sees the changes in the index's
+// order and a later value of a record never lands before an older one.
 //
 // A failed commit writes nothing. Its changes, and every change queued after them (which may build on them: an
 // update of a sandbox that the failed commit was adding), are undone in the index in reverse order, under
@@ -33,16 +34,8 @@ type write struct {
 	// later change.
 	undo func()
 
-	done bool // under committer.mu
-	err  error
-}
-
-// committer is the queue of changes not yet committed. Lock order: Store.mu, then committer.mu.
-type committer struct {
-	mu    sync.Mutex
-	cond  sync.Cond // signalled, under mu, when a commit ends
-	queue []*write
-	busy  bool // a leader is committing
+	ticket groupcommit.Ticket
+	err    error // set by the commit, read after it ended
 }
 
 // stage checks a change for what bbolt would refuse (so that one bad record cannot fail a shared commit) and
@@ -61,43 +54,25 @@ func stage(bucket []byte, id string, value []byte, what string) (*write, error) 
 }
 
 // enqueue queues w after every change applied to the index before it; the caller holds s.mu for writing and has
-// applied w to the index.
+// applied w to the index. Lock order: Store.mu, then the queue's.
 func (s *Store) enqueue(w *write) {
-	s.commits.mu.Lock()
-	s.commits.queue = append(s.commits.queue, w)
-	s.commits.mu.Unlock()
+	w.ticket = s.commits.Add(w)
 }
 
 // wait returns once w is committed (nil) or undone (the commit's error); the caller does not hold s.mu.
 func (s *Store) wait(w *write) error {
-	c := &s.commits
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for !w.done {
-		if c.busy {
-			c.cond.Wait()
-			continue
-		}
-		// Not done and no commit under way: w is still queued. Commit the queue.
-		batch := c.queue
-		c.queue = nil
-		c.busy = true
-		c.mu.Unlock()
-		err := s.writeBatch(batch)
-		if err != nil {
-			s.undo(batch, err)
-		}
-		c.mu.Lock()
-		for _, x := range batch {
-			x.done = true
-		}
-		c.busy = false
-		c.cond.Broadcast()
-	}
+	s.commits.Wait(w.ticket)
 	if w.err != nil {
 		return fmt.Errorf("%s: %w", w.what, w.err)
 	}
 	return nil
+}
+
+// commit is the leader's step: it writes batch and, when that fails, undoes it and every change queued after it.
+func (s *Store) commit(batch []*write, takeLater func() []*write) {
+	if err := s.writeBatch(batch); err != nil {
+		s.undo(batch, takeLater, err)
+	}
 }
 
 // writeBatch commits batch in one transaction, in order. A panic (of bbolt, on a damaged file) is its error: the
@@ -128,16 +103,12 @@ func (s *Store) writeBatch(batch []*write) (err error) {
 	})
 }
 
-// undo takes back, in the index, the changes of a failed commit and every change queued after them, newest first,
-// and gives each its error.
-func (s *Store) undo(batch []*write, err error) {
+// undo takes back, in the index, the changes of a failed commit and every change queued after them (takeLater
+// takes those from the queue), newest first, and gives each its error.
+func (s *Store) undo(batch []*write, takeLater func() []*write, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := &s.commits
-	c.mu.Lock()
-	later := c.queue
-	c.queue = nil
-	c.mu.Unlock()
+	later := takeLater()
 	for i := len(later) - 1; i >= 0; i-- {
 		later[i].undo()
 		later[i].err = fmt.Errorf("an earlier change it may build on failed: %w", err)
@@ -148,9 +119,4 @@ func (s *Store) undo(batch []*write, err error) {
 	}
 	s.sbList.Store(nil)
 	s.ctrList.Store(nil)
-	c.mu.Lock()
-	for _, x := range later {
-		x.done = true
-	}
-	c.mu.Unlock()
 }

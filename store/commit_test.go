@@ -109,9 +109,7 @@ func holdFirstCommit(s *Store, fail error) (entered <-chan struct{}, release cha
 func waitQueued(t *testing.T, s *Store, n int) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(time.Millisecond) {
-		s.commits.mu.Lock()
-		got := len(s.commits.queue)
-		s.commits.mu.Unlock()
+		got := s.commits.Len()
 		if got == n {
 			return
 		}

@@ -19,6 +19,7 @@ import (
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/internal/groupcommit"
 )
 
 var (
@@ -45,7 +46,7 @@ type Store struct {
 	sbList  atomic.Pointer[[]*Sandbox]
 	ctrList atomic.Pointer[[]*Container]
 
-	commits committer
+	commits *groupcommit.Queue[*write]
 	// commitHook, when set (by tests), runs at the end of each commit's transaction; an error fails the commit.
 	commitHook func(*bolt.Tx) error
 }
@@ -60,7 +61,7 @@ func Open(db *bolt.DB) (*Store, error) {
 		ctrNames:   map[string]string{},
 		podCtrs:    map[string]map[string]struct{}{},
 	}
-	s.commits.cond.L = &s.commits.mu
+	s.commits = groupcommit.New(s.commit)
 	err := db.Update(func(tx *bolt.Tx) error {
 		if err := Schema.Ensure(tx); err != nil {
 			return err

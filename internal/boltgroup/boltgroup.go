@@ -1,46 +1,41 @@
 // Package boltgroup shares bbolt write transactions between goroutines: Update calls made while a commit is under
 // way are committed together in the next one, so N concurrent writers pay for about two commits (each two
 // fdatasyncs) instead of N, and a lone writer pays for one, as with DB.Update and without DB.Batch's delay. No
-// goroutine runs the commits: the first waiting caller that finds none under way commits everything queued.
+// goroutine runs the commits: the first waiting caller that finds none under way commits everything queued (the
+// loop of internal/groupcommit; what a failed commit does is this package's).
 package boltgroup
 
 import (
 	"errors"
 	"fmt"
-	"sync"
 
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/noded/noded/internal/groupcommit"
 )
 
 // Group queues the write transactions of one database. It is safe for concurrent use.
 type Group struct {
-	db *bolt.DB
-
-	mu    sync.Mutex
-	cond  sync.Cond // signalled under mu when a commit ends
-	queue []*call
-	busy  bool // a caller is committing
+	db    *bolt.DB
+	queue *groupcommit.Queue[*call]
 }
 
 type call struct {
 	fn   func(*bolt.Tx) error
 	undo func()
-	done bool // under mu
-	err  error
+	err  error // set by the commit, read after it ended
 }
 
 // New returns the group of db.
 func New(db *bolt.DB) *Group {
 	g := &Group{db: db}
-	g.cond.L = &g.mu
+	g.queue = groupcommit.New(g.commit)
 	return g
 }
 
 // Queued returns how many calls wait for the next commit.
 func (g *Group) Queued() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.queue)
+	return g.queue.Len()
 }
 
 // errOther marks a transaction rolled back for another call's error.
@@ -57,31 +52,12 @@ var errOther = errors.New("another call of the transaction failed")
 // run again. A panic in fn is its error.
 func (g *Group) Update(fn func(*bolt.Tx) error, undo func()) error {
 	c := &call{fn: fn, undo: undo}
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.queue = append(g.queue, c)
-	for !c.done {
-		if g.busy {
-			g.cond.Wait()
-			continue
-		}
-		batch := g.queue
-		g.queue = nil
-		g.busy = true
-		g.mu.Unlock()
-		g.commit(batch)
-		g.mu.Lock()
-		for _, x := range batch {
-			x.done = true
-		}
-		g.busy = false
-		g.cond.Broadcast()
-	}
+	g.queue.Wait(g.queue.Add(c))
 	return c.err
 }
 
-// commit commits batch, setting every call's err.
-func (g *Group) commit(batch []*call) {
+// commit commits batch, setting every call's err. It leaves the calls queued meanwhile to the next commit.
+func (g *Group) commit(batch []*call, _ func() []*call) {
 	var alone []*call
 	for len(batch) > 0 {
 		failed, ran := -1, 0
