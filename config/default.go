@@ -70,8 +70,10 @@ stall_timeout = {{q .Registry.StallTimeout.String}}
 
 # Mirrors and credentials per registry host. Mirrors are tried in order, then the host itself unless
 # mirrors_only is true. Plain HTTP is used only for a mirror whose url starts with http://, and for the host
-# itself only with plain_http = true; skip_verify = true accepts any TLS certificate (of a mirror when set on
-# it, of the host itself when set here). SIGHUP applies changes here to pulls that start afterwards.
+# itself only with plain_http = true, or when it is a loopback host (localhost, 127.0.0.0/8, ::1) on a port other
+# than 443 with no mirrors, plain_http or skip_verify here that does not answer over TLS (docs/registries.md);
+# skip_verify = true accepts any TLS certificate (of a mirror when set on it, of the host itself when set here).
+# SIGHUP applies changes here to pulls that start afterwards.
 # [registry.hosts."docker.io"]
 # mirrors = [{ url = "https://mirror.example.com" }, { url = "http://127.0.0.1:5000", skip_verify = false }]
 # mirrors_only = false

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -276,7 +277,7 @@ func buildImage(t testing.TB, c testimage.Compression, f testimage.Format, cfg v
 
 // testRegistry is an in-process registry with hooks in front of it.
 type testRegistry struct {
-	host  string // 127.0.0.1:port
+	host  string // 127.0.0.1:port (or the address given to startRegistryOn)
 	inner http.Handler
 
 	mu       sync.Mutex
@@ -286,12 +287,19 @@ type testRegistry struct {
 	hook func(w http.ResponseWriter, r *http.Request) bool
 }
 
-func startRegistry(t testing.TB) *testRegistry {
+func startRegistry(t testing.TB) *testRegistry { return startRegistryOn(t, "127.0.0.1:0") }
+
+// startRegistryOn starts the registry listening on addr (ip:port; port 0 picks one).
+func startRegistryOn(t testing.TB, addr string) *testRegistry {
 	t.Helper()
 	tr := &testRegistry{gets: map[string]int{}}
 	inner := registry.New(registry.Logger(nullLogger()))
 	tr.inner = inner
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		tr.mu.Lock()
 		tr.requests++
 		if d, ok := blobDigest(r); ok && r.Method == http.MethodGet {
@@ -304,6 +312,9 @@ func startRegistry(t testing.TB) *testRegistry {
 		}
 		inner.ServeHTTP(w, r)
 	}))
+	srv.Listener.Close()
+	srv.Listener = l
+	srv.Start()
 	t.Cleanup(srv.Close)
 	tr.host = strings.TrimPrefix(srv.URL, "http://")
 	return tr

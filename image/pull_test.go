@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -371,27 +372,93 @@ func TestMirrors(t *testing.T) {
 	})
 }
 
+// TestPlainHTTPRefusedUnlessConfigured: a registry that speaks only plain http is not reached over it unless
+// configured: on a host that is not loopback (an address of lo in a network namespace of the test's own), and
+// on loopback through a configured https:// mirror or a host entry without plain_http (configured endpoints keep
+// their scheme; the loopback default applies only to unconfigured hosts).
 func TestPlainHTTPRefusedUnlessConfigured(t *testing.T) {
-	reg := startRegistry(t)
+	if !inPrivateNetns(t) {
+		return
+	}
 	img := buildImage(t, testimage.Gzip, testimage.OCI, v1.Config{}, nil, map[string]string{"f": "x"})
-	reg.push(t, "x:1", img)
 	ctx := context.Background()
+	remote := startRegistryOn(t, nonLoopbackAddr+":0")
+	remote.push(t, "x:1", img)
 	e := newEnv(t, DefaultRegistryConfig())
-	_, err := e.svc.Pull(ctx, reg.host+"/x:1", PullOptions{})
+	_, err := e.svc.Pull(ctx, remote.host+"/x:1", PullOptions{})
 	if err == nil {
-		t.Fatal("pulled over plain http from a registry not configured for it")
+		t.Fatalf("pulled over plain http from %s, a registry not on loopback and not configured for it", remote.host)
 	}
-	if !strings.Contains(err.Error(), "HTTPS") && !strings.Contains(err.Error(), "https") {
-		t.Logf("error: %v", err)
+	if !strings.Contains(err.Error(), "https://"+remote.host) {
+		t.Errorf("error does not name the https endpoint: %v", err)
 	}
-	cfg := DefaultRegistryConfig()
-	cfg.Hosts["example.test"] = HostConfig{MirrorsOnly: true, Mirrors: []Endpoint{{URL: "https://" + reg.host}}}
-	e2 := newEnv(t, cfg)
-	if _, err := e2.svc.Pull(ctx, "example.test/x:1", PullOptions{}); err == nil {
-		t.Fatal("an https:// mirror was reached over plain http")
+	if _, err := newEnv(t, plainHTTPConfig(remote.host)).svc.Pull(ctx, remote.host+"/x:1", PullOptions{}); err != nil {
+		t.Fatalf("with plain_http: %v", err)
 	}
-	if n := len(reg.blobGets()); n != 0 {
-		t.Fatalf("blobs were served: %v", reg.blobGets())
+
+	local := startRegistry(t)
+	local.push(t, "x:1", img)
+	for name, hc := range map[string]struct {
+		ref string
+		cfg HostConfig
+	}{
+		"https mirror on loopback":       {"example.test/x:1", HostConfig{MirrorsOnly: true, Mirrors: []Endpoint{{URL: "https://" + local.host}}}},
+		"loopback host with skip_verify": {local.host + "/x:1", HostConfig{SkipVerify: true}},
+		"loopback host behind a mirror":  {local.host + "/x:1", HostConfig{Mirrors: []Endpoint{{URL: "https://" + local.host}}}},
+	} {
+		cfg := DefaultRegistryConfig()
+		cfg.Hosts[strings.Split(hc.ref, "/")[0]] = hc.cfg
+		if _, err := newEnv(t, cfg).svc.Pull(ctx, hc.ref, PullOptions{}); err == nil {
+			t.Errorf("%s: reached over plain http", name)
+		}
+	}
+	if gets := local.blobGets(); len(gets) != 0 {
+		t.Fatalf("blobs were served by the loopback registry: %v", gets)
+	}
+}
+
+// TestLoopbackRegistryPlainHTTPFallback: a plain-http registry on loopback with no configuration is pulled from
+// over plain http after https failed, as 127.0.0.1:port and as localhost:port, with the pull's credentials.
+func TestLoopbackRegistryPlainHTTPFallback(t *testing.T) {
+	reg := startRegistry(t)
+	img := buildImage(t, testimage.Gzip, testimage.OCI, v1.Config{}, nil, map[string]string{"f": "local"})
+	reg.push(t, "private/pause:testing", img)
+	var authorized, refused atomic.Int64
+	reg.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if u, p, ok := r.BasicAuth(); ok && u == "user" && p == "password" {
+			authorized.Add(1)
+			return false
+		}
+		refused.Add(1)
+		w.Header().Set("WWW-Authenticate", `Basic realm="test"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		return true
+	})
+	ctx := context.Background()
+	_, port, _ := net.SplitHostPort(reg.host)
+	creds := func(server string) *Credentials {
+		return &Credentials{Username: "user", Password: "password", ServerAddress: server}
+	}
+	for _, host := range []string{reg.host, "localhost:" + port} {
+		e := newEnv(t, DefaultRegistryConfig())
+		ref := host + "/private/pause:testing"
+		if _, err := e.svc.Pull(ctx, ref, PullOptions{}); !errors.Is(err, errdefs.ErrUnauthenticated) {
+			t.Errorf("%s without credentials: %v, want Unauthenticated", ref, err)
+		}
+		got, err := e.svc.Pull(ctx, ref, PullOptions{Auth: creds(host)})
+		if err != nil {
+			t.Fatalf("%s with credentials: %v", ref, err)
+		}
+		if c, _ := e.sn.fileOf(got.ChainID(), "f"); c != "local" {
+			t.Errorf("%s: f = %q", ref, c)
+		}
+		// Credentials for another registry are not sent to it.
+		if _, err := e.svc.Pull(ctx, ref, PullOptions{Auth: creds("other.example.com")}); !errors.Is(err, errdefs.ErrUnauthenticated) {
+			t.Errorf("%s with credentials for another registry: %v, want Unauthenticated", ref, err)
+		}
+	}
+	if authorized.Load() == 0 || refused.Load() == 0 {
+		t.Fatalf("authorized %d, refused %d requests", authorized.Load(), refused.Load())
 	}
 }
 

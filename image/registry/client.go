@@ -1,6 +1,7 @@
 // Package registry pulls manifests and blobs from OCI/Docker registries, built on go-containerregistry's
 // transport (ping, basic and bearer-token authentication) with noded's own endpoint selection: per-host mirrors
-// tried in order, then the host itself unless mirrors-only; plain http only where an endpoint says http://.
+// tried in order, then the host itself unless mirrors-only; plain http only where an endpoint says http:// and,
+// for a registry on a loopback host that nothing configures, when it does not speak TLS (see loopbackDefault).
 // Blob transfers retry transient failures, resume with Range requests and abort a transfer that stalls.
 package registry
 
@@ -100,7 +101,11 @@ func (c *Client) endpoints(ref reference.Reference) []endpoint {
 		}
 	}
 	if !hc.MirrorsOnly {
-		eps = append(eps, endpoint{host: upstreamHost(ref.Domain), plainHTTP: hc.PlainHTTP, skipVerify: hc.SkipVerify})
+		ep := endpoint{host: upstreamHost(ref.Domain), plainHTTP: hc.PlainHTTP, skipVerify: hc.SkipVerify}
+		if !hc.reachConfigured() {
+			ep = loopbackDefault(ep)
+		}
+		eps = append(eps, ep)
 	}
 	return eps
 }
@@ -186,8 +191,31 @@ func (c *Client) Resolve(ctx context.Context, ref reference.Reference, creds *Cr
 	return nil, Descriptor{}, nil, fmt.Errorf("pull %s: every endpoint failed (%s): %w", ref, strings.Join(errs[:len(errs)-1], "; "), last)
 }
 
-// connect pings the endpoint and sets up authentication for pulling the repository.
+// connect pings the endpoint and sets up authentication for pulling the repository. An endpoint with
+// httpFallback that answers the TLS handshake with something else than TLS is connected to again over plain
+// http, with the same credentials (the same host and port).
 func (c *Client) connect(ctx context.Context, ref reference.Reference, ep endpoint, creds *Credentials) (*Repository, error) {
+	repo, err := c.connectOnce(ctx, ref, ep, creds)
+	if err != nil && ep.httpFallback && !ep.plainHTTP && notTLS(err) && ctx.Err() == nil {
+		ep.plainHTTP = true
+		repo, err = c.connectOnce(ctx, ref, ep, creds)
+	}
+	if err != nil {
+		return nil, classify(err)
+	}
+	return repo, nil
+}
+
+// notTLS reports whether a request over https failed because the server does not speak TLS: its answer to the
+// ClientHello is not a TLS record (a plain HTTP server answers "HTTP/1.1 400 Bad Request", which http.Client
+// reports as ErrSchemeMismatch).
+func notTLS(err error) bool {
+	var rh tls.RecordHeaderError
+	return errors.Is(err, http.ErrSchemeMismatch) || errors.As(err, &rh)
+}
+
+// connectOnce is connect without the fallback; its errors are not classified.
+func (c *Client) connectOnce(ctx context.Context, ref reference.Reference, ep endpoint, creds *Credentials) (*Repository, error) {
 	path := ref.Path
 	if ep.prefix != "" {
 		path = ep.prefix + "/" + path
@@ -200,7 +228,8 @@ func (c *Client) connect(ctx context.Context, ref reference.Reference, ep endpoi
 	if err != nil {
 		return nil, errdefs.InvalidArgument("repository %s on %s: %v", path, ep, err)
 	}
-	var rt http.RoundTripper = &schemeEnforcer{host: ep.host, plainHTTP: ep.plainHTTP, inner: c.baseTransport(ep.skipVerify)}
+	var rt http.RoundTripper = &schemeEnforcer{host: ep.host, plainHTTP: ep.plainHTTP, selfOnly: ep.loopback && ep.plainHTTP,
+		inner: c.baseTransport(ep.skipVerify)}
 	rt = transport.NewUserAgent(rt, c.opts.UserAgent)
 	rt = transport.NewRetry(rt,
 		transport.WithRetryBackoff(transport.Backoff{Duration: c.opts.Backoff, Factor: 2, Jitter: 0.1, Steps: c.opts.Attempts}),
@@ -209,7 +238,7 @@ func (c *Client) connect(ctx context.Context, ref reference.Reference, ep endpoi
 			http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout))
 	authed, err := transport.NewWithContext(ctx, repo.Registry, c.authFor(ref, ep, creds), rt, []string{repo.Scope(transport.PullScope)})
 	if err != nil {
-		return nil, classify(err)
+		return nil, err
 	}
 	return &Repository{client: c, ep: ep, repo: repo, rt: authed, ref: ref}, nil
 }
@@ -291,14 +320,22 @@ func (r *Repository) ReadBlob(ctx context.Context, desc Descriptor, limit int64)
 }
 
 // schemeEnforcer sends every request to the endpoint's host with the configured scheme. go-containerregistry
-// uses plain http for loopback and private addresses on its own; noded only does where the config says so.
+// uses plain http for loopback and private addresses on its own; noded only does where the config says so (or
+// loopbackDefault decided it). With selfOnly (a loopback registry reached over plain http without being
+// configured for it), plain http goes to that host alone: a token realm or redirect elsewhere over plain http
+// is refused, so the credentials sent to the registry's token service do not leave this machine unencrypted.
 type schemeEnforcer struct {
 	host      string
 	plainHTTP bool
+	selfOnly  bool
 	inner     http.RoundTripper
 }
 
 func (s *schemeEnforcer) RoundTrip(req *http.Request) (*http.Response, error) {
+	if s.selfOnly && req.URL.Scheme == "http" && !sameHost(req.URL.Host, s.host) {
+		return nil, errdefs.PermissionDenied("plain http to %s refused: only the loopback registry %s itself is "+
+			"reached over plain http without configuration", req.URL.Host, s.host)
+	}
 	want := "https"
 	if s.plainHTTP {
 		want = "http"

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -12,7 +13,8 @@ import (
 // Config is the registry configuration of the node: per-host mirrors, TLS and credentials.
 type Config struct {
 	// Hosts maps a registry host as it appears in image references ("docker.io", "registry.k8s.io",
-	// "127.0.0.1:5000") to its configuration. Hosts without an entry are reached over https at their own name.
+	// "127.0.0.1:5000") to its configuration. Hosts without an entry are reached over https at their own name,
+	// except loopback hosts (see loopbackDefault).
 	Hosts map[string]HostConfig
 }
 
@@ -105,6 +107,10 @@ type endpoint struct {
 	plainHTTP  bool
 	skipVerify bool
 	mirror     bool
+	// loopback: the registry itself on a loopback host without configuration (see loopbackDefault). With
+	// httpFallback, it is asked over https first and over plain http when it answers TLS with something else.
+	loopback     bool
+	httpFallback bool
 }
 
 func (e endpoint) String() string {
@@ -161,6 +167,58 @@ func parseEndpoint(e Endpoint) (endpoint, error) {
 	}
 	prefix = strings.TrimSuffix(prefix, "/v2")
 	return endpoint{host: u.Host, prefix: prefix, plainHTTP: u.Scheme == "http", skipVerify: e.SkipVerify, mirror: true}, nil
+}
+
+// reachConfigured reports whether hc says how to reach its host (mirrors, plain_http, skip_verify); credentials
+// alone do not.
+func (hc HostConfig) reachConfigured() bool {
+	return len(hc.Mirrors) > 0 || hc.MirrorsOnly || hc.PlainHTTP || hc.SkipVerify
+}
+
+// loopbackDefault is how the registry host itself is reached when it is on this machine ("localhost",
+// 127.0.0.0/8 or ::1, with or without a port) and nothing configures how to reach it: port 80 over plain http,
+// no port or port 443 over https only, any other port over https first and, when the server answers the TLS
+// handshake with something that is not TLS (a plain HTTP server), over plain http. TLS certificates are
+// verified as for any host (a server that speaks TLS must present a valid one). Only
+// processes of this machine can listen on a loopback address, and they could equally serve plain http on it.
+// Other hosts are unchanged (https unless configured).
+func loopbackDefault(ep endpoint) endpoint {
+	if !isLoopbackHost(ep.host) {
+		return ep
+	}
+	ep.loopback = true
+	switch port := hostPort(ep.host); port {
+	case "80":
+		ep.plainHTTP = true
+	case "", "443":
+	default:
+		ep.httpFallback = true
+	}
+	return ep
+}
+
+// isLoopbackHost reports whether hostport (host, host:port, [v6] or [v6]:port) is "localhost" or a loopback
+// address (127.0.0.0/8, ::1).
+func isLoopbackHost(hostport string) bool {
+	h := hostport
+	if hh, _, err := net.SplitHostPort(hostport); err == nil {
+		h = hh
+	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
+		h = h[1 : len(h)-1]
+	}
+	if strings.EqualFold(h, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
+}
+
+// hostPort is the port of hostport, "" when it has none.
+func hostPort(hostport string) string {
+	if _, port, err := net.SplitHostPort(hostport); err == nil {
+		return port
+	}
+	return ""
 }
 
 // canonicalHost maps Docker Hub's aliases to "docker.io".

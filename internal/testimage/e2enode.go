@@ -83,8 +83,11 @@ func (b *Builder) withTools(ctx context.Context, base v1.Image, tools ...agnhost
 // busybox plus the tools the e2e specs exec in it (agnhostTools, from Debian
 // packages, with their libraries), the agnhost binary at /agnhost with an
 // /agnhost-2 link, /uploads, porter's localhost.crt and localhost.key (given
-// as certPEM and keyPEM; nil leaves them out), and user-defined-in-image
-// (1000) in group-defined-in-image (50000). ENTRYPOINT /agnhost, CMD pause.
+// as certPEM and keyPEM; nil leaves them out), user-defined-in-image
+// (1000) in group-defined-in-image (50000), and under FakeRegistryDir the
+// image its fake-registry-server serves (FakeRegistryImage, as upstream's
+// image bakes in registry.k8s.io/pause:3.10.2 as pause:testing, which the
+// private-registry specs pull). ENTRYPOINT /agnhost, CMD pause.
 func (b *Builder) Agnhost(ctx context.Context, agnhost []byte, certPEM, keyPEM []byte) (v1.Image, error) {
 	if len(agnhost) == 0 {
 		return nil, errdefs.InvalidArgument("agnhost image: no agnhost binary")
@@ -104,6 +107,17 @@ func (b *Builder) Agnhost(ctx context.Context, agnhost []byte, certPEM, keyPEM [
 		return nil, err
 	}
 	t.WriteFile("/bin/nmeter", nmeter, 0o755)
+	pause, err := b.Pause(ctx, fakeRegistryPauseVersion)
+	if err != nil {
+		return nil, err
+	}
+	idx, err := Index(b.opts.Format, PlatformImage{Platform: DefaultPlatform, Image: pause})
+	if err != nil {
+		return nil, err
+	}
+	if err := AddFakeRegistryImage(t, FakeRegistryDir, FakeRegistryImage, FakeRegistryTag, idx); err != nil {
+		return nil, err
+	}
 	t.WriteFile("/agnhost", agnhost, 0o755)
 	t.Symlink("agnhost", "/agnhost-2")
 	t.Mkdir("/uploads", 0o755)
@@ -131,6 +145,14 @@ func (b *Builder) Agnhost(ctx context.Context, agnhost []byte, certPEM, keyPEM [
 		c.ExposedPorts = map[string]struct{}{"80/tcp": {}, "8080/tcp": {}, "8081/tcp": {}, "9376/tcp": {}, "5000/tcp": {}}
 	})
 }
+
+// The image agnhost's fake-registry-server serves (upstream: fakeregistryserver/images.txt, "pause 3.10.2
+// testing"); the specs pull localhost:5000/pause:testing.
+const (
+	FakeRegistryImage        = "pause"
+	FakeRegistryTag          = "testing"
+	fakeRegistryPauseVersion = "3.10.2"
+)
 
 // E2ENodeOptions are the inputs of E2ENodeSet that are not Debian packages.
 type E2ENodeOptions struct {

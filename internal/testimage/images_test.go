@@ -572,6 +572,29 @@ func TestAgnhostCarriesWhatSpecsExec(t *testing.T) {
 	if !strings.Contains(string(files["/etc/group"].data), "group-defined-in-image:x:50000:user-defined-in-image") {
 		t.Errorf("/etc/group lacks group-defined-in-image: %s", files["/etc/group"].data)
 	}
+	// fake-registry-server serves pause:testing, a pause image, from /var/registry.
+	pause, err := b.Pause(ctx, fakeRegistryPauseVersion)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Index(b.opts.Format, PlatformImage{Platform: DefaultPlatform, Image: pause})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := want.Digest()
+	idx := checkFakeRegistry(t, files, FakeRegistryDir, FakeRegistryImage, FakeRegistryTag, wd)
+	im, err := idx.IndexManifest()
+	if err != nil || len(im.Manifests) != 1 || im.Manifests[0].Platform == nil || im.Manifests[0].Platform.Architecture != DefaultPlatform.Architecture {
+		t.Fatalf("pause:testing index: %+v, %v", im, err)
+	}
+	pimg, err := idx.Image(im.Manifests[0].Digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pcf, err := pimg.ConfigFile()
+	if err != nil || strings.Join(pcf.Config.Entrypoint, " ") != "/pause" {
+		t.Errorf("pause:testing config: %+v, %v", pcf, err)
+	}
 }
 
 func TestE2ENodeBusyboxHasNmeter(t *testing.T) {
