@@ -183,11 +183,12 @@ func (hc HostConfig) reachConfigured() bool {
 // processes of this machine can listen on a loopback address, and they could equally serve plain http on it.
 // Other hosts are unchanged (https unless configured).
 func loopbackDefault(ep endpoint) endpoint {
-	if !isLoopbackHost(ep.host) {
+	host, port := splitHost(ep.host)
+	if !isLoopback(host) {
 		return ep
 	}
 	ep.loopback = true
-	switch port := hostPort(ep.host); port {
+	switch port {
 	case "80":
 		ep.plainHTTP = true
 	case "", "443":
@@ -197,28 +198,25 @@ func loopbackDefault(ep endpoint) endpoint {
 	return ep
 }
 
-// isLoopbackHost reports whether hostport (host, host:port, [v6] or [v6]:port) is "localhost" or a loopback
-// address (127.0.0.0/8, ::1).
-func isLoopbackHost(hostport string) bool {
-	h := hostport
-	if hh, _, err := net.SplitHostPort(hostport); err == nil {
-		h = hh
-	} else if strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]") {
-		h = h[1 : len(h)-1]
+// splitHost splits hostport (host, host:port, [v6] or [v6]:port) into the host, without brackets, and the port
+// ("" when it has none).
+func splitHost(hostport string) (host, port string) {
+	if h, p, err := net.SplitHostPort(hostport); err == nil {
+		return h, p
 	}
-	if strings.EqualFold(h, "localhost") {
-		return true
+	if strings.HasPrefix(hostport, "[") && strings.HasSuffix(hostport, "]") {
+		return hostport[1 : len(hostport)-1], ""
 	}
-	ip := net.ParseIP(h)
-	return ip != nil && ip.IsLoopback()
+	return hostport, ""
 }
 
-// hostPort is the port of hostport, "" when it has none.
-func hostPort(hostport string) string {
-	if _, port, err := net.SplitHostPort(hostport); err == nil {
-		return port
+// isLoopback reports whether host (no port) is "localhost" or a loopback address (127.0.0.0/8, ::1).
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
 	}
-	return ""
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // canonicalHost maps Docker Hub's aliases to "docker.io".
