@@ -78,6 +78,20 @@ func (q *Queue[T]) Wait(t Ticket) {
 	}
 }
 
+// Flush returns once every item queued before it has been committed (at once when nothing is queued or under
+// way); it commits the queue itself when no commit is under way. It returns the ticket it waited for: every item
+// whose Add gave a ticket up to it is committed.
+func (q *Queue[T]) Flush() Ticket {
+	q.mu.Lock()
+	t := q.taken
+	if len(q.queue) > 0 {
+		t++
+	}
+	q.mu.Unlock()
+	q.Wait(Ticket(t))
+	return Ticket(t)
+}
+
 // take takes the queue into the commit under way.
 func (q *Queue[T]) take() []T {
 	q.mu.Lock()
