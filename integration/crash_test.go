@@ -305,10 +305,14 @@ func crashScenarios() map[string]crashScenario {
 		faultinject.ContainerCreated:        createCtr(true),
 		faultinject.ContainerStartIntent:    startCtr(false),
 		faultinject.ContainerStarted:        startCtr(true),
+		// Running recorded in the index only (a deferred write): recovery asks runc.
+		faultinject.ContainerStartRecorded: startCtr(true),
 		// sleep as PID 1 ignores SIGTERM: it still runs after a crash right after the stop signal.
 		faultinject.ContainerStopSignalled: stopCtr(30, runtimeapi.ContainerState_CONTAINER_RUNNING, 0),
 		// Killed while noded was down: the restarted noded reads the real exit code from conmon.
 		faultinject.ContainerStopKilled: stopCtr(0, runtimeapi.ContainerState_CONTAINER_EXITED, 137),
+		// The exit recorded in the index only (a deferred write): recovery reads conmon's exit file again.
+		faultinject.ContainerExitRecorded: stopCtr(0, runtimeapi.ContainerState_CONTAINER_EXITED, 137),
 
 		faultinject.SandboxStopContainers: onRunning(func(f *faultEnv, o *crashObjects) error { return f.n.Runtime.StopPodSandbox(f.ctx, o.pod) }),
 		faultinject.SandboxStopNetwork:    onRunning(func(f *faultEnv, o *crashObjects) error { return f.n.Runtime.StopPodSandbox(f.ctx, o.pod) }),

@@ -100,6 +100,18 @@ func (s *Store) SyncContainer(id string) {
 	s.flushMu.Unlock()
 }
 
+// AwaitContainer returns once every deferred change of container id is committed, like SyncContainer, but
+// without making a commit of its own: the next commit of anyone, at the latest the timer's (DeferDelay), carries
+// it. For background work that may wait (the reaper).
+func (s *Store) AwaitContainer(id string) {
+	s.flushMu.Lock()
+	t, ok := s.pending[id]
+	s.flushMu.Unlock()
+	if ok {
+		s.commits.WaitCommitted(t)
+	}
+}
+
 // Close commits every deferred change and stops the timer; deferred writes after it are committed at once. The
 // caller closes the bbolt handle after it.
 func (s *Store) Close() {

@@ -168,3 +168,30 @@ func TestFailedDeferredWriteIsUndone(t *testing.T) {
 	}
 	assertMemoryIsDisk(t, s)
 }
+
+// AwaitContainer waits for the commit that carries the container's deferred change without making one.
+func TestAwaitContainerMakesNoCommit(t *testing.T) {
+	s, sb, c := deferredSetup(t, time.Hour)
+	s.AwaitContainer(c.ID) // nothing pending: returns at once
+	if _, err := s.UpdateContainerDeferred(c.ID, func(x *Container) error { x.State = ContainerRunning; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	before := commitCount(t, s)
+	done := make(chan struct{})
+	go func() { s.AwaitContainer(c.ID); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("AwaitContainer returned before the change was committed")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if n := commitCount(t, s); n != before {
+		t.Fatalf("AwaitContainer made %d commits", n-before)
+	}
+	if _, err := s.UpdateSandbox(sb.ID, func(x *Sandbox) error { x.State = SandboxReady; return nil }); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if d := diskContainer(t, s, c.ID); d.State != ContainerRunning {
+		t.Fatalf("disk after AwaitContainer: %v", d.State)
+	}
+}

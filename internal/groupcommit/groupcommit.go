@@ -92,6 +92,16 @@ func (q *Queue[T]) Flush() Ticket {
 	return Ticket(t)
 }
 
+// WaitCommitted returns once the commit of the item that Add gave t for has ended, like Wait, but never commits
+// itself: it relies on another waiter, or a Flush, to lead that commit.
+func (q *Queue[T]) WaitCommitted(t Ticket) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.ended < uint64(t) {
+		q.cond.Wait()
+	}
+}
+
 // take takes the queue into the commit under way.
 func (q *Queue[T]) take() []T {
 	q.mu.Lock()

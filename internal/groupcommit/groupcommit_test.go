@@ -235,3 +235,27 @@ func TestFlush(t *testing.T) {
 	<-flushed
 	expect(t, "c", c, "commit 1")
 }
+
+// TestWaitCommitted: WaitCommitted does not commit; it returns when another waiter's commit took the item.
+func TestWaitCommitted(t *testing.T) {
+	r := &recorder{}
+	q := New(r.commit)
+	a := &item{name: "a"}
+	ta := q.Add(a)
+	done := make(chan struct{})
+	go func() { q.WaitCommitted(ta); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("WaitCommitted returned before any commit")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if len(r.log()) != 0 {
+		t.Fatalf("WaitCommitted committed: %q", r.log())
+	}
+	b := start(q, "b")
+	expect(t, "b", b, "commit 0")
+	<-done
+	if a.got != "commit 0" {
+		t.Fatalf("a: %q, want commit 0", a.got)
+	}
+}
