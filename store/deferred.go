@@ -112,6 +112,14 @@ func (s *Store) AwaitContainer(id string) {
 	}
 }
 
+// ContainerDurable reports whether no deferred change of container id waits for a commit.
+func (s *Store) ContainerDurable(id string) bool {
+	s.flushMu.Lock()
+	t, ok := s.pending[id]
+	s.flushMu.Unlock()
+	return !ok || s.commits.Committed(t)
+}
+
 // Close commits every deferred change and stops the timer; deferred writes after it are committed at once. The
 // caller closes the bbolt handle after it.
 func (s *Store) Close() {

@@ -102,6 +102,13 @@ func (q *Queue[T]) WaitCommitted(t Ticket) {
 	}
 }
 
+// Committed reports whether the commit of the item that Add gave t for has ended.
+func (q *Queue[T]) Committed(t Ticket) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.ended >= uint64(t)
+}
+
 // take takes the queue into the commit under way.
 func (q *Queue[T]) take() []T {
 	q.mu.Lock()
