@@ -162,7 +162,7 @@ type fakeNetwork struct {
 	failTeardown      error
 	setups, teardowns []cni.PodNetwork
 	attached          map[string]bool
-	teardownDeadline  []bool // whether each DEL's context had a deadline
+	teardownDeadline  []bool                  // whether each DEL's context had a deadline
 	onSetup           func(pn cni.PodNetwork) // when set, runs in each Setup (ADD), with mu held
 }
 
