@@ -40,6 +40,7 @@ type fakeRuntime struct {
 	features   *ociruntime.Features // what Features answers; nil: a runtime without a features command
 	deletes    []bool               // whether each Delete's context had a deadline
 	exit       func(ociruntime.ExitEvent)
+	onDelete   func(id string) // when set, runs at the start of each Delete (with mu held)
 }
 
 func newFakeRuntime() *fakeRuntime {
@@ -105,6 +106,9 @@ func (r *fakeRuntime) Kill(_ context.Context, id string, sig syscall.Signal, _ b
 func (r *fakeRuntime) Delete(ctx context.Context, id string, _ bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.onDelete != nil {
+		r.onDelete(id)
+	}
 	_, ok := ctx.Deadline()
 	r.deletes = append(r.deletes, ok)
 	if r.failDelete != nil {

@@ -642,3 +642,61 @@ func TestReaperDeletesAfterExit(t *testing.T) {
 	}
 	e.assertClean(t)
 }
+
+// TestDeferredStateDurableBeforeRuntimeDelete: Start's running and the exit are deferred store writes, rebuilt
+// after a crash from the runtime's state and conmon's exit file; the runtime's delete removes both, so neither
+// the reaper nor Remove may run it while such a write is not on disk.
+func TestDeferredStateDurableBeforeRuntimeDelete(t *testing.T) {
+	for _, reaper := range []bool{true, false} {
+		t.Run(map[bool]string{true: "reaper", false: "remove"}[reaper], func(t *testing.T) {
+			e := newLifecycleEnv(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			if reaper {
+				go func() { e.m.RunReaper(ctx, 2); close(done) }()
+			} else {
+				close(done)
+			}
+			defer func() { cancel(); <-done }()
+			var notDurable []string
+			e.rt.onDelete = func(id string) {
+				if !e.st.ContainerDurable(id) {
+					notDurable = append(notDurable, id)
+				}
+			}
+			id, err := e.m.Create(ctx, e.sb, ctrConfig("app"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := e.m.Start(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.m.Stop(ctx, id, 0); err != nil {
+				t.Fatal(err)
+			}
+			if c, _ := e.st.Container(id); c.State != store.ContainerExited {
+				t.Fatalf("after Stop: %v, want EXITED in the index at once", c.State)
+			}
+			if reaper {
+				deadline := time.Now().Add(10 * time.Second)
+				for !e.m.wasReaped(id) {
+					if time.Now().After(deadline) {
+						t.Fatal("the reaper did not delete the exited container's runtime state")
+					}
+					time.Sleep(time.Millisecond)
+				}
+			}
+			if err := e.m.Remove(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			e.rt.mu.Lock()
+			defer e.rt.mu.Unlock()
+			if len(e.rt.deletes) == 0 {
+				t.Fatal("no runtime delete ran")
+			}
+			if len(notDurable) != 0 {
+				t.Fatalf("the runtime's delete ran while the container's deferred state was not on disk: %v", notDurable)
+			}
+		})
+	}
+}

@@ -543,7 +543,12 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 		return fmt.Errorf("start container %s: %w", c.ID, err)
 	}
 	faultinject.Point(faultinject.ContainerStarted)
-	updated, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
+	// Running is a deferred write (store/deferred.go): it rides on the next commit instead of paying its own pair
+	// of fdatasyncs. A crash before it lands leaves the record created, and recovery at start (Recover) asks the
+	// runtime: running gives running (with the recovery's time as StartedAt: the exact start time is what is
+	// lost), stopped gives the exit from conmon's exit file. The exit file and the runtime's state go only with
+	// the runtime's delete, which the reaper and Remove do only once this container's deferred writes are on disk.
+	updated, err := m.cfg.Store.UpdateContainerDeferred(c.ID, func(x *store.Container) error {
 		if x.State == store.ContainerCreated {
 			x.State, x.StartedAt = store.ContainerRunning, startedAt
 		}
@@ -552,6 +557,7 @@ func (m *Manager) Start(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
+	faultinject.Point(faultinject.ContainerStartRecorded)
 	m.emit(&updated, runtimeapi.ContainerEventType_CONTAINER_STARTED_EVENT)
 	return nil
 }
@@ -573,7 +579,11 @@ func (m *Manager) HandleExit(ev ociruntime.ExitEvent) {
 		return
 	}
 	oom := m.oomKilled(&c, ev.ExitCode)
-	updated, err := m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error {
+	// The exit is a deferred write (store/deferred.go), like Start's running: conmon's exit file keeps code and
+	// time until the runtime's delete removes it, and the reaper and Remove delete only once the record is on
+	// disk (AwaitContainer, SyncContainer). A crash before it lands leaves the record running or created with the
+	// exit file there, and recovery at start records the exit from it, as for an exit while noded was down.
+	updated, err := m.cfg.Store.UpdateContainerDeferred(c.ID, func(x *store.Container) error {
 		x.State = store.ContainerExited
 		x.ExitCode = int32(ev.ExitCode)
 		x.FinishedAt = ev.ExitedAt.UnixNano()
@@ -600,6 +610,7 @@ func (m *Manager) HandleExit(ev ociruntime.ExitEvent) {
 		klog.ErrorS(err, "recording container exit", "containerID", ev.ID)
 		return
 	}
+	faultinject.Point(faultinject.ContainerExitRecorded)
 	m.closeExit(c.ID)
 	m.emit(&updated, runtimeapi.ContainerEventType_CONTAINER_STOPPED_EVENT)
 	select {
@@ -631,6 +642,10 @@ func (m *Manager) RunReaper(ctx context.Context, workers int) {
 
 // reap deletes the runtime state of container id if it is still there and exited.
 func (m *Manager) reap(ctx context.Context, id string) {
+	// The delete removes conmon's exit file, from which recovery rebuilds a deferred exit (HandleExit): wait,
+	// without forcing a commit of its own, until the exit is on disk. Before the lock: the writer whose commit
+	// carries it may need the container's lock first (StopPodSandbox's stop of its containers).
+	m.cfg.Store.AwaitContainer(id)
 	unlock := m.locks.Lock(id)
 	defer unlock()
 	c, err := m.cfg.Store.Container(id)
@@ -744,6 +759,19 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 
 // Remove stops (kills) the container if needed and deletes everything of it. Unknown IDs succeed.
 func (m *Manager) Remove(ctx context.Context, id string) error {
+	return m.remove(ctx, id, false)
+}
+
+// RemoveInPod is Remove for RemovePodSandbox, which deletes the sandbox's record after its containers': the
+// container's delete is a deferred write that the sandbox's delete carries (one commit for the pod's removal).
+// A crash before that commit leaves the container's record with everything of it removed (like a crash at
+// ContainerRemoveCleaned), and the sandbox's record, which is never deleted before it (commits keep the queue's
+// order): the pod stays listed, and kubelet's RemovePodSandbox again removes the container, which is idempotent.
+func (m *Manager) RemoveInPod(ctx context.Context, id string) error {
+	return m.remove(ctx, id, true)
+}
+
+func (m *Manager) remove(ctx context.Context, id string, deferDelete bool) error {
 	c, err := m.cfg.Store.Container(id)
 	if errdefs.IsNotFound(err) {
 		return nil
@@ -759,12 +787,19 @@ func (m *Manager) Remove(ctx context.Context, id string) error {
 	unlock := m.locks.Lock(c.ID)
 	defer unlock()
 	faultinject.Point(faultinject.ContainerRemoveIntent)
+	// The cleanup deletes the exit file and the runtime's state, from which recovery rebuilds a deferred running
+	// or exit: those go to disk first (free when they are already there, as when a stop came before).
+	m.cfg.Store.SyncContainer(c.ID)
 	if err := m.cleanup(ctx, &c); err != nil {
 		_, _ = m.cfg.Store.UpdateContainer(c.ID, func(x *store.Container) error { x.Error = err.Error(); return nil })
 		return err
 	}
 	faultinject.Point(faultinject.ContainerRemoveCleaned)
-	if err := m.cfg.Store.DeleteContainer(c.ID); err != nil {
+	del := m.cfg.Store.DeleteContainer
+	if deferDelete {
+		del = m.cfg.Store.DeleteContainerDeferred
+	}
+	if err := del(c.ID); err != nil {
 		return err
 	}
 	m.mu.Lock()

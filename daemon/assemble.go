@@ -165,6 +165,11 @@ func (s *services) close() {
 	if s.cni != nil {
 		_ = s.cni.Close()
 	}
+	if s.store != nil {
+		// Deferred writes (store/deferred.go) go to disk before the bbolt handle closes: a clean shutdown needs
+		// no recovery of them.
+		s.store.Close()
+	}
 }
 
 // watchExits records container exits until the watcher closes.

@@ -305,10 +305,14 @@ func crashScenarios() map[string]crashScenario {
 		faultinject.ContainerCreated:        createCtr(true),
 		faultinject.ContainerStartIntent:    startCtr(false),
 		faultinject.ContainerStarted:        startCtr(true),
+		// Running recorded in the index only (a deferred write): recovery asks runc.
+		faultinject.ContainerStartRecorded: startCtr(true),
 		// sleep as PID 1 ignores SIGTERM: it still runs after a crash right after the stop signal.
 		faultinject.ContainerStopSignalled: stopCtr(30, runtimeapi.ContainerState_CONTAINER_RUNNING, 0),
 		// Killed while noded was down: the restarted noded reads the real exit code from conmon.
 		faultinject.ContainerStopKilled: stopCtr(0, runtimeapi.ContainerState_CONTAINER_EXITED, 137),
+		// The exit recorded in the index only (a deferred write): recovery reads conmon's exit file again.
+		faultinject.ContainerExitRecorded: stopCtr(0, runtimeapi.ContainerState_CONTAINER_EXITED, 137),
 
 		faultinject.SandboxStopContainers: onRunning(func(f *faultEnv, o *crashObjects) error { return f.n.Runtime.StopPodSandbox(f.ctx, o.pod) }),
 		faultinject.SandboxStopNetwork:    onRunning(func(f *faultEnv, o *crashObjects) error { return f.n.Runtime.StopPodSandbox(f.ctx, o.pod) }),
@@ -317,9 +321,27 @@ func crashScenarios() map[string]crashScenario {
 		faultinject.ContainerRemoveRuntime: onRunning(func(f *faultEnv, o *crashObjects) error { return f.n.Runtime.RemoveContainer(f.ctx, o.ctr) }),
 		faultinject.ContainerRemoveCleaned: onRunning(func(f *faultEnv, o *crashObjects) error { return f.n.Runtime.RemoveContainer(f.ctx, o.ctr) }),
 
-		faultinject.SandboxRemoveContainers: onRunning(func(f *faultEnv, o *crashObjects) error { return f.n.Runtime.RemovePodSandbox(f.ctx, o.pod) }),
-		faultinject.SandboxRemoveNetwork:    onRunning(func(f *faultEnv, o *crashObjects) error { return f.n.Runtime.RemovePodSandbox(f.ctx, o.pod) }),
-		faultinject.SandboxRemoveTornDown:   onRunning(func(f *faultEnv, o *crashObjects) error { return f.n.Runtime.RemovePodSandbox(f.ctx, o.pod) }),
+		// The containers' record deletes are deferred writes the sandbox's delete would carry: a crash here may
+		// lose them. What kubelet sees must still be consistent: the pod listed (its network is still up) and its
+		// container, if listed, exited; the pod's removal then works again (removeAllPods).
+		faultinject.SandboxRemoveContainers: {
+			setup: withRunning,
+			call:  func(f *faultEnv, o *crashObjects) error { return f.n.Runtime.RemovePodSandbox(f.ctx, o.pod) },
+			after: func(t *testing.T, f *faultEnv, o *crashObjects) {
+				f.expectReadyPods(t, 1)
+				cs, err := f.n.Runtime.ListContainers(f.ctx, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, c := range cs {
+					if c.State != runtimeapi.ContainerState_CONTAINER_EXITED {
+						t.Errorf("container %s of the pod being removed is %v after the restart, want EXITED", c.Id, c.State)
+					}
+				}
+			},
+		},
+		faultinject.SandboxRemoveNetwork:  onRunning(func(f *faultEnv, o *crashObjects) error { return f.n.Runtime.RemovePodSandbox(f.ctx, o.pod) }),
+		faultinject.SandboxRemoveTornDown: onRunning(func(f *faultEnv, o *crashObjects) error { return f.n.Runtime.RemovePodSandbox(f.ctx, o.pod) }),
 
 		faultinject.ImageDownload:       pullImage(0),
 		faultinject.ImageUnpack:         pullImage(1),

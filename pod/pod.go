@@ -29,6 +29,8 @@ type Containers interface {
 	Create(ctx context.Context, sb store.Sandbox, cfg *runtimeapi.ContainerConfig) (string, error)
 	Stop(ctx context.Context, id string, timeout time.Duration) error
 	Remove(ctx context.Context, id string) error
+	// RemoveInPod is Remove whose record delete the sandbox's delete carries (a deferred write).
+	RemoveInPod(ctx context.Context, id string) error
 	ReapOrphans(ctx context.Context, maxAge time.Duration) int
 }
 
@@ -62,7 +64,7 @@ func (p *Service) Stop(ctx context.Context, id string) error {
 // succeed.
 func (p *Service) Remove(ctx context.Context, id string) error {
 	return p.containersThenSandbox(id,
-		func(cid string) error { return p.containers.Remove(ctx, cid) },
+		func(cid string) error { return p.containers.RemoveInPod(ctx, cid) },
 		faultinject.SandboxRemoveContainers,
 		func(sid string) error { return p.sandboxes.Remove(ctx, sid) })
 }

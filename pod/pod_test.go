@@ -86,6 +86,10 @@ func (f *fakeContainers) Remove(_ context.Context, id string) error {
 	f.j.add("container remove "+id, f.pod(id))
 	return f.st.DeleteContainer(id)
 }
+func (f *fakeContainers) RemoveInPod(_ context.Context, id string) error {
+	f.j.add("container remove "+id, f.pod(id))
+	return f.st.DeleteContainerDeferred(id)
+}
 func (f *fakeContainers) ReapOrphans(context.Context, time.Duration) int {
 	f.j.add("container reap", "")
 	return 0

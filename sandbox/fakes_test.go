@@ -162,13 +162,17 @@ type fakeNetwork struct {
 	failTeardown      error
 	setups, teardowns []cni.PodNetwork
 	attached          map[string]bool
-	teardownDeadline  []bool // whether each DEL's context had a deadline
+	teardownDeadline  []bool                  // whether each DEL's context had a deadline
+	onSetup           func(pn cni.PodNetwork) // when set, runs in each Setup (ADD), with mu held
 }
 
 func (n *fakeNetwork) Setup(_ context.Context, pn cni.PodNetwork) (*cni.Result, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.setups = append(n.setups, pn)
+	if n.onSetup != nil {
+		n.onSetup(pn)
+	}
 	if n.failSetup != nil {
 		return nil, n.failSetup
 	}

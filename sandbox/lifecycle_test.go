@@ -11,6 +11,7 @@ import (
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
+	"github.com/noded/noded/cni"
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/internal/nsutil"
 	"github.com/noded/noded/store"
@@ -469,5 +470,34 @@ func TestHostnames(t *testing.T) {
 				t.Errorf("hostname set %q, want %q", got, tc.hostname)
 			}
 		})
+	}
+}
+
+// The record on disk names the network before CNI ADD runs, with no store write of its own between the intent
+// and ADD: a crash at any point before ADD is rolled back with a DEL (which plugins accept for a pod they never
+// saw), and a crash during or after ADD with the DEL that undoes it.
+func TestNetworkNamedByTheIntent(t *testing.T) {
+	e := newEnv(t)
+	var stored []store.Sandbox
+	e.net.onSetup = func(pn cni.PodNetwork) { stored = e.st.Sandboxes() }
+	if _, err := e.m.Run(context.Background(), podConfig("web"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if len(stored) != 1 || !stored[0].NetworkSetUp || stored[0].State != store.SandboxCreating {
+		t.Fatalf("records at CNI ADD: %+v, want one creating sandbox that names its network", stored)
+	}
+	// A crash before ADD: the intent as stored, recovered.
+	sb := stored[0]
+	sb.ID, sb.Name, sb.Namespaces = store.NewID(), "crashed_ns_u_0", map[string]string{}
+	if err := e.st.AddSandbox(&sb); err != nil {
+		t.Fatal(err)
+	}
+	before := len(e.net.teardowns)
+	e.m.Recover(context.Background())
+	if _, err := e.st.Sandbox(sb.ID); !errdefs.IsNotFound(err) {
+		t.Fatalf("a creation cut short before ADD is still stored: %v", err)
+	}
+	if len(e.net.teardowns) != before+1 {
+		t.Fatalf("recovery ran %d DELs for a creation cut short before ADD, want 1", len(e.net.teardowns)-before)
 	}
 }

@@ -36,6 +36,8 @@ type write struct {
 
 	ticket groupcommit.Ticket
 	err    error // set by the commit, read after it ended
+	// deferred: nobody waits for this change (deferred.go); a failure is logged.
+	deferred bool
 }
 
 // stage checks a change for what bbolt would refuse (so that one bad record cannot fail a shared commit) and
@@ -112,10 +114,16 @@ func (s *Store) undo(batch []*write, takeLater func() []*write, err error) {
 	for i := len(later) - 1; i >= 0; i-- {
 		later[i].undo()
 		later[i].err = fmt.Errorf("an earlier change it may build on failed: %w", err)
+		if later[i].deferred {
+			logDeferredFailure(later[i])
+		}
 	}
 	for i := len(batch) - 1; i >= 0; i-- {
 		batch[i].undo()
 		batch[i].err = err
+		if batch[i].deferred {
+			logDeferredFailure(batch[i])
+		}
 	}
 	s.sbList.Store(nil)
 	s.ctrList.Store(nil)

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
@@ -49,6 +50,14 @@ type Store struct {
 	commits *groupcommit.Queue[*write]
 	// commitHook, when set (by tests), runs at the end of each commit's transaction; an error fails the commit.
 	commitHook func(*bolt.Tx) error
+
+	// Deferred writes (deferred.go): flushMu guards pending (container id → ticket of its latest deferred
+	// change), the timer that commits them and closed.
+	deferDelay time.Duration
+	flushMu    sync.Mutex
+	pending    map[string]groupcommit.Ticket
+	flushTimer *time.Timer
+	closed     bool
 }
 
 // Open loads every record of db into memory.
@@ -60,6 +69,8 @@ func Open(db *bolt.DB) (*Store, error) {
 		sbNames:    map[string]string{},
 		ctrNames:   map[string]string{},
 		podCtrs:    map[string]map[string]struct{}{},
+		deferDelay: DeferDelay,
+		pending:    map[string]groupcommit.Ticket{},
 	}
 	s.commits = groupcommit.New(s.commit)
 	err := db.Update(func(tx *bolt.Tx) error {

@@ -15,8 +15,8 @@ const EnvFile = "NODED_FAULTINJECT_FILE"
 var Points = []string{
 	SandboxIntent, SandboxPinned, SandboxPodInit, SandboxNetworkIntent, SandboxNetworkAdded, SandboxReady,
 	ContainerIntent, ContainerRootfs, ContainerBundle, ContainerRuntimeCreated, ContainerCreated,
-	ContainerStartIntent, ContainerStarted,
-	ContainerStopSignalled, ContainerStopKilled,
+	ContainerStartIntent, ContainerStarted, ContainerStartRecorded,
+	ContainerStopSignalled, ContainerStopKilled, ContainerExitRecorded,
 	SandboxStopContainers, SandboxStopNetwork,
 	ContainerRemoveIntent, ContainerRemoveRuntime, ContainerRemoveCleaned,
 	SandboxRemoveContainers, SandboxRemoveNetwork, SandboxRemoveTornDown,
@@ -44,8 +44,10 @@ const (
 	ContainerCreated        = "container.create.created" // created recorded, reply not sent
 	ContainerStartIntent    = "container.start.intent"   // about to call the runtime's start
 	ContainerStarted        = "container.start.started"  // user process running, not recorded
+	ContainerStartRecorded  = "container.start.recorded" // running in the index, its deferred write not on disk
 	ContainerStopSignalled  = "container.stop.signalled" // stop signal sent, exit not seen
 	ContainerStopKilled     = "container.stop.killed"    // SIGKILL sent, exit not recorded
+	ContainerExitRecorded   = "container.exit.recorded"  // exit in the index, its deferred write not on disk
 	ContainerRemoveIntent   = "container.remove.intent"  // about to remove
 	ContainerRemoveRuntime  = "container.remove.runtime" // runtime state deleted, rootfs still mounted
 	ContainerRemoveCleaned  = "container.remove.cleaned" // everything removed, record not deleted

@@ -78,6 +78,37 @@ func (q *Queue[T]) Wait(t Ticket) {
 	}
 }
 
+// Flush returns once every item queued before it has been committed (at once when nothing is queued or under
+// way); it commits the queue itself when no commit is under way. It returns the ticket it waited for: every item
+// whose Add gave a ticket up to it is committed.
+func (q *Queue[T]) Flush() Ticket {
+	q.mu.Lock()
+	t := q.taken
+	if len(q.queue) > 0 {
+		t++
+	}
+	q.mu.Unlock()
+	q.Wait(Ticket(t))
+	return Ticket(t)
+}
+
+// WaitCommitted returns once the commit of the item that Add gave t for has ended, like Wait, but never commits
+// itself: it relies on another waiter, or a Flush, to lead that commit.
+func (q *Queue[T]) WaitCommitted(t Ticket) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for q.ended < uint64(t) {
+		q.cond.Wait()
+	}
+}
+
+// Committed reports whether the commit of the item that Add gave t for has ended.
+func (q *Queue[T]) Committed(t Ticket) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.ended >= uint64(t)
+}
+
 // take takes the queue into the commit under way.
 func (q *Queue[T]) take() []T {
 	q.mu.Lock()

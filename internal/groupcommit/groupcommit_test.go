@@ -189,3 +189,73 @@ func TestConcurrentItemsEachCommittedOnce(t *testing.T) {
 		}
 	}
 }
+
+// TestFlush: Flush commits what is queued (items added without a Wait: deferred), waits for a commit under way
+// that carries items, and costs nothing when nothing is queued.
+func TestFlush(t *testing.T) {
+	r := &recorder{}
+	q := New(r.commit)
+	if got := q.Flush(); got != 0 {
+		t.Fatalf("Flush of an empty queue waited for ticket %d", got)
+	}
+	a, b := &item{name: "a"}, &item{name: "b"}
+	q.Add(a)
+	tb := q.Add(b)
+	if got := q.Flush(); got != tb {
+		t.Fatalf("Flush waited for ticket %d, want b's %d", got, tb)
+	}
+	if a.got != "commit 0" || b.got != "commit 0" {
+		t.Fatalf("after Flush: a %q, b %q, want both in commit 0", a.got, b.got)
+	}
+	q.Flush()
+	if got := r.log(); !slices.Equal(got, []string{"a b |"}) {
+		t.Fatalf("commits %q, want one commit of a and b and none for the empty Flush", got)
+	}
+
+	// A Flush while a commit is under way waits for it, though nothing is queued.
+	release := make(chan struct{})
+	entered := make(chan struct{})
+	r.hook = func(n int, _ func() []*item) []*item {
+		if n == 1 {
+			close(entered)
+			<-release
+		}
+		return nil
+	}
+	c := start(q, "c")
+	<-entered
+	flushed := make(chan struct{})
+	go func() { q.Flush(); close(flushed) }()
+	select {
+	case <-flushed:
+		t.Fatal("Flush returned while the commit of c was under way")
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(release)
+	<-flushed
+	expect(t, "c", c, "commit 1")
+}
+
+// TestWaitCommitted: WaitCommitted does not commit; it returns when another waiter's commit took the item.
+func TestWaitCommitted(t *testing.T) {
+	r := &recorder{}
+	q := New(r.commit)
+	a := &item{name: "a"}
+	ta := q.Add(a)
+	done := make(chan struct{})
+	go func() { q.WaitCommitted(ta); close(done) }()
+	select {
+	case <-done:
+		t.Fatal("WaitCommitted returned before any commit")
+	case <-time.After(50 * time.Millisecond):
+	}
+	if len(r.log()) != 0 {
+		t.Fatalf("WaitCommitted committed: %q", r.log())
+	}
+	b := start(q, "b")
+	expect(t, "b", b, "commit 0")
+	<-done
+	if a.got != "commit 0" {
+		t.Fatalf("a: %q, want commit 0", a.got)
+	}
+}
