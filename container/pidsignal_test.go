@@ -15,7 +15,7 @@ import (
 )
 
 // directSignals makes the fake host accept direct signals for the containers of e, delivering them like the
-// runtime would, and returns the records it looked the pids up in.
+// runtime would (the pid and cgroups path must be a record's).
 func (e *lcEnv) directSignals(t *testing.T) {
 	t.Helper()
 	e.host.signal = func(pid int, cgroupsPath string, sig syscall.Signal) error {
