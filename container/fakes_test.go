@@ -83,6 +83,13 @@ func (r *fakeRuntime) Start(_ context.Context, id string) error {
 func (r *fakeRuntime) Kill(_ context.Context, id string, sig syscall.Signal, _ bool) error {
 	r.mu.Lock()
 	r.kills = append(r.kills, sig)
+	r.mu.Unlock()
+	return r.deliver(id, sig)
+}
+
+// deliver is a signal reaching the container's init, from the runtime or a pidfd.
+func (r *fakeRuntime) deliver(id string, sig syscall.Signal) error {
+	r.mu.Lock()
 	st, ok := r.state[id]
 	if !ok {
 		r.mu.Unlock()
@@ -204,6 +211,22 @@ type fakeMounts struct {
 	mounted   map[string]bool
 	killed    []string
 	setuid    map[string]int // rootfs → pid AllowSetuid was called with
+	// signal answers SignalInit; nil refuses every direct signal (errNotInit), as for an unverified init.
+	signal  func(pid int, cgroupsPath string, sig syscall.Signal) error
+	signals []syscall.Signal // the direct signals signal accepted
+}
+
+func (h *fakeMounts) SignalInit(pid int, cgroupsPath string, sig syscall.Signal) error {
+	if h.signal == nil {
+		return fmt.Errorf("fake: %w", errNotInit)
+	}
+	if err := h.signal(pid, cgroupsPath, sig); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.signals = append(h.signals, sig)
+	return nil
 }
 
 func (h *fakeMounts) MountAll(_ []snapshotter.Mount, target string) error {

@@ -1,6 +1,8 @@
 package container
 
 import (
+	"syscall"
+
 	"github.com/noded/noded/container/rootfsflags"
 	"github.com/noded/noded/snapshotter"
 )
@@ -17,6 +19,9 @@ type Host interface {
 	// AllowSetuid clears nosuid and nodev in the container's own view of its root (rootfs on the host), from
 	// the mount namespace of its created init pid.
 	AllowSetuid(pid int, rootfs string) error
+	// SignalInit sends sig to pid with a pidfd if pid is the init of the container's own PID namespace, in the
+	// container's cgroup (see pidsignal.go); an error wrapping errNotInit asks for the runtime's kill instead.
+	SignalInit(pid int, cgroupsPath string, sig syscall.Signal) error
 }
 
 // RealHost is the Host of a running node.
@@ -34,6 +39,9 @@ func (RealHost) MountAllIDMapped(mounts []snapshotter.Mount, target string, idm 
 
 func (RealHost) UnmountAll(target string) error      { return snapshotter.UnmountAll(target) }
 func (RealHost) KillCgroup(cgroupsPath string) error { return killCgroup(cgroupsPath) }
+func (RealHost) SignalInit(pid int, cgroupsPath string, sig syscall.Signal) error {
+	return signalOwnInit(pid, cgroupsPath, sig)
+}
 func (RealHost) AllowSetuid(pid int, rootfs string) error {
 	return rootfsflags.AllowSetuidIn(pid, rootfs)
 }

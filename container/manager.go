@@ -718,8 +718,10 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 				sig = s.Num
 			}
 		}
-		if err := rt.Kill(ctx, c.ID, sig, false); err != nil && !errdefs.IsNotFound(err) {
-			klog.V(2).InfoS("stop signal failed, killing", "containerID", c.ID, "err", err)
+		if err := m.signalInit(&c, sig); err != nil {
+			if err := rt.Kill(ctx, c.ID, sig, false); err != nil && !errdefs.IsNotFound(err) {
+				klog.V(2).InfoS("stop signal failed, killing", "containerID", c.ID, "err", err)
+			}
 		}
 		faultinject.Point(faultinject.ContainerStopSignalled)
 		t := time.NewTimer(timeout)
@@ -733,7 +735,7 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		case <-t.C:
 		}
 	}
-	if err := rt.Kill(ctx, c.ID, syscall.SIGKILL, true); err != nil {
+	if err := m.killAll(ctx, rt, &c); err != nil {
 		switch {
 		case errdefs.IsNotFound(err):
 			// The runtime no longer knows it (its state was lost): kill what is left in its cgroup.
@@ -755,6 +757,40 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 	case <-time.After(30 * time.Second):
 		return fmt.Errorf("container %s did not exit 30s after SIGKILL", c.ID)
 	}
+}
+
+// ownPIDNamespace reports whether c was created with a PID namespace of its own (neither the host's, the pod's
+// shared one nor another container's), as createSpec decides it.
+func (m *Manager) ownPIDNamespace(c *store.Container) bool {
+	sb, err := m.cfg.Store.Sandbox(c.SandboxID)
+	if err != nil || sb.HostPID || sb.PodPID || c.Config == nil {
+		return false
+	}
+	mode := c.Config.GetLinux().GetSecurityContext().GetNamespaceOptions().GetPid()
+	return mode != runtimeapi.NamespaceMode_NODE && mode != runtimeapi.NamespaceMode_TARGET
+}
+
+// signalInit sends sig to a running container's init with a pidfd, without exec'ing the runtime, when the
+// container has its own PID namespace and its recorded init is verified (pidsignal.go). A non-nil error means
+// nothing was sent: the caller uses the runtime.
+func (m *Manager) signalInit(c *store.Container, sig syscall.Signal) error {
+	if !m.ownPIDNamespace(c) {
+		return fmt.Errorf("container %s: %w", c.ID, errNotInit)
+	}
+	if err := m.h().SignalInit(c.Pid, c.CgroupsPath, sig); err != nil {
+		klog.V(4).InfoS("signalling the container's init directly is not possible, using the runtime", "containerID", c.ID, "err", err)
+		return err
+	}
+	return nil
+}
+
+// killAll kills every process of a running container: SIGKILL to the init of its own PID namespace (the kernel
+// then kills the whole namespace), else `<runtime> kill --all`.
+func (m *Manager) killAll(ctx context.Context, rt ociruntime.Runtime, c *store.Container) error {
+	if m.signalInit(c, syscall.SIGKILL) == nil {
+		return nil
+	}
+	return rt.Kill(ctx, c.ID, syscall.SIGKILL, true)
 }
 
 // Remove stops (kills) the container if needed and deletes everything of it. Unknown IDs succeed.
