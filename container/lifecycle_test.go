@@ -579,23 +579,8 @@ func TestReaperDeletesAfterExit(t *testing.T) {
 	go func() { e.m.RunReaper(ctx, 2); close(done) }()
 	defer func() { cancel(); <-done }()
 
-	id, err := e.m.Create(ctx, e.sb, ctrConfig("app"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.m.Start(ctx, id); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.m.Stop(ctx, id, 0); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !e.m.wasReaped(id) {
-		if time.Now().After(deadline) {
-			t.Fatal("the reaper did not delete the exited container's runtime state")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	id := e.startAndStop(ctx, t)
+	e.waitReaped(t, id)
 	if n := e.rt.live(); n != 0 {
 		t.Errorf("%d runtime containers left after the reaper", n)
 	}
@@ -664,27 +649,12 @@ func TestDeferredStateDurableBeforeRuntimeDelete(t *testing.T) {
 					notDurable = append(notDurable, id)
 				}
 			}
-			id, err := e.m.Create(ctx, e.sb, ctrConfig("app"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := e.m.Start(ctx, id); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.m.Stop(ctx, id, 0); err != nil {
-				t.Fatal(err)
-			}
+			id := e.startAndStop(ctx, t)
 			if c, _ := e.st.Container(id); c.State != store.ContainerExited {
 				t.Fatalf("after Stop: %v, want EXITED in the index at once", c.State)
 			}
 			if reaper {
-				deadline := time.Now().Add(10 * time.Second)
-				for !e.m.wasReaped(id) {
-					if time.Now().After(deadline) {
-						t.Fatal("the reaper did not delete the exited container's runtime state")
-					}
-					time.Sleep(time.Millisecond)
-				}
+				e.waitReaped(t, id)
 			}
 			if err := e.m.Remove(ctx, id); err != nil {
 				t.Fatal(err)
@@ -698,5 +668,33 @@ func TestDeferredStateDurableBeforeRuntimeDelete(t *testing.T) {
 				t.Fatalf("the runtime's delete ran while the container's deferred state was not on disk: %v", notDurable)
 			}
 		})
+	}
+}
+
+// startAndStop creates, starts and stops (timeout 0) a container "app" in e's sandbox and returns its ID.
+func (e *lcEnv) startAndStop(ctx context.Context, t *testing.T) string {
+	t.Helper()
+	id, err := e.m.Create(ctx, e.sb, ctrConfig("app"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Start(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Stop(ctx, id, 0); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// waitReaped waits up to 10 s for the reaper to delete container id's runtime state.
+func (e *lcEnv) waitReaped(t *testing.T, id string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !e.m.wasReaped(id) {
+		if time.Now().After(deadline) {
+			t.Fatal("the reaper did not delete the exited container's runtime state")
+		}
+		time.Sleep(time.Millisecond)
 	}
 }
