@@ -718,10 +718,8 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 				sig = s.Num
 			}
 		}
-		if err := m.signalInit(&c, sig); err != nil {
-			if err := rt.Kill(ctx, c.ID, sig, false); err != nil && !errdefs.IsNotFound(err) {
-				klog.V(2).InfoS("stop signal failed, killing", "containerID", c.ID, "err", err)
-			}
+		if err := m.signal(ctx, rt, &c, sig, false); err != nil && !errdefs.IsNotFound(err) {
+			klog.V(2).InfoS("stop signal failed, killing", "containerID", c.ID, "err", err)
 		}
 		faultinject.Point(faultinject.ContainerStopSignalled)
 		t := time.NewTimer(timeout)
@@ -735,7 +733,7 @@ func (m *Manager) Stop(ctx context.Context, id string, timeout time.Duration) er
 		case <-t.C:
 		}
 	}
-	if err := m.killAll(ctx, rt, &c); err != nil {
+	if err := m.signal(ctx, rt, &c, syscall.SIGKILL, true); err != nil {
 		switch {
 		case errdefs.IsNotFound(err):
 			// The runtime no longer knows it (its state was lost): kill what is left in its cgroup.
@@ -784,13 +782,14 @@ func (m *Manager) signalInit(c *store.Container, sig syscall.Signal) error {
 	return nil
 }
 
-// killAll kills every process of a running container: SIGKILL to the init of its own PID namespace (the kernel
-// then kills the whole namespace), else `<runtime> kill --all`.
-func (m *Manager) killAll(ctx context.Context, rt ociruntime.Runtime, c *store.Container) error {
-	if m.signalInit(c, syscall.SIGKILL) == nil {
+// signal sends sig to c's init through a pidfd when that is safe (signalInit), else through the runtime: `kill
+// <id> sig`, or with all `kill --all <id> sig` (for SIGKILL to an own PID namespace's init the kernel kills the
+// whole namespace, which is what --all does).
+func (m *Manager) signal(ctx context.Context, rt ociruntime.Runtime, c *store.Container, sig syscall.Signal, all bool) error {
+	if m.signalInit(c, sig) == nil {
 		return nil
 	}
-	return rt.Kill(ctx, c.ID, syscall.SIGKILL, true)
+	return rt.Kill(ctx, c.ID, sig, all)
 }
 
 // Remove stops (kills) the container if needed and deletes everything of it. Unknown IDs succeed.

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -31,20 +32,11 @@ func runtimeKills(t *testing.T, log, id string) []string {
 	}
 	var kills []string
 	for _, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); containsWord(f, "kill") && containsWord(f, id) {
+		if f := strings.Fields(l); slices.Contains(f, "kill") && slices.Contains(f, id) {
 			kills = append(kills, l)
 		}
 	}
 	return kills
-}
-
-func containsWord(fields []string, w string) bool {
-	for _, f := range fields {
-		if f == w {
-			return true
-		}
-	}
-	return false
 }
 
 // procsInCgroupOf returns the host PIDs whose cgroup path names container id.

@@ -4,6 +4,8 @@ import (
 	"time"
 
 	"k8s.io/klog/v2"
+
+	"github.com/noded/noded/internal/groupcommit"
 )
 
 // Deferred writes. Most changes are durable when their call returns (callers write intent before side effects).
@@ -86,9 +88,7 @@ func (s *Store) Flush() {
 // recovery would rebuild such a change from (the exit file, the runtime's state) makes it durable first. It
 // costs nothing when no deferred change of id is pending.
 func (s *Store) SyncContainer(id string) {
-	s.flushMu.Lock()
-	t, ok := s.pending[id]
-	s.flushMu.Unlock()
+	t, ok := s.pendingTicket(id)
 	if !ok {
 		return
 	}
@@ -104,20 +104,23 @@ func (s *Store) SyncContainer(id string) {
 // without making a commit of its own: the next commit of anyone, at the latest the timer's (DeferDelay), carries
 // it. For background work that may wait (the reaper).
 func (s *Store) AwaitContainer(id string) {
-	s.flushMu.Lock()
-	t, ok := s.pending[id]
-	s.flushMu.Unlock()
-	if ok {
+	if t, ok := s.pendingTicket(id); ok {
 		s.commits.WaitCommitted(t)
 	}
 }
 
 // ContainerDurable reports whether no deferred change of container id waits for a commit.
 func (s *Store) ContainerDurable(id string) bool {
-	s.flushMu.Lock()
-	t, ok := s.pending[id]
-	s.flushMu.Unlock()
+	t, ok := s.pendingTicket(id)
 	return !ok || s.commits.Committed(t)
+}
+
+// pendingTicket returns the ticket of container id's latest deferred change still tracked, if any.
+func (s *Store) pendingTicket(id string) (groupcommit.Ticket, bool) {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	t, ok := s.pending[id]
+	return t, ok
 }
 
 // Close commits every deferred change and stops the timer; deferred writes after it are committed at once. The
