@@ -36,18 +36,19 @@ plan() {
 	/^\*/ { t = substr($0, 2); next }
 	/^:/ {
 		c = substr($1, 2)
-		if (FNR == NR) bchain[t, c] = 1
+		if (FILENAME == ARGV[1]) bchain[t, c] = 1
 		else { nc++; ct[nc] = t; cn[nc] = c; achain[t, c] = 1 }
 		next
 	}
 	/^-A / {
-		if (FNR == NR) { bcnt[t, $0]++; next }
+		if (FILENAME == ARGV[1]) { bcnt[t, $0]++; next }
 		if (bcnt[t, $0] > 0) { bcnt[t, $0]--; next }
 		nr++; rt[nr] = t; rl[nr] = $0; rc[nr] = $2; rtg[nr] = target($0)
 		next
 	}
 	END {
-		for (k = 1; k <= nc; k++) if (!((ct[k], cn[k]) in bchain)) newc[ct[k], cn[k]] = 1
+		# Built-in chains are never new (a snapshot of a table not loaded yet has none).
+		for (k = 1; k <= nc; k++) if (!((ct[k], cn[k]) in bchain) && cn[k] !~ /^(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING)$/) newc[ct[k], cn[k]] = 1
 		for (i = 1; i <= nr; i++) if (rl[i] ~ marker) mine[i] = 1
 		# Per-pod chains: new, not shared, holding or targeted by a rule of ours.
 		do {
