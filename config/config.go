@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sort"
@@ -75,6 +76,10 @@ type Runtime struct {
 type CNI struct {
 	ConfDir string   `toml:"conf_dir"`
 	BinDirs []string `toml:"bin_dirs"`
+	// MasqueradeSubnets are pod subnets (CIDRs, IPv4 or IPv6) whose traffic leaving them is masqueraded by one
+	// rule per subnet in noded's nat chain NODED-MASQ, made at start (cni/masquerade.go); for networks whose
+	// bridge plugin runs with ipMasq false. Empty: noded makes none (and removes those it made before).
+	MasqueradeSubnets []string `toml:"masquerade_subnets"`
 }
 
 // CDI configures Container Device Interface devices.
@@ -178,8 +183,9 @@ func Default() Config {
 		HostResolvConf:         "/etc/resolv.conf",
 		HostHostsFile:          "/etc/hosts",
 		CNI: CNI{
-			ConfDir: "/etc/cni/net.d",
-			BinDirs: []string{"/usr/lib/cni", "/opt/cni/bin"},
+			ConfDir:           "/etc/cni/net.d",
+			BinDirs:           []string{"/usr/lib/cni", "/opt/cni/bin"},
+			MasqueradeSubnets: []string{},
 		},
 		CDI: CDI{SpecDirs: []string{"/etc/cdi", "/var/run/cdi"}},
 		Registry: Registry{
@@ -320,6 +326,15 @@ func (c *Config) Validate() error {
 	}
 	if c.CNI.ConfDir == "" || len(c.CNI.BinDirs) == 0 {
 		return errors.New("cni: conf_dir and bin_dirs must be set")
+	}
+	for i, sn := range c.CNI.MasqueradeSubnets {
+		p, err := netip.ParsePrefix(sn)
+		if err != nil {
+			return fmt.Errorf("cni.masquerade_subnets[%d]: %q is not a CIDR (e.g. \"10.88.0.0/16\" or \"fd00:88::/64\")", i, sn)
+		}
+		if p.Masked() != p {
+			return fmt.Errorf("cni.masquerade_subnets[%d]: %q is not a network address (want %q)", i, sn, p.Masked().String())
+		}
 	}
 	for i, d := range c.CDI.SpecDirs {
 		if !filepath.IsAbs(d) {

@@ -34,6 +34,10 @@ func TestParseErrorsNameKeyAndLine(t *testing.T) {
 		{"mirror scheme", "[registry.hosts.\"docker.io\"]\nmirrors = [{ url = \"127.0.0.1:5000\" }]\n", []string{"mirrors[0].url"}},
 		{"bad duration", "[registry]\nstall_timeout = \"soon\"\n", []string{"line 2", "soon"}},
 		{"bad streaming", "[streaming]\naddress = \"nowhere\"\n", []string{"streaming.address"}},
+		{"masquerade not a cidr", "[cni]\nmasquerade_subnets = [\"10.88.0.0/16\", \"10.88.0.0\"]\n", []string{"cni.masquerade_subnets[1]", "not a CIDR"}},
+		{"masquerade bad v6", "[cni]\nmasquerade_subnets = [\"fd00::/129\"]\n", []string{"cni.masquerade_subnets[0]", "fd00::/129"}},
+		{"masquerade host bits", "[cni]\nmasquerade_subnets = [\"10.88.0.1/16\"]\n", []string{"cni.masquerade_subnets[0]", "10.88.0.0/16"}},
+		{"masquerade wrong type", "[cni]\nmasquerade_subnets = \"10.88.0.0/16\"\n", []string{"line 2"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -81,6 +85,19 @@ password = "p"
 	h := cfg.Registry.Hosts["docker.io"]
 	if len(h.Mirrors) != 2 || h.Mirrors[0].URL != "http://127.0.0.1:5000" || !h.MirrorsOnly || h.Auth.Username != "u" {
 		t.Errorf("registry host: %+v", h)
+	}
+}
+
+func TestMasqueradeSubnets(t *testing.T) {
+	cfg, err := Parse([]byte("[cni]\nmasquerade_subnets = [\"10.88.0.0/16\", \"fd00:88::/64\"]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"10.88.0.0/16", "fd00:88::/64"}; !reflect.DeepEqual(cfg.CNI.MasqueradeSubnets, want) {
+		t.Fatalf("masquerade_subnets = %q, want %q", cfg.CNI.MasqueradeSubnets, want)
+	}
+	if d := Default(); len(d.CNI.MasqueradeSubnets) != 0 {
+		t.Fatalf("default masquerade_subnets = %q, want empty", d.CNI.MasqueradeSubnets)
 	}
 }
 

@@ -56,6 +56,11 @@ root = {{q $rt.Root}}
 # The first valid *.conflist (or *.conf) in name order is used; changes are picked up without a restart.
 conf_dir = {{q .CNI.ConfDir}}
 bin_dirs = [{{range $i, $d := .CNI.BinDirs}}{{if $i}}, {{end}}{{q $d}}{{end}}]
+# Pod subnets (CIDRs, IPv4 or IPv6) noded masquerades: one rule per subnet in its nat chain NODED-MASQ
+# (-s SUBNET ! -d SUBNET -j MASQUERADE, not to multicast), jumped to once from POSTROUTING, made at start (a
+# change needs a restart). For a network whose bridge plugin has "ipMasq": false. Empty: noded makes none and
+# removes those it made at an earlier start. A failure to make them stops noded.
+masquerade_subnets = [{{range $i, $d := .CNI.MasqueradeSubnets}}{{if $i}}, {{end}}{{q $d}}{{end}}]
 
 [cdi]
 # Directories of CDI spec files (*.json, *.yaml) resolving the devices of ContainerConfig.CDI_devices and of

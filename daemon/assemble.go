@@ -57,6 +57,14 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 		cni.WithObserver(d.metrics.ObserveCNI)); err != nil {
 		return nil, fmt.Errorf("cni: %w", err)
 	}
+	// Fatal when it fails: a network with ipMasq false relies on these rules, and its pods would start with no
+	// egress and nothing saying why.
+	if err := cni.NewMasquerade(d.opts.Root).Ensure(ctx, d.cfg.CNI.MasqueradeSubnets); err != nil {
+		return nil, fmt.Errorf("cni.masquerade_subnets: %w", err)
+	}
+	if len(d.cfg.CNI.MasqueradeSubnets) > 0 {
+		klog.InfoS("pod subnet masquerade in place", "chain", cni.MasqueradeChain, "subnets", d.cfg.CNI.MasqueradeSubnets)
+	}
 	if s.snapshots, err = overlay.New(filepath.Join(d.opts.Root, "snapshots"), overlay.WithVolatile(true)); err != nil {
 		return nil, fmt.Errorf("snapshotter: %w", err)
 	}

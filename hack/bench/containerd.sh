@@ -14,7 +14,8 @@
 #   image docker.io/noded/pause:latest (NRI off in 2.x). containerd and its shims run in the cgroup
 #   /noded-bench-daemons/containerd.
 # stop: removes every pod left on it, stops containerd and its shims, unmounts everything below the run dir, and
-#   deletes the bridge, the iptables rules its pods added and its cgroups. The run dir stays (logs) until the next
+#   deletes the bridge, the iptables rules its pods added, the static masquerade rule of its subnet (made at start,
+#   as noded makes its own with cni.masquerade_subnets; lib.sh) and its cgroups. The run dir stays (logs) until the next
 #   start wipes it.
 #
 # Environment: CONTAINERD (2.4.2 | debian), BENCH_CONTAINERD_DIR (run dir), BENCH_CONTAINERD_CACHE,
@@ -123,6 +124,7 @@ start() {
 	"$REPO/hack/critest/ipt-undo.sh" snapshot "$RUN/iptables"
 	bench_registry
 	write_conflist "$RUN/cni/net.d"
+	static_masq_add
 	if [ "$CONTAINERD" = debian ]; then write_config_v2; else write_config_v4; fi
 	log "starting $("$bin" --version) (log $RUN/daemon.log)"
 	start_in_cgroup "$RUN/daemon.log" "$bin" --config "$RUN/config.toml"

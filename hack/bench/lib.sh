@@ -3,7 +3,12 @@
 #   NAME     CNI network name; BRIDGE, SUBNET its bridge and /24
 #   DAEMON_CG  the cgroup (absolute, below /noded-bench-daemons) the daemon and the helpers it forks run in
 #   MARKER   regex of iptables rules this runtime's pods add (network name, bridge, subnet)
-# and uses: bench_registry, write_conflist, start_in_cgroup, stop_run.
+# and uses: bench_registry, write_conflist, start_in_cgroup, shared_join, stop_run, static_masq_add, noded_masq_del.
+#
+# Masquerade: the network list has "ipMasq": false (hack/cni/10-noded.conflist) and each runtime's pod subnet gets
+# one static masquerade rule (noded: cni.masquerade_subnets; containerd: static_masq_add, as an installer would).
+# BENCH_CNI_MASQ=pod renders "ipMasq": true instead (the bridge plugin's chain per pod, as before) and makes no
+# static rule, to compare the two.
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 export PATH="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:/usr/local/go/bin:${PATH}"
@@ -12,6 +17,11 @@ REG_PORT=${BENCH_REGISTRY_PORT:-5009}
 REG_DIR=${BENCH_REGISTRY_DIR:-/var/tmp/noded-bench-registry}
 MIRROR=http://127.0.0.1:$REG_PORT
 POD_CG=${BENCH_CGROUP_PARENT:-/noded-bench}
+CNI_MASQ=${BENCH_CNI_MASQ:-static}
+case $CNI_MASQ in static | pod) ;; *) echo "bench: BENCH_CNI_MASQ must be static or pod" >&2; exit 1 ;; esac
+# Shared by every bench runtime on the machine: portmap's CNI-HOSTPORT-* chains are shared by all networks, so
+# the last runtime to stop removes those that did not exist when the first one started (shared_join/_leave).
+SHARED=${BENCH_SHARED_DIR:-/run/noded-bench-shared}
 
 [ "$(id -u)" = 0 ] || { echo "bench: must run as root" >&2; exit 1; }
 case $RUN in /?*) ;; *) echo "bench: run dir must be absolute" >&2; exit 1 ;; esac
@@ -32,7 +42,96 @@ bench_registry() {
 # IPAM state under RUN.
 write_conflist() {
 	mkdir -p "$1" "$RUN/cni/ipam"
-	"$REPO/hack/cni/render-conflist.sh" "$NAME" "$BRIDGE" "$SUBNET" "$RUN/cni/ipam" >"$1/10-$NAME.conflist"
+	local podmasq=
+	[ "$CNI_MASQ" = pod ] && podmasq=--pod-masq
+	"$REPO/hack/cni/render-conflist.sh" $podmasq "$NAME" "$BRIDGE" "$SUBNET" "$RUN/cni/ipam" >"$1/10-$NAME.conflist"
+}
+
+# static_masq_add: the rule noded makes for cni.masquerade_subnets (cni/masquerade.go), for a runtime that does
+# not make it: chain NBMASQ-BRIDGE (no masquerade to multicast; -s SUBNET ! -d SUBNET -j MASQUERADE), jumped to once
+# from POSTROUTING, in one transaction. Nothing with BENCH_CNI_MASQ=pod.
+static_masq_add() {
+	local c=NBMASQ-$BRIDGE
+	[ "$CNI_MASQ" = static ] || return 0
+	static_masq_del
+	printf '*nat\n:%s - [0:0]\n-A %s -d 224.0.0.0/4 -j RETURN\n-A %s -s %s ! -d %s -m comment --comment "bench: masquerade %s" -j MASQUERADE\n-A POSTROUTING -m comment --comment "bench: masquerade %s" -j %s\nCOMMIT\n' \
+		"$c" "$c" "$c" "$SUBNET" "$SUBNET" "$SUBNET" "$SUBNET" "$c" | iptables-restore -w --noflush
+}
+
+# static_masq_del: removes static_masq_add's chain and its jumps, if there.
+static_masq_del() {
+	local c=NBMASQ-$BRIDGE save
+	save=$(iptables-save -t nat)
+	grep -q "^:$c " <<<"$save" || return 0
+	{
+		echo '*nat'
+		grep -- "^-A POSTROUTING .*-j $c\$" <<<"$save" | sed 's/^-A/-D/'
+		echo "-F $c"
+		echo "-X $c"
+		echo COMMIT
+	} | iptables-restore -w --noflush
+}
+
+# noded_masq_del SUBNET: removes noded's masquerade rule of SUBNET from its chain NODED-MASQ, and the chain and its
+# jump when no other subnet's rule (another noded's) is left in it. noded keeps the rule across restarts on purpose;
+# the bench stop does not.
+noded_masq_del() {
+	local c=NODED-MASQ mine="--comment \"noded: masquerade $1\"" save left
+	save=$(iptables-save -t nat)
+	grep -q "^:$c " <<<"$save" || return 0
+	left=$(grep "^-A $c " <<<"$save" | grep -vF -- "$mine" | grep -vF -- '--comment "noded: no masquerade to multicast"' || true)
+	{
+		echo '*nat'
+		if [ -n "$left" ]; then
+			grep "^-A $c " <<<"$save" | grep -F -- "$mine" | sed 's/^-A/-D/'
+		else
+			grep -- "^-A POSTROUTING .*-j $c\$" <<<"$save" | sed 's/^-A/-D/'
+			echo "-F $c"
+			echo "-X $c"
+		fi
+		echo COMMIT
+	} | iptables-restore -w --noflush
+}
+
+# shared_join: registers this runtime (RUN, with its daemon.pid) as a user of the shared iptables chains; the
+# first user snapshots them (SHARED/baseline). Under flock SHARED/lock.
+shared_join() {
+	mkdir -p "$SHARED/users"
+	(
+		flock 9
+		shared_prune
+		if [ -z "$(ls -A "$SHARED/users")" ]; then
+			rm -rf "$SHARED/baseline"
+			"$REPO/hack/critest/ipt-undo.sh" snapshot "$SHARED/baseline"
+		fi
+		echo "$RUN" >"$SHARED/users/$(echo "$RUN" | md5sum | cut -c1-16)"
+	) 9>"$SHARED/lock"
+}
+
+# shared_leave: unregisters RUN; the last user removes the shared chains (portmap's CNI-HOSTPORT-*) new since the
+# baseline that nobody maps ports through (hack/critest/ipt-undo.sh, IPT_UNDO_SHARED=only).
+shared_leave() {
+	[ -d "$SHARED/users" ] || return 0
+	(
+		flock 9
+		rm -f "$SHARED/users/$(echo "$RUN" | md5sum | cut -c1-16)"
+		shared_prune
+		if [ -z "$(ls -A "$SHARED/users")" ] && [ -d "$SHARED/baseline" ]; then
+			IPT_UNDO_SHARED=only "$REPO/hack/critest/ipt-undo.sh" undo "$SHARED/baseline" '^$'
+			rm -rf "$SHARED/baseline"
+		fi
+	) 9>"$SHARED/lock"
+}
+
+# shared_prune: drops users whose daemon is gone (a run killed before its stop).
+shared_prune() {
+	local f r pid
+	for f in "$SHARED"/users/*; do
+		[ -f "$f" ] || continue
+		r=$(cat "$f")
+		pid=$(cat "$r/daemon.pid" 2>/dev/null || true)
+		if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then rm -f "$f"; fi
+	done
 }
 
 # cgroup_dirs CG: the directory of cgroup CG in every mounted hierarchy (v1 controllers and unified).
@@ -51,6 +150,7 @@ start_in_cgroup() {
 	setsid sh -c 'for d in $DAEMON_CG_DIRS; do echo $$ >"$d/cgroup.procs" 2>/dev/null; done; exec "$@"' sh "$@" \
 		>"$logf" 2>&1 </dev/null &
 	echo $! >"$RUN/daemon.pid"
+	shared_join
 }
 
 # wait_socket SOCK: waits up to 60s for the daemon to create its socket.
@@ -97,7 +197,8 @@ remove_cg() {
 
 # stop_run SOCK: removes every pod left on the endpoint, stops the daemon (SIGTERM) and removes what is left:
 # processes in DAEMON_CG and the pod cgroups, containers in RUN/runc, mounts below RUN, the bridge, the iptables
-# rules the run added (hack/critest/ipt-undo.sh with MARKER) and the cgroups.
+# rules the run added (hack/critest/ipt-undo.sh with MARKER, leaving the shared portmap chains to shared_leave),
+# the static masquerade rule of SUBNET (both kinds: the run may be noded or containerd) and the cgroups.
 stop_run() {
 	local sock=$1 pid p id mp try
 	set +e
@@ -128,7 +229,10 @@ stop_run() {
 		ip link del "$p" 2>/dev/null
 	done
 	ip link del "$BRIDGE" 2>/dev/null
-	[ -d "$RUN/iptables" ] && "$REPO/hack/critest/ipt-undo.sh" undo "$RUN/iptables" "$MARKER"
+	noded_masq_del "$SUBNET"
+	static_masq_del
+	[ -d "$RUN/iptables" ] && IPT_UNDO_SHARED=keep "$REPO/hack/critest/ipt-undo.sh" undo "$RUN/iptables" "$MARKER"
+	shared_leave
 	remove_cg "$DAEMON_CG"
 	rmdir $(cgroup_dirs /noded-bench-daemons) 2>/dev/null
 	rm -f "$RUN/daemon.pid"

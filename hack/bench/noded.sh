@@ -10,7 +10,9 @@
 #   "" for none; e.g. curl --unix-socket "$RUN/pprof.sock" -o cpu.pprof http://localhost/debug/pprof/profile).
 #   noded and its conmons run in the cgroup /noded-bench-daemons/noded.
 # stop: removes every pod left on it, stops noded, kills leftover conmons and containers, unmounts everything
-#   below the run dir, deletes the bridge, the iptables rules its pods added and its cgroups.
+#   below the run dir, deletes the bridge, the iptables rules its pods added, its subnet's rule in noded's chain
+#   NODED-MASQ (cni.masquerade_subnets, set to the bench subnet; BENCH_CNI_MASQ=pod for the bridge plugin's
+#   per-pod masquerade instead, see lib.sh) and its cgroups.
 #
 # Environment: BENCH_NODED_DIR (run dir), BENCH_REGISTRY_PORT (5009), BENCH_RUNC (/usr/local/sbin/runc),
 # BENCH_NODED_BIN (use this noded binary instead of building one); for a second bench noded beside another on
@@ -53,6 +55,7 @@ start() {
 		echo '[cni]'
 		echo "conf_dir = \"$RUN/cni/net.d\""
 		echo 'bin_dirs = ["/usr/lib/cni"]'
+		if [ "$CNI_MASQ" = static ]; then echo "masquerade_subnets = [\"$SUBNET\"]"; fi
 		if [ -n "$PPROF" ]; then
 			echo
 			echo '[debug]'

@@ -10,6 +10,9 @@
 #   - portmap's shared CNI-HOSTPORT-* chains and the rules jumping to them, when they are new and no
 #     port mapping of anyone else is left in them.
 # New rules and chains that are not attributable are listed on stderr and left in place.
+# IPT_UNDO_SHARED=keep leaves the shared CNI-HOSTPORT-* chains (and the rules jumping to them) alone, for runs
+# that share them with others (hack/bench/lib.sh); =only removes just those (new since DIR's snapshot, no port
+# mapping left in them) and lists nothing else.
 # Each deletion is its own iptables-restore --noflush transaction, so one failure does not stop the rest.
 set -uo pipefail
 
@@ -24,7 +27,7 @@ families() {
 # plan BEFORE AFTER MARKER: prints actions, one per line: "TABLE<TAB>-D CHAIN ...", "-F CHAIN", "-X CHAIN",
 # and "leave<TAB>..." for additions that are not attributable.
 plan() {
-	awk -v marker="$3" '
+	awk -v marker="$3" -v shared="${IPT_UNDO_SHARED:-}" '
 	function target(line,   n, w, i) {
 		n = split(line, w, " ")
 		for (i = 1; i < n; i++) if (w[i] == "-j" || w[i] == "-g") return w[i + 1]
@@ -33,18 +36,19 @@ plan() {
 	/^\*/ { t = substr($0, 2); next }
 	/^:/ {
 		c = substr($1, 2)
-		if (FNR == NR) bchain[t, c] = 1
+		if (FILENAME == ARGV[1]) bchain[t, c] = 1
 		else { nc++; ct[nc] = t; cn[nc] = c; achain[t, c] = 1 }
 		next
 	}
 	/^-A / {
-		if (FNR == NR) { bcnt[t, $0]++; next }
+		if (FILENAME == ARGV[1]) { bcnt[t, $0]++; next }
 		if (bcnt[t, $0] > 0) { bcnt[t, $0]--; next }
 		nr++; rt[nr] = t; rl[nr] = $0; rc[nr] = $2; rtg[nr] = target($0)
 		next
 	}
 	END {
-		for (k = 1; k <= nc; k++) if (!((ct[k], cn[k]) in bchain)) newc[ct[k], cn[k]] = 1
+		# Built-in chains are never new (a snapshot of a table not loaded yet has none).
+		for (k = 1; k <= nc; k++) if (!((ct[k], cn[k]) in bchain) && cn[k] !~ /^(PREROUTING|INPUT|FORWARD|OUTPUT|POSTROUTING)$/) newc[ct[k], cn[k]] = 1
 		for (i = 1; i <= nr; i++) if (rl[i] ~ marker) mine[i] = 1
 		# Per-pod chains: new, not shared, holding or targeted by a rule of ours.
 		do {
@@ -66,17 +70,17 @@ plan() {
 		othersmap = 0
 		for (i = 1; i <= nr; i++) if (!mine[i] && rc[i] ~ /^CNI-HOSTPORT-/ && (rtg[i] ~ /^CNI-DN-/ || rl[i] ~ /name: /)) othersmap = 1
 		for (k = 1; k <= nc; k++) if (cn[k] ~ /^CNI-DN-/ && !((ct[k], cn[k]) in minec)) othersmap = 1
-		if (!othersmap) {
+		if (shared != "keep" && !othersmap) {
 			for (k = 1; k <= nc; k++) if (cn[k] ~ /^CNI-HOSTPORT-/ && ((ct[k], cn[k]) in newc)) minec[ct[k], cn[k]] = 1
 			for (i = 1; i <= nr; i++) if (((rt[i], rc[i]) in minec) || (rtg[i] != "" && ((rt[i], rtg[i]) in minec))) mine[i] = 1
 		}
 		for (i = 1; i <= nr; i++) {
 			if (mine[i]) { r = rl[i]; sub(/^-A /, "-D ", r); print rt[i] "\t" r }
-			else print "leave\t" rt[i] ": " rl[i]
+			else if (shared != "only") print "leave\t" rt[i] ": " rl[i]
 		}
 		for (k = 1; k <= nc; k++) if ((ct[k], cn[k]) in minec) print ct[k] "\t-F " cn[k]
 		for (k = 1; k <= nc; k++) if ((ct[k], cn[k]) in minec) print ct[k] "\t-X " cn[k]
-		for (k = 1; k <= nc; k++) if (((ct[k], cn[k]) in newc) && !((ct[k], cn[k]) in minec)) print "leave\t" ct[k] ": chain " cn[k]
+		if (shared != "only") for (k = 1; k <= nc; k++) if (((ct[k], cn[k]) in newc) && !((ct[k], cn[k]) in minec)) print "leave\t" ct[k] ": chain " cn[k]
 	}' "$1" "$2"
 }
 

@@ -199,7 +199,7 @@ if [ "${CRITEST_KEEP_IMAGES:-}" != 1 ]; then
 fi
 
 # --- noded configuration
-"$REPO/hack/cni/render-conflist.sh" "$NETNAME" "$BRIDGE" "$SUBNET" "$RUN/cni/ipam" >"$RUN/cni/net.d/10-$NETNAME.conflist"
+"$REPO/hack/cni/render-conflist.sh" --pod-masq "$NETNAME" "$BRIDGE" "$SUBNET" "$RUN/cni/ipam" >"$RUN/cni/net.d/10-$NETNAME.conflist"
 {
 	echo 'default_runtime = "runc"'
 	echo 'cgroup_driver = "cgroupfs"'

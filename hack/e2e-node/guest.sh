@@ -176,7 +176,7 @@ if [ "$IN_GUEST" = 1 ]; then
 	REG_STARTED=1
 
 	mkdir -p "$GROOT" "$GSTATE" "$GSTATE/cni/net.d" "$GSTATE/cni/ipam"
-	"$REPO/hack/cni/render-conflist.sh" "$NETNAME" "$BRIDGE" "$SUBNET" "$GSTATE/cni/ipam" \
+	"$REPO/hack/cni/render-conflist.sh" --pod-masq "$NETNAME" "$BRIDGE" "$SUBNET" "$GSTATE/cni/ipam" \
 		>"$GSTATE/cni/net.d/10-$NETNAME.conflist"
 	{
 		echo 'default_runtime = "runc"'

@@ -381,7 +381,7 @@ fi
 MIRRORED="registry.k8s.io k8s.gcr.io gcr.io docker.io quay.io"
 
 # --- the runtime
-"$REPO/hack/cni/render-conflist.sh" "$NETNAME" "$BRIDGE" "$SUBNET" "$RUN/cni/ipam" >"$RUN/cni/net.d/10-$NETNAME.conflist"
+"$REPO/hack/cni/render-conflist.sh" --pod-masq "$NETNAME" "$BRIDGE" "$SUBNET" "$RUN/cni/ipam" >"$RUN/cni/net.d/10-$NETNAME.conflist"
 cg_make "$CGRUNTIME"
 cg_make "$CGROOT"
 cg_make "$CGKUBELET"
