@@ -23,33 +23,13 @@ import (
 // measureFloor times what any runtime must do for the benchmark's pod, without a runtime: a new network
 // namespace pinned by a bind mount plus CNI ADD of the same conflist (libcni, the same plugins), then runc
 // create + start of a busybox bundle running the same command. Teardown is runc delete --force, CNI DEL and
-// unpinning the namespace. Everything is removed before it returns.
+// unpinning the namespace. Everything is removed before it returns. It runs o.floorRuns lifecycles in a row.
 func measureFloor(ctx context.Context, o *options) (*Results, error) {
-	dir := filepath.Join(o.workDir, "floor")
-	rootfs := filepath.Join(dir, "rootfs")
-	if err := os.MkdirAll(filepath.Join(dir, "netns"), 0o755); err != nil {
-		return nil, err
-	}
-	defer os.RemoveAll(dir)
-	img, err := mirrorImage(ctx, o.mirror, o.image)
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", o.image, err)
-	}
-	rc := mutate.Extract(img)
-	err = untar(rc, rootfs)
-	rc.Close()
-	if err != nil {
-		return nil, fmt.Errorf("extract %s: %w", o.image, err)
-	}
-	list, err := confList(o.cniConfDir)
+	f, err := newFloorRunner(ctx, o, "floor")
 	if err != nil {
 		return nil, err
 	}
-	cni := libcni.NewCNIConfigWithCacheDir(o.cniBinDirs, filepath.Join(dir, "cni-cache"), nil)
-	stateRoot := filepath.Join(dir, "runc")
-
-	var netT, runcT, total, down []time.Duration
-	var cpu cpuMeter
+	defer f.close()
 	// The floor's execs are the children of this process (it runs nothing else meanwhile).
 	var ec *execCounter
 	if o.countExecs {
@@ -59,47 +39,10 @@ func measureFloor(ctx context.Context, o *options) (*Results, error) {
 		defer ec.close()
 	}
 	for i := 0; i < o.floorRuns; i++ {
-		id := fmt.Sprintf("noded-bench-floor-%d-%d", os.Getpid(), i)
-		nsPath := filepath.Join(dir, "netns", id)
-		rt := &libcni.RuntimeConf{ContainerID: id, NetNS: nsPath, IfName: "eth0",
-			Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "noded-bench"}, {"K8S_POD_NAME", id}}}
-		bundle := filepath.Join(dir, "bundles", id)
-		if err := writeBundle(bundle, rootfs, nsPath, o.floorParent+"/"+id); err != nil {
+		if err := f.once(ctx); err != nil {
 			return nil, err
 		}
-		cpu.begin(0)
-		t0 := time.Now()
-		err := pinNetns(nsPath)
-		if err == nil {
-			_, err = cni.AddNetworkList(ctx, list, rt)
-		}
-		t1 := time.Now()
-		if err == nil {
-			err = runcCmd(ctx, o.runc, stateRoot, "create", "--bundle", bundle, id)
-		}
-		if err == nil {
-			err = runcCmd(ctx, o.runc, stateRoot, "start", id)
-		}
-		t2 := time.Now()
-		// Teardown, timed when everything worked, always done.
-		derr := errors.Join(
-			runcCmd(context.WithoutCancel(ctx), o.runc, stateRoot, "delete", "--force", id),
-			cniDel(context.WithoutCancel(ctx), cni, list, rt),
-			unpinNetns(nsPath),
-			removeCgroupTree(o.floorParent+"/"+id),
-			os.RemoveAll(bundle),
-		)
-		t3 := time.Now()
-		cpu.end(1)
-		if err != nil {
-			return nil, errors.Join(err, derr)
-		}
-		if derr != nil {
-			return nil, derr
-		}
-		netT, runcT, total, down = append(netT, t1.Sub(t0)), append(runcT, t2.Sub(t1)), append(total, t2.Sub(t0)), append(down, t3.Sub(t2))
 	}
-	_ = removeCgroupTree(o.floorParent)
 	res := &Results{Label: "floor"}
 	if ec != nil {
 		if err := ec.lost(); err != nil {
@@ -107,13 +50,115 @@ func measureFloor(ctx context.Context, o *options) (*Results, error) {
 		}
 		addExecRows([]*Results{res}, "floor execs:", ec.snapshot(), o.floorRuns)
 	}
-	res.addLatencies("floor netns+CNI ADD", netT)
-	res.addLatencies("floor runc create+start", runcT)
-	res.addLatencies("floor total", total)
-	res.addLatencies("floor teardown", down)
-	machine, _ := cpu.perItemMs()
-	res.add("floor machine CPU per pod lifecycle", machine, "ms", true)
+	f.addRows(res, "floor")
 	return res, nil
+}
+
+// floorRunner runs floor lifecycles one at a time (once), in a dir of its own below --work-dir, so they can run
+// alone (measureFloor) or interleaved pod by pod with the endpoints' (--floor-interleave, benchStart).
+type floorRunner struct {
+	o                      *options
+	dir, rootfs, stateRoot string
+	cgroupParent           string
+	list                   *libcni.NetworkConfigList
+	cni                    *libcni.CNIConfig
+	n                      int
+	netT, runcT, total     []time.Duration
+	down                   []time.Duration
+	cpu                    cpuMeter
+}
+
+// newFloorRunner extracts the bench image into a rootfs below --work-dir/name and loads the conflist.
+func newFloorRunner(ctx context.Context, o *options, name string) (*floorRunner, error) {
+	f := &floorRunner{o: o, dir: filepath.Join(o.workDir, name), cgroupParent: o.floorParent}
+	if name != "floor" {
+		f.cgroupParent = o.floorParent + "-" + name
+	}
+	f.rootfs = filepath.Join(f.dir, "rootfs")
+	f.stateRoot = filepath.Join(f.dir, "runc")
+	if err := os.MkdirAll(filepath.Join(f.dir, "netns"), 0o755); err != nil {
+		return nil, err
+	}
+	img, err := mirrorImage(ctx, o.mirror, o.image)
+	if err != nil {
+		f.close()
+		return nil, fmt.Errorf("read %s: %w", o.image, err)
+	}
+	rc := mutate.Extract(img)
+	err = untar(rc, f.rootfs)
+	rc.Close()
+	if err != nil {
+		f.close()
+		return nil, fmt.Errorf("extract %s: %w", o.image, err)
+	}
+	if f.list, err = confList(o.cniConfDir); err != nil {
+		f.close()
+		return nil, err
+	}
+	f.cni = libcni.NewCNIConfigWithCacheDir(o.cniBinDirs, filepath.Join(f.dir, "cni-cache"), nil)
+	return f, nil
+}
+
+// once runs one floor lifecycle and records its times and the machine's CPU over it. The teardown is always
+// done; the times are kept only when everything worked.
+func (f *floorRunner) once(ctx context.Context) error {
+	id := fmt.Sprintf("noded-bench-%s-%d-%d", filepath.Base(f.dir), os.Getpid(), f.n)
+	f.n++
+	nsPath := filepath.Join(f.dir, "netns", id)
+	rt := &libcni.RuntimeConf{ContainerID: id, NetNS: nsPath, IfName: "eth0",
+		Args: [][2]string{{"IgnoreUnknown", "1"}, {"K8S_POD_NAMESPACE", "noded-bench"}, {"K8S_POD_NAME", id}}}
+	bundle := filepath.Join(f.dir, "bundles", id)
+	if err := writeBundle(bundle, f.rootfs, nsPath, f.cgroupParent+"/"+id); err != nil {
+		return err
+	}
+	f.cpu.begin(0)
+	t0 := time.Now()
+	err := pinNetns(nsPath)
+	if err == nil {
+		_, err = f.cni.AddNetworkList(ctx, f.list, rt)
+	}
+	t1 := time.Now()
+	if err == nil {
+		err = runcCmd(ctx, f.o.runc, f.stateRoot, "create", "--bundle", bundle, id)
+	}
+	if err == nil {
+		err = runcCmd(ctx, f.o.runc, f.stateRoot, "start", id)
+	}
+	t2 := time.Now()
+	derr := errors.Join(
+		runcCmd(context.WithoutCancel(ctx), f.o.runc, f.stateRoot, "delete", "--force", id),
+		cniDel(context.WithoutCancel(ctx), f.cni, f.list, rt),
+		unpinNetns(nsPath),
+		removeCgroupTree(f.cgroupParent+"/"+id),
+		os.RemoveAll(bundle),
+	)
+	t3 := time.Now()
+	f.cpu.end(1)
+	if err != nil {
+		return errors.Join(err, derr)
+	}
+	if derr != nil {
+		return derr
+	}
+	f.netT, f.runcT = append(f.netT, t1.Sub(t0)), append(f.runcT, t2.Sub(t1))
+	f.total, f.down = append(f.total, t2.Sub(t0)), append(f.down, t3.Sub(t2))
+	return nil
+}
+
+// addRows adds the floor's rows, named prefix + " total p50" and so on, to res.
+func (f *floorRunner) addRows(res *Results, prefix string) {
+	res.addLatencies(prefix+" netns+CNI ADD", f.netT)
+	res.addLatencies(prefix+" runc create+start", f.runcT)
+	res.addLatencies(prefix+" total", f.total)
+	res.addLatencies(prefix+" teardown", f.down)
+	machine, _ := f.cpu.perItemMs()
+	res.add(prefix+" machine CPU per pod lifecycle", machine, "ms", true)
+}
+
+// close removes the runner's dir and cgroup parent.
+func (f *floorRunner) close() {
+	_ = removeCgroupTree(f.cgroupParent)
+	_ = os.RemoveAll(f.dir)
 }
 
 // runcCmd runs runc with its stdio on /dev/null (runc create hands its stdio to the container, so a pipe would

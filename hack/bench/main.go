@@ -62,13 +62,15 @@ type options struct {
 	cniCostTemplate string
 	cniCostBridge   string
 
-	floor       bool
-	floorRuns   int
-	runc        string
-	cniConfDir  string
-	cniBinDirs  []string
-	floorParent string
-	mirror      string
+	floor     bool
+	floorRuns int
+	// floorInterleave runs the floor inside the start phase's sequential loop, as one more endpoint.
+	floorInterleave bool
+	runc            string
+	cniConfDir      string
+	cniBinDirs      []string
+	floorParent     string
+	mirror          string
 }
 
 func main() {
@@ -107,6 +109,7 @@ func run() error {
 	execLog := flag.String("exec-log", "", "with --count-execs: write a line \"PID LABEL NAME\" per counted exec to this file (LABEL: the endpoint's label, floor or cni-cost), to attribute the samples of a machine-wide profile (perf record -a) to each exec")
 	flag.BoolVar(&o.floor, "floor", false, "also measure the floor: netns + CNI ADD, runc create + start")
 	flag.IntVar(&o.floorRuns, "floor-runs", 30, "floor iterations")
+	flag.BoolVar(&o.floorInterleave, "floor-interleave", false, "start phase: also run one floor lifecycle in each sequential step, interleaved pod by pod with the endpoints (the \"x the floor\" lines then use it)")
 	flag.StringVar(&o.runc, "runc", "/usr/local/sbin/runc", "runc for the floor")
 	flag.StringVar(&o.cniConfDir, "cni-conf-dir", "/var/tmp/noded-bench/noded/cni/net.d", "CNI conflist dir for the floor")
 	bins := flag.String("cni-bin-dirs", "/usr/lib/cni,/opt/cni/bin", "CNI plugin dirs for the floor")
@@ -192,6 +195,17 @@ func run() error {
 		}
 	}
 
+	// The interleaved floor: its lifecycles of every round pooled into one set of rows.
+	var floorIL *floorRunner
+	if o.floorInterleave && o.phases["start"] {
+		f, err := newFloorRunner(ctx, &o, "floor-il")
+		if err != nil {
+			return fmt.Errorf("floor (interleaved): %w", err)
+		}
+		defer f.close()
+		floorIL = f
+	}
+
 	cs := make([]*client, len(o.endpoints))
 	defer func() {
 		for _, c := range cs {
@@ -222,7 +236,7 @@ func run() error {
 		}
 		if o.phases["start"] {
 			if err := plog.run(fmt.Sprintf("start round %d (interleaved pod by pod)", r+1), func() error {
-				return benchStart(ctx, cs, res)
+				return benchStart(ctx, cs, res, floorIL)
 			}); err != nil {
 				return err
 			}
@@ -263,6 +277,19 @@ func run() error {
 		}
 	} else if err := compareTable(os.Stdout, perEndpoint[0], perEndpoint[1]); err != nil {
 		return err
+	}
+	if floorIL != nil && o.seq > 0 {
+		// Compared with the interleaved floor rather than the one measured alone before the pods.
+		il := &Results{Label: "floor, interleaved"}
+		floorIL.addRows(il, "floor")
+		if floor != nil {
+			fmt.Println()
+			if err := printTable(os.Stdout, floor); err != nil {
+				return err
+			}
+			fmt.Println("(the floor above ran alone before the pods; the comparisons use the interleaved one below)")
+		}
+		floor = il
 	}
 	if floor != nil {
 		fmt.Println()

@@ -333,7 +333,10 @@ func (c *client) benchOthers(ctx context.Context, res *Results, plog *phaseLog) 
 // benchStart measures pod start and teardown on every client, interleaved pod by pod for the sequential part
 // (A, B, then B, A, ...) and round by round for the concurrent part, with the machine's CPU bracketed around
 // each lifecycle (each round) and given to the endpoint that ran it. res[k] gets client k's rows.
-func benchStart(ctx context.Context, cs []*client, res []*Results) error {
+//
+// With fl set, one floor lifecycle (fl.once) takes its turn in each sequential step as if it were one more
+// endpoint (A, B, floor, then floor, B, A, ...), so the floor sees the same machine as the pods it is compared with.
+func benchStart(ctx context.Context, cs []*client, res []*Results, fl *floorRunner) error {
 	n := len(cs)
 	o := cs[0].o
 	starts, stops := make([][]time.Duration, n), make([][]time.Duration, n)
@@ -362,8 +365,18 @@ func benchStart(ctx context.Context, cs []*client, res []*Results) error {
 	if ec != nil {
 		execs0 = ec.snapshot()
 	}
+	turns := n
+	if fl != nil {
+		turns++
+	}
 	for i := 0; i < o.seq; i++ {
-		for _, k := range interleave(i, n) {
+		for _, k := range interleave(i, turns) {
+			if k == n {
+				if err := fl.once(ctx); err != nil {
+					return fmt.Errorf("floor: %w", err)
+				}
+				continue
+			}
 			c := cs[k]
 			seqCPU[k].begin(c.daemon)
 			p, st, err := c.startPodSteps(ctx, "seq")
