@@ -39,6 +39,8 @@ type options struct {
 
 	seq, conc, concRounds int
 	memPods               int
+	memSmaps              string
+	memIdleWait           time.Duration
 	listContainers        int
 	listPods              int
 	listRunning           int
@@ -99,6 +101,8 @@ func run() error {
 	flag.IntVar(&o.conc, "conc", 10, "pods started at once per concurrent round")
 	flag.IntVar(&o.concRounds, "conc-rounds", 3, "concurrent rounds")
 	flag.IntVar(&o.memPods, "mem-pods", 100, "pods running for the memory measurement")
+	flag.DurationVar(&o.memIdleWait, "mem-idle-wait", 30*time.Second, "mem phase: after the warm-up, wait this long with no call before reading \"daemon RSS idle\" (0: skip; \"after warm-up\" is read at once)")
+	flag.StringVar(&o.memSmaps, "mem-smaps", "", "mem phase: copy the daemon's /proc/PID/smaps into this dir when it measures RSS (LABEL-idle.smaps, LABEL-N-pods.smaps), to see what is resident")
 	flag.IntVar(&o.listContainers, "list-containers", 1000, "containers created for the list phase")
 	flag.IntVar(&o.listPods, "list-pods", 10, "pods holding the list phase's containers")
 	flag.IntVar(&o.listRunning, "list-running", 100, "of those, containers started")

@@ -308,8 +308,22 @@ func (c *client) benchOthers(ctx context.Context, res *Results, plog *phaseLog) 
 	if o.phases["mem"] {
 		if err := plog.run("mem "+c.label, func() error {
 			if c.daemon > 0 {
+				// Right after the warm-up's pods, then idle: no call for --mem-idle-wait (noded returns its free
+				// heap 20-25 s after the last work call; containerd gets the same wait).
 				if m, err := memOf(c.daemon); err == nil {
-					res.add("daemon RSS idle", mib(m.RSS), "MiB", true)
+					res.add("daemon RSS after warm-up", mib(m.RSS), "MiB", true)
+				}
+				c.saveSmaps("warm")
+				if o.memIdleWait > 0 {
+					select {
+					case <-time.After(o.memIdleWait):
+					case <-ctx.Done():
+						return ctx.Err()
+					}
+					if m, err := memOf(c.daemon); err == nil {
+						res.add("daemon RSS idle", mib(m.RSS), "MiB", true)
+					}
+					c.saveSmaps("idle")
 				}
 			}
 			return c.benchMemory(ctx, res, c.daemon)
@@ -495,6 +509,7 @@ func (c *client) benchMemory(ctx context.Context, res *Results, daemon int) erro
 		if m, err := memOf(daemon); err == nil {
 			res.add(fmt.Sprintf("daemon RSS %d pods", n), mib(m.RSS), "MiB", true)
 		}
+		c.saveSmaps(fmt.Sprintf("%d-pods", n))
 	}
 	procs := podProcesses(c.o.cgroupParent, "sleep", daemon)
 	mine := map[string]*PodProcs{}
@@ -514,6 +529,20 @@ func (c *client) benchMemory(ctx context.Context, res *Results, daemon int) erro
 	res.add("per-pod helpers PSS", pss, "MiB", true)
 	res.note("per-pod helpers", names)
 	return nil
+}
+
+// saveSmaps copies the daemon's /proc/PID/smaps to --mem-smaps/LABEL-WHEN.smaps (when that is set).
+func (c *client) saveSmaps(when string) {
+	if c.o.memSmaps == "" || c.daemon <= 0 {
+		return
+	}
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", c.daemon))
+	if err == nil {
+		err = os.WriteFile(filepath.Join(c.o.memSmaps, c.label+"-"+when+".smaps"), data, 0o644)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench: --mem-smaps:", err)
+	}
 }
 
 // removeAllPods stops and removes every pod sandbox on the endpoint.
