@@ -195,11 +195,16 @@ func (c *client) benchRelist(ctx context.Context, plog *phaseLog) (scalePoint, e
 		return pt, err
 	}
 	if c.o.relist > 0 {
+		var rl [3][]time.Duration
 		if err := plog.run(fmt.Sprintf("relist %s %d pods: relist loop", c.label, pt.Pods), func() error {
-			_, err := c.relistLoop(ctx, c.o.relist, &pt)
+			rl, err = c.relistLoop(ctx, c.o.relist, &pt)
 			return err
 		}); err != nil {
 			return pt, err
+		}
+		for j, n := range listRPCs {
+			fmt.Fprintf(os.Stderr, "bench: relist loop %s: %d calls, p50 %.1f ms, max %.1f ms\n", n, len(rl[j]),
+				ms(percentile(rl[j], 50)), ms(percentile(rl[j], 100)))
 		}
 	}
 	// The latencies reported are the back-to-back calls' (more samples than the loop's).
