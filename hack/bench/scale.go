@@ -28,8 +28,8 @@ type scalePoint struct {
 	RSS                        float64 // MiB, the daemon's
 	ListP50, ListP99           [3]float64
 	ListCPU                    [3]float64 // ms of daemon CPU per back-to-back call (its /proc/PID/stat); NaN if not measured
-	RelistDaemonPct            float64 // % of one core the daemon spent during the relist loop; NaN if none ran
-	RelistMachinePct           float64 // % of one core the whole machine was busy during it
+	RelistDaemonPct            float64    // % of one core the daemon spent during the relist loop; NaN if none ran
+	RelistMachinePct           float64    // % of one core the whole machine was busy during it
 	RelistSecs                 float64
 }
 
