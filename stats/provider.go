@@ -186,7 +186,7 @@ func (p *Provider) walkLayer(ctx context.Context, c *store.Container, now time.T
 // RunLayerSync measures the writable layer of every container with a snapshot at once and then every
 // LayerUsagePeriod until ctx ends, so that stats calls read the cached usage (each entry carries the time it was
 // measured) instead of walking every layer per call, which is linear in the containers. Each pass also drops the
-// entries of containers that no longer exist. A pass that outlasts the period delays the next one. With the
+// entries of containers that no longer exist and closes the cgroup files left unread. A pass that outlasts the period delays the next one. With the
 // cache disabled (a negative LayerUsageTTL) it returns at once.
 func (p *Provider) RunLayerSync(ctx context.Context) {
 	if p.cfg.Snapshotter == nil || p.cfg.LayerUsageTTL < 0 {
@@ -203,6 +203,9 @@ func (p *Provider) RunLayerSync(ctx context.Context) {
 		case <-t.C:
 		}
 		p.SyncLayers(ctx)
+		// The kept cgroup files of containers no longer read (removed, or no stats call since) are closed
+		// even when no stats call comes to close them.
+		p.cfg.Cgroups.CloseIdle()
 		t.Reset(p.cfg.LayerUsagePeriod)
 	}
 }

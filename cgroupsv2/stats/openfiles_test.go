@@ -89,6 +89,20 @@ func TestOpenFilesBounded(t *testing.T) {
 	if o.size() != 0 {
 		t.Errorf("after the sweep %d kept, want 0", o.size())
 	}
+	r := &Reader{files: o}
+	if _, err := o.read(filepath.Join(dir, "a")); err != nil || o.size() != 1 {
+		t.Fatalf("a not kept: %d, %v", o.size(), err)
+	}
+	r.CloseIdle() // within the sweep interval: nothing closed
+	if o.size() != 1 {
+		t.Errorf("CloseIdle within the interval closed a file in use")
+	}
+	o.files[filepath.Join(dir, "a")].lastUse.Store(time.Now().Add(-2 * time.Hour).UnixNano())
+	o.swept.Store(time.Now().Add(-time.Hour).UnixNano())
+	r.CloseIdle()
+	if o.size() != 0 {
+		t.Errorf("CloseIdle left %d idle files open", o.size())
+	}
 	if _, err := o.read(filepath.Join(dir, "c")); err != nil || o.size() != 1 {
 		t.Errorf("c not kept once there is room: %d kept, %v", o.size(), err)
 	}

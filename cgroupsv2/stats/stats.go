@@ -130,6 +130,14 @@ func (r *Reader) Close() {
 	}
 }
 
+// CloseIdle closes the kept files unread for the idle time of WithOpenFiles (reads do it too, at most once per
+// half of it; a caller that may stop reading, its containers removed, calls this periodically).
+func (r *Reader) CloseIdle() {
+	if r.files != nil {
+		r.files.maybeSweep(time.Now().UnixNano())
+	}
+}
+
 // readFile reads a counter file through the open files when the reader keeps them.
 func (r *Reader) readFile(path string) (string, error) {
 	if r.files != nil {
