@@ -161,6 +161,9 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 }
 
 func (s *services) close() {
+	if s.stats != nil {
+		s.stats.Close()
+	}
 	if s.imageSrv != nil {
 		_ = s.imageSrv.Close()
 	}

@@ -130,6 +130,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	waitGC := goBackground(bgCtx, svc.gcNetworks)
 	defer func() { stopBackground(); waitGC() }()
+	// Writable layer usage for the stats calls, measured every 10 s rather than per call.
+	waitLayers := goBackground(bgCtx, svc.stats.RunLayerSync)
+	defer func() { stopBackground(); waitLayers() }()
 	trim := idletrim.New(idleTrimTicks)
 	waitTrim := goBackground(bgCtx, func(ctx context.Context) { trim.RunEvery(ctx, idleTrimPeriod) })
 	defer func() { stopBackground(); waitTrim() }()

@@ -49,6 +49,10 @@ func TestContainerAndPodStats(t *testing.T) {
 	if last.GetWritableLayer().GetFsId().GetMountpoint() == "" {
 		t.Error("writable layer has no filesystem id")
 	}
+	// The writable layer's usage is measured in the background: its timestamp says when, never after the call's.
+	if wl, cpu := last.GetWritableLayer().GetTimestamp(), last.GetCpu().GetTimestamp(); wl <= 0 || wl > cpu {
+		t.Errorf("writable layer timestamp %d, want in (0, %d] (the CPU sample's)", wl, cpu)
+	}
 	list, err := e.n.Runtime.ListContainerStats(e.ctx, &runtimeapi.ContainerStatsFilter{PodSandboxId: pod})
 	if err != nil || len(list) != 1 || list[0].GetAttributes().GetId() != c {
 		t.Fatalf("ListContainerStats = %v, %v", list, err)

@@ -2,7 +2,10 @@ package stats
 
 import (
 	"context"
+	"runtime"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
@@ -10,7 +13,6 @@ import (
 
 	cgstats "github.com/noded/noded/cgroupsv2/stats"
 	"github.com/noded/noded/errdefs"
-	"github.com/noded/noded/snapshotter"
 	"github.com/noded/noded/store"
 )
 
@@ -18,9 +20,13 @@ import (
 type reading struct {
 	c     *store.Container
 	ts    time.Time
-	cg    *cgstats.Sample    // nil when the container is not running or its cgroup could not be read
-	layer *snapshotter.Usage // nil when unknown
+	cg    *cgstats.Sample // nil when the container is not running or its cgroup could not be read
+	layer *layerEntry     // nil when unknown
 }
+
+// ctrWant is what a container's stats read of its cgroup: the CRI's container stats carry the CPU usage, not
+// its user and system split.
+const ctrWant = cgstats.WantCPUUsage | cgstats.WantMemory
 
 // hasStats reports whether a container of this state is reported in lists: running ones, and created ones
 // (with zero CPU and memory).
@@ -35,8 +41,8 @@ func (p *Provider) read(ctx context.Context, c *store.Container, want cgstats.Wa
 	if c.State == store.ContainerRunning {
 		r.cg, err = p.readCgroup(c, want)
 	}
-	if u, ok := p.layerUsage(ctx, c, r.ts); ok {
-		r.layer = &u
+	if e, ok := p.layerUsage(ctx, c, r.ts); ok {
+		r.layer = &e
 	}
 	return r, err
 }
@@ -62,7 +68,7 @@ func (p *Provider) ContainerStats(ctx context.Context, id string) (*runtimeapi.C
 		return nil, err
 	}
 	p.maybePrune(false)
-	r, err := p.read(ctx, &c, cgstats.WantCPU|cgstats.WantMemory)
+	r, err := p.read(ctx, &c, ctrWant)
 	if err != nil {
 		return nil, err
 	}
@@ -73,21 +79,59 @@ func (p *Provider) ContainerStats(ctx context.Context, id string) (*runtimeapi.C
 // sandbox ID prefixes, labels). A container whose counters cannot be read is listed without CPU and memory.
 func (p *Provider) ListContainerStats(ctx context.Context, filter *runtimeapi.ContainerStatsFilter) ([]*runtimeapi.ContainerStats, error) {
 	p.maybePrune(false)
-	var out []*runtimeapi.ContainerStats
+	var keep []*store.Container
 	for _, c := range p.cfg.Store.ContainerRecords("") {
-		if err := ctx.Err(); err != nil {
-			return nil, err
+		if hasStats(c.State) && matchContainer(c, filter) {
+			keep = append(keep, c)
 		}
-		if !hasStats(c.State) || !matchContainer(c, filter) {
-			continue
+	}
+	rs := make([]reading, len(keep))
+	err := p.parallel(ctx, len(keep), func(i int) {
+		var err error
+		if rs[i], err = p.read(ctx, keep[i], ctrWant); err != nil {
+			klog.V(2).InfoS("container stats unavailable", "containerID", keep[i].ID, "err", err)
 		}
-		r, err := p.read(ctx, c, cgstats.WantCPU|cgstats.WantMemory)
-		if err != nil {
-			klog.V(2).InfoS("container stats unavailable", "containerID", c.ID, "err", err)
-		}
-		out = append(out, p.toCRI(r))
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*runtimeapi.ContainerStats, len(rs))
+	for i := range rs {
+		out[i] = p.toCRI(rs[i])
 	}
 	return out, nil
+}
+
+// parallel calls fn(0..n-1) on up to GOMAXPROCS goroutines (one per 32 items, so that small lists stay on the
+// caller's), and returns ctx's error if it ended meanwhile (the items not yet started are then skipped).
+func (p *Provider) parallel(ctx context.Context, n int, fn func(i int)) error {
+	workers := min(runtime.GOMAXPROCS(0), (n+31)/32)
+	if workers <= 1 {
+		for i := 0; i < n; i++ {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			fn(i)
+		}
+		return nil
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				i := int(next.Add(1) - 1)
+				if i >= n {
+					return
+				}
+				fn(i)
+			}
+		}()
+	}
+	wg.Wait()
+	return ctx.Err()
 }
 
 func matchContainer(c *store.Container, f *runtimeapi.ContainerStatsFilter) bool {
@@ -144,11 +188,12 @@ func (p *Provider) toCRI(r reading) *runtimeapi.ContainerStats {
 			RssBytes: u64(0), PageFaults: u64(0), MajorPageFaults: u64(0)}
 	}
 	if r.layer != nil {
+		// The usage is the one last measured (see layerUsage): its timestamp says when.
 		st.WritableLayer = &runtimeapi.FilesystemUsage{
-			Timestamp:  ts,
+			Timestamp:  r.layer.t.UnixNano(),
 			FsId:       &runtimeapi.FilesystemIdentifier{Mountpoint: p.cfg.SnapshotRoot},
-			UsedBytes:  u64(uint64(max(r.layer.Size, 0))),
-			InodesUsed: u64(uint64(max(r.layer.Inodes, 0))),
+			UsedBytes:  u64(uint64(max(r.layer.u.Size, 0))),
+			InodesUsed: u64(uint64(max(r.layer.u.Inodes, 0))),
 		}
 	}
 	return st

@@ -207,7 +207,7 @@ func (p *Provider) containerMetrics(r reading, pod *runtimeapi.PodSandboxMetadat
 		set.add(mStartTime, uint64(c.StartedAt/second))
 	}
 	if r.layer != nil {
-		set.add(mFsUsage, uint64(max(r.layer.Size, 0)), "device", p.cfg.SnapshotRoot)
+		set.add(mFsUsage, uint64(max(r.layer.u.Size, 0)), "device", p.cfg.SnapshotRoot)
 	}
 	return set.out
 }

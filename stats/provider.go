@@ -1,8 +1,9 @@
 // Package stats assembles the CRI's container and pod sandbox statistics and metrics from the cgroup counters of
 // containers and pods, the writable layer usage the snapshotter reports, and the network counters read inside each
-// pod's network namespace. It reads on demand (nothing runs in the background); the only state it keeps is the
-// previous CPU sample of each container and pod (for usage_nano_cores) and a short-lived cache of writable layer
-// usage, both bounded to the containers and pods that exist.
+// pod's network namespace. Counters are read on demand; writable layer usage (a walk of each layer) is measured by
+// a background loop (RunLayerSync, every 10 s as kubelet polls) and read from its cache, each usage with the
+// time it was measured. The state it keeps, the previous CPU sample of each container and pod (for
+// usage_nano_cores) and the layer usage, is bounded to the containers and pods that exist.
 package stats
 
 import (
@@ -10,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/klog/v2"
@@ -24,9 +26,15 @@ import (
 // Defaults of Config.
 const (
 	DefaultLayerUsageTTL = 10 * time.Second
+	// DefaultLayerUsagePeriod is how often RunLayerSync measures every writable layer (kubelet asks for stats
+	// every 10 s).
+	DefaultLayerUsagePeriod = 10 * time.Second
 	// minRateWindow is the shortest interval over which a new CPU anchor is taken: callers polling faster than
 	// this get rates over a longer, less noisy window.
 	minRateWindow = time.Second
+	// openFileIdle is how long a kept cgroup counter file may go unread before it is closed (kubelet reads
+	// every running container's every 10 s).
+	openFileIdle = time.Minute
 )
 
 // Config are the sources a Provider reads.
@@ -47,9 +55,11 @@ type Config struct {
 	// Network reads the interface counters of the network namespace pinned at a path; nil reads
 	// /proc/thread-self/net/dev from a thread inside the namespace.
 	Network func(netnsPath string) ([]NetDev, error)
-	// LayerUsageTTL is how long a writable layer usage is reused (walking a layer is costly); 0 is
-	// DefaultLayerUsageTTL, negative disables the cache.
+	// LayerUsageTTL is how long a writable layer usage is reused (walking a layer is costly) when RunLayerSync
+	// does not run; 0 is DefaultLayerUsageTTL, negative disables the cache (and the sync loop).
 	LayerUsageTTL time.Duration
+	// LayerUsagePeriod is the interval of RunLayerSync's passes; 0 is DefaultLayerUsagePeriod.
+	LayerUsagePeriod time.Duration
 }
 
 // Provider computes CRI stats and metrics. It is safe for concurrent use.
@@ -61,6 +71,8 @@ type Provider struct {
 	layers map[string]layerEntry // container id
 	// pruneAt is the cache size that triggers dropping the entries of objects that no longer exist.
 	pruneAt int
+	// syncing is set while RunLayerSync runs: the layer usage it keeps is used whatever its age.
+	syncing atomic.Bool
 }
 
 type cpuAnchor struct {
@@ -68,9 +80,12 @@ type cpuAnchor struct {
 	usage uint64
 }
 
+// layerEntry is a writable layer's usage as measured at t, of the snapshot key (a container keeps its key; the
+// key guards against reusing an entry for another snapshot).
 type layerEntry struct {
-	t time.Time
-	u snapshotter.Usage
+	t   time.Time
+	key string
+	u   snapshotter.Usage
 }
 
 // New returns a Provider reading the given sources.
@@ -79,7 +94,8 @@ func New(cfg Config) (*Provider, error) {
 		return nil, errors.New("stats: a store is required")
 	}
 	if cfg.Cgroups == nil {
-		cfg.Cgroups = cgstats.Detect()
+		// The host's cgroups, their counter files kept open: a list rereads each with one pread.
+		cfg.Cgroups = cgstats.Detect().WithOpenFiles(openFileIdle, 0)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -89,6 +105,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	if cfg.LayerUsageTTL == 0 {
 		cfg.LayerUsageTTL = DefaultLayerUsageTTL
+	}
+	if cfg.LayerUsagePeriod <= 0 {
+		cfg.LayerUsagePeriod = DefaultLayerUsagePeriod
 	}
 	if cfg.Driver == nil {
 		if cfg.CgroupDriver == "" {
@@ -102,6 +121,9 @@ func New(cfg Config) (*Provider, error) {
 	}
 	return &Provider{cfg: cfg, cpu: map[string]cpuAnchor{}, layers: map[string]layerEntry{}, pruneAt: 64}, nil
 }
+
+// Close releases the cgroup files the provider keeps open.
+func (p *Provider) Close() { p.cfg.Cgroups.Close() }
 
 // rate returns the CPU usage in nanocores of key since its anchor sample, or nil when there is none yet. The anchor
 // moves to (t, usage) once it is at least minRateWindow old or when the counter went backwards (a new cgroup).
@@ -124,32 +146,98 @@ func (p *Provider) rate(key string, t time.Time, usage uint64) *uint64 {
 	return &r
 }
 
-// layerUsage returns the writable layer usage of c, from the cache when fresh.
-func (p *Provider) layerUsage(ctx context.Context, c *store.Container, now time.Time) (snapshotter.Usage, bool) {
+// layerUsage returns the writable layer usage of c and the time it was measured. While RunLayerSync runs, the
+// usage is the one its last pass measured, whatever its age (the pass renews it every LayerUsagePeriod); a
+// container it has not reached yet is walked once here. Without the sync loop a usage is reused for
+// LayerUsageTTL.
+func (p *Provider) layerUsage(ctx context.Context, c *store.Container, now time.Time) (layerEntry, bool) {
 	if p.cfg.Snapshotter == nil || c.SnapshotKey == "" {
-		return snapshotter.Usage{}, false
+		return layerEntry{}, false
 	}
 	if p.cfg.LayerUsageTTL > 0 {
 		p.mu.Lock()
 		e, ok := p.layers[c.ID]
 		p.mu.Unlock()
-		if ok && now.Sub(e.t) < p.cfg.LayerUsageTTL && !now.Before(e.t) {
-			return e.u, true
+		if ok && e.key == c.SnapshotKey && (p.syncing.Load() || now.Sub(e.t) < p.cfg.LayerUsageTTL && !now.Before(e.t)) {
+			return e, true
 		}
 	}
+	return p.walkLayer(ctx, c, now)
+}
+
+// walkLayer measures the writable layer of c now and caches it.
+func (p *Provider) walkLayer(ctx context.Context, c *store.Container, now time.Time) (layerEntry, bool) {
 	u, err := p.cfg.Snapshotter.Usage(ctx, c.SnapshotKey)
 	if err != nil {
-		if !errdefs.IsNotFound(err) {
+		if !errdefs.IsNotFound(err) && ctx.Err() == nil {
 			klog.V(2).InfoS("writable layer usage unavailable", "containerID", c.ID, "err", err)
 		}
-		return snapshotter.Usage{}, false
+		return layerEntry{}, false
 	}
+	e := layerEntry{t: now, key: c.SnapshotKey, u: u}
 	if p.cfg.LayerUsageTTL > 0 {
 		p.mu.Lock()
-		p.layers[c.ID] = layerEntry{t: now, u: u}
+		p.layers[c.ID] = e
 		p.mu.Unlock()
 	}
-	return u, true
+	return e, true
+}
+
+// RunLayerSync measures the writable layer of every container with a snapshot at once and then every
+// LayerUsagePeriod until ctx ends, so that stats calls read the cached usage (each entry carries the time it was
+// measured) instead of walking every layer per call, which is linear in the containers. Each pass also drops the
+// entries of containers that no longer exist and closes the cgroup files left unread. A pass that outlasts the period delays the next one. With the
+// cache disabled (a negative LayerUsageTTL) it returns at once.
+func (p *Provider) RunLayerSync(ctx context.Context) {
+	if p.cfg.Snapshotter == nil || p.cfg.LayerUsageTTL < 0 {
+		return
+	}
+	p.syncing.Store(true)
+	defer p.syncing.Store(false)
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p.SyncLayers(ctx)
+		// The kept cgroup files of containers no longer read (removed, or no stats call since) are closed
+		// even when no stats call comes to close them.
+		p.cfg.Cgroups.CloseIdle()
+		t.Reset(p.cfg.LayerUsagePeriod)
+	}
+}
+
+// SyncLayers is one pass of RunLayerSync: it walks the writable layer of every container that has one (those
+// being created are left to their first stats call) and drops the entries of containers that are gone.
+func (p *Provider) SyncLayers(ctx context.Context) {
+	if p.cfg.Snapshotter == nil {
+		return
+	}
+	recs := p.cfg.Store.ContainerRecords("")
+	live := make(map[string]struct{}, len(recs))
+	for _, c := range recs {
+		if ctx.Err() != nil {
+			return
+		}
+		live[c.ID] = struct{}{}
+		if c.State == store.ContainerCreating || c.SnapshotKey == "" {
+			continue
+		}
+		p.walkLayer(ctx, c, p.cfg.Now())
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for id := range p.layers {
+		if _, ok := live[id]; !ok {
+			// Created after the list was taken (and walked by a stats call) or removed: keep only what still exists.
+			if _, err := p.cfg.Store.Container(id); err != nil {
+				delete(p.layers, id)
+			}
+		}
+	}
 }
 
 // maybePrune drops cached entries of containers and pods that no longer exist once the caches outgrow the live

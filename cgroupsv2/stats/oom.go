@@ -34,7 +34,7 @@ func (r *Reader) OOMKills(path string) (uint64, error) {
 	}
 	var kills uint64
 	found := false
-	if err := eachKV(filepath.Join(dir, file), func(k string, v uint64) {
+	if err := r.eachKV(filepath.Join(dir, file), func(k string, v uint64) {
 		if k == "oom_kill" {
 			kills, found = v, true
 		}

@@ -39,6 +39,9 @@ const (
 	WantMemory
 	WantPids
 	WantIO
+	// WantCPUUsage is the CPU usage only (CPU.UsageNanos, what the CRI's container stats carry): on v1 it
+	// spares the read of cpuacct.stat; on v2 one file has every CPU counter. WantCPU includes it.
+	WantCPUUsage
 	WantAll = WantCPU | WantMemory | WantPids | WantIO
 )
 
@@ -85,10 +88,13 @@ type IO struct {
 	WriteBytes uint64
 }
 
-// Reader reads cgroups below a root in one layout. It holds no mutable state and is safe for concurrent use.
+// Reader reads cgroups below a root in one layout. It is safe for concurrent use; it holds no mutable state
+// but the open files of WithOpenFiles.
 type Reader struct {
 	root string
 	v2   bool
+	// files keeps the counter files open for rereading (nil: each read opens and closes its file).
+	files *openFiles
 	// v1 controller directory names (for example "cpuacct" or "cpu,cpuacct"); empty when not mounted.
 	cpuacct, memory, pids, blkio string
 }
@@ -104,6 +110,40 @@ func NewReader(root string, v2 bool) *Reader {
 		r.blkio = findController(root, "blkio")
 	}
 	return r
+}
+
+// WithOpenFiles returns a Reader like r that keeps the counter files it reads open, to read them again with one
+// pread each (a cgroup file's content is made anew by every read from offset 0) instead of open, read, close.
+// A file left unread for idle is closed by a later read; a file whose read fails (its cgroup was removed) is
+// closed and read again the plain way, so what is read is what a fresh open reads. At most max files stay open
+// (0: a quarter of the soft RLIMIT_NOFILE). Close closes them.
+func (r *Reader) WithOpenFiles(idle time.Duration, max int) *Reader {
+	c := *r
+	c.files = newOpenFiles(idle, max)
+	return &c
+}
+
+// Close closes the files WithOpenFiles kept open; later reads open them again.
+func (r *Reader) Close() {
+	if r.files != nil {
+		r.files.closeAll()
+	}
+}
+
+// CloseIdle closes the kept files unread for the idle time of WithOpenFiles (reads do it too, at most once per
+// half of it; a caller that may stop reading, its containers removed, calls this periodically).
+func (r *Reader) CloseIdle() {
+	if r.files != nil {
+		r.files.maybeSweep(time.Now().UnixNano())
+	}
+}
+
+// readFile reads a counter file through the open files when the reader keeps them.
+func (r *Reader) readFile(path string) (string, error) {
+	if r.files != nil {
+		return r.files.read(path)
+	}
+	return readFile(path)
 }
 
 // Detect returns a Reader for the host's cgroups at DefaultRoot: v2 when it is a cgroup2 mount, v1 otherwise.
@@ -163,8 +203,8 @@ func (r *Reader) readV2(dir string, want Want, s *Sample) error {
 	// Every v2 cgroup has cpu.stat (whatever controllers it has): reading it tells whether the cgroup exists;
 	// only without it (or when CPU is not wanted) is the directory looked up.
 	cpuRead := false
-	if want&WantCPU != 0 {
-		missing, err := eachKVMissing(filepath.Join(dir, "cpu.stat"), func(k string, v uint64) {
+	if want&(WantCPU|WantCPUUsage) != 0 {
+		missing, err := r.eachKVMissing(join(dir, "cpu.stat"), func(k string, v uint64) {
 			switch k {
 			case "usage_usec":
 				s.CPU.UsageNanos = v * 1000
@@ -185,7 +225,7 @@ func (r *Reader) readV2(dir string, want Want, s *Sample) error {
 		}
 	}
 	if want&WantMemory != 0 {
-		if err := readMemoryV2(dir, &s.Memory); err != nil {
+		if err := r.readMemoryV2(dir, &s.Memory); err != nil {
 			return err
 		}
 	}
@@ -195,7 +235,7 @@ func (r *Reader) readV2(dir string, want Want, s *Sample) error {
 		}
 	}
 	if want&WantIO != 0 {
-		if err := readIOV2(dir, s); err != nil {
+		if err := r.readIOV2(dir, s); err != nil {
 			return err
 		}
 	}
@@ -203,15 +243,15 @@ func (r *Reader) readV2(dir string, want Want, s *Sample) error {
 }
 
 // readMemoryV2 fills m; a cgroup without the memory controller enabled leaves it zero.
-func readMemoryV2(dir string, m *Memory) error {
+func (r *Reader) readMemoryV2(dir string, m *Memory) error {
 	var err error
-	if m.Usage, err = readUint(filepath.Join(dir, "memory.current")); err != nil {
+	if m.Usage, err = r.readUint(join(dir, "memory.current")); err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
 		}
 		return err
 	}
-	if err := eachKV(filepath.Join(dir, "memory.stat"), func(k string, v uint64) {
+	if err := r.eachKV(join(dir, "memory.stat"), func(k string, v uint64) {
 		switch k {
 		case "anon":
 			m.RSS = v
@@ -227,13 +267,13 @@ func readMemoryV2(dir string, m *Memory) error {
 	}); err != nil {
 		return err
 	}
-	if m.Limit, err = readLimit(filepath.Join(dir, "memory.max")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if m.Limit, err = r.readLimit(join(dir, "memory.max")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	swap, err := readUint(filepath.Join(dir, "memory.swap.current"))
+	swap, err := r.readUint(join(dir, "memory.swap.current"))
 	if err == nil {
 		m.HasSwap, m.SwapUsage = true, swap
-		if m.SwapLimit, err = readLimit(filepath.Join(dir, "memory.swap.max")); err != nil {
+		if m.SwapLimit, err = r.readLimit(join(dir, "memory.swap.max")); err != nil {
 			return err
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -243,8 +283,8 @@ func readMemoryV2(dir string, m *Memory) error {
 	return nil
 }
 
-func readIOV2(dir string, s *Sample) error {
-	return eachLine(filepath.Join(dir, "io.stat"), func(line string) {
+func (r *Reader) readIOV2(dir string, s *Sample) error {
+	return r.eachLine(join(dir, "io.stat"), func(line string) {
 		// "8:0 rbytes=1 wbytes=2 rios=3 wios=4 dbytes=0 dios=0"
 		for _, f := range strings.Fields(line)[1:] {
 			k, v, ok := strings.Cut(f, "=")
@@ -269,9 +309,9 @@ func readIOV2(dir string, s *Sample) error {
 
 func (r *Reader) readV1(path string, want Want, s *Sample) error {
 	found := false
-	if want&WantCPU != 0 && r.cpuacct != "" {
+	if want&(WantCPU|WantCPUUsage) != 0 && r.cpuacct != "" {
 		dir := filepath.Join(r.root, r.cpuacct, path)
-		usage, err := readUint(filepath.Join(dir, "cpuacct.usage"))
+		usage, err := r.readUint(join(dir, "cpuacct.usage"))
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				return err
@@ -279,22 +319,24 @@ func (r *Reader) readV1(path string, want Want, s *Sample) error {
 		} else {
 			found = true
 			s.CPU.UsageNanos = usage
-			if err := eachKV(filepath.Join(dir, "cpuacct.stat"), func(k string, v uint64) {
-				switch k {
-				case "user":
-					s.CPU.UserNanos = v * (1e9 / userHZ)
-				case "system":
-					s.CPU.SystemNanos = v * (1e9 / userHZ)
+			if want&WantCPU != 0 { // the user and system times too
+				if err := r.eachKV(join(dir, "cpuacct.stat"), func(k string, v uint64) {
+					switch k {
+					case "user":
+						s.CPU.UserNanos = v * (1e9 / userHZ)
+					case "system":
+						s.CPU.SystemNanos = v * (1e9 / userHZ)
+					}
+				}); err != nil {
+					return err
 				}
-			}); err != nil {
-				return err
 			}
 		}
 	}
 	if want&WantMemory != 0 && r.memory != "" {
 		dir := filepath.Join(r.root, r.memory, path)
 		m := &s.Memory
-		usage, err := readUint(filepath.Join(dir, "memory.usage_in_bytes"))
+		usage, err := r.readUint(join(dir, "memory.usage_in_bytes"))
 		if err != nil {
 			if !errors.Is(err, fs.ErrNotExist) {
 				return err
@@ -303,7 +345,7 @@ func (r *Reader) readV1(path string, want Want, s *Sample) error {
 			found = true
 			m.Usage = usage
 			var swapTotal uint64
-			if err := eachKV(filepath.Join(dir, "memory.stat"), func(k string, v uint64) {
+			if err := r.eachKV(join(dir, "memory.stat"), func(k string, v uint64) {
 				switch k {
 				case "total_rss":
 					m.RSS = v
@@ -321,12 +363,12 @@ func (r *Reader) readV1(path string, want Want, s *Sample) error {
 			}); err != nil {
 				return err
 			}
-			if m.Limit, err = readLimit(filepath.Join(dir, "memory.limit_in_bytes")); err != nil &&
+			if m.Limit, err = r.readLimit(join(dir, "memory.limit_in_bytes")); err != nil &&
 				!errors.Is(err, fs.ErrNotExist) {
 				return err
 			}
 			// memsw counts memory+swap; it exists only when the kernel accounts swap.
-			if memsw, err := readLimit(filepath.Join(dir, "memory.memsw.limit_in_bytes")); err == nil {
+			if memsw, err := r.readLimit(join(dir, "memory.memsw.limit_in_bytes")); err == nil {
 				m.HasSwap, m.SwapUsage = true, swapTotal
 				if memsw != 0 && memsw >= m.Limit && m.Limit != 0 {
 					m.SwapLimit = memsw - m.Limit
@@ -350,7 +392,7 @@ func (r *Reader) readV1(path string, want Want, s *Sample) error {
 		dir := filepath.Join(r.root, r.blkio, path)
 		if _, err := os.Stat(dir); err == nil {
 			found = true
-			if err := readBlkio(dir, s); err != nil {
+			if err := r.readBlkio(dir, s); err != nil {
 				return err
 			}
 		}
@@ -366,7 +408,7 @@ func (r *Reader) v1Missing(path string, want Want) error {
 	for _, c := range []struct {
 		w    Want
 		ctrl string
-	}{{WantCPU, r.cpuacct}, {WantMemory, r.memory}, {WantPids, r.pids}, {WantIO, r.blkio}} {
+	}{{WantCPU | WantCPUUsage, r.cpuacct}, {WantMemory, r.memory}, {WantPids, r.pids}, {WantIO, r.blkio}} {
 		if want&c.w != 0 && c.ctrl != "" {
 			return errdefs.NotFound("cgroup %s not found", filepath.Join(r.root, c.ctrl, path))
 		}
@@ -374,13 +416,13 @@ func (r *Reader) v1Missing(path string, want Want) error {
 	return errdefs.NotFound("no requested cgroup v1 controller is mounted below %s", r.root)
 }
 
-func readBlkio(dir string, s *Sample) error {
+func (r *Reader) readBlkio(dir string, s *Sample) error {
 	// The throttle files count all I/O whatever the scheduler; the recursive variant includes children.
-	file := filepath.Join(dir, "blkio.throttle.io_service_bytes_recursive")
+	file := join(dir, "blkio.throttle.io_service_bytes_recursive")
 	if _, err := os.Stat(file); err != nil {
-		file = filepath.Join(dir, "blkio.throttle.io_service_bytes")
+		file = join(dir, "blkio.throttle.io_service_bytes")
 	}
-	return eachLine(file, func(line string) {
+	return r.eachLine(file, func(line string) {
 		// "8:0 Read 4096" ... "Total 8192"
 		f := strings.Fields(line)
 		if len(f) != 3 {
@@ -401,8 +443,12 @@ func readBlkio(dir string, s *Sample) error {
 
 // ---- shared ----
 
+// join is filepath.Join for a clean directory (made by filepath.Join) and a file name, without cleaning again:
+// a stats list joins several names per cgroup.
+func join(dir, name string) string { return dir + "/" + name }
+
 func (r *Reader) readPids(dir string, s *Sample) error {
-	cur, err := readUint(filepath.Join(dir, "pids.current"))
+	cur, err := r.readUint(join(dir, "pids.current"))
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil
@@ -410,7 +456,7 @@ func (r *Reader) readPids(dir string, s *Sample) error {
 		return err
 	}
 	s.Pids.Current = cur
-	if s.Pids.Limit, err = readLimit(filepath.Join(dir, "pids.max")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	if s.Pids.Limit, err = r.readLimit(join(dir, "pids.max")); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
 	return nil
@@ -445,6 +491,16 @@ func readFile(path string) (string, error) {
 		return "", fileErr("open", path, err)
 	}
 	defer unix.Close(fd)
+	s, err := readFd(fd, false)
+	if err != nil {
+		return "", fileErr("read", path, err)
+	}
+	return s, nil
+}
+
+// readFd reads fd to its end into a pooled buffer: from its offset, or with pread from offset 0 (a kept file,
+// whose content a read at 0 generates again).
+func readFd(fd int, fromStart bool) (string, error) {
 	bp := readBufs.Get().(*[]byte)
 	defer readBufs.Put(bp)
 	buf, n := *bp, 0
@@ -452,12 +508,18 @@ func readFile(path string) (string, error) {
 		if n == len(buf) {
 			buf = append(buf, make([]byte, len(buf))...) // a file larger than the buffer: grow it for this read
 		}
-		m, err := unix.Read(fd, buf[n:])
+		var m int
+		var err error
+		if fromStart {
+			m, err = unix.Pread(fd, buf[n:], int64(n))
+		} else {
+			m, err = unix.Read(fd, buf[n:])
+		}
 		if err == unix.EINTR {
 			continue
 		}
 		if err != nil {
-			return "", fileErr("read", path, err)
+			return "", err
 		}
 		if m == 0 {
 			break
@@ -483,8 +545,8 @@ func fileErr(op, path string, err error) error {
 	return &fs.PathError{Op: op, Path: path, Err: err}
 }
 
-func readUint(path string) (uint64, error) {
-	s, err := readFile(path)
+func (r *Reader) readUint(path string) (uint64, error) {
+	s, err := r.readFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -496,8 +558,8 @@ func readUint(path string) (uint64, error) {
 }
 
 // readLimit reads a limit file: "max" (v2) or a value ≥ 2^62 (v1) mean unlimited and give 0.
-func readLimit(path string) (uint64, error) {
-	s, err := readFile(path)
+func (r *Reader) readLimit(path string) (uint64, error) {
+	s, err := r.readFile(path)
 	if err != nil {
 		return 0, err
 	}
@@ -516,14 +578,14 @@ func readLimit(path string) (uint64, error) {
 }
 
 // eachKV calls fn for every "key value" line of a flat-keyed file. A missing file calls nothing.
-func eachKV(path string, fn func(k string, v uint64)) error {
-	_, err := eachKVMissing(path, fn)
+func (r *Reader) eachKV(path string, fn func(k string, v uint64)) error {
+	_, err := r.eachKVMissing(path, fn)
 	return err
 }
 
 // eachKVMissing is eachKV that also reports whether the file was missing.
-func eachKVMissing(path string, fn func(k string, v uint64)) (missing bool, err error) {
-	s, err := readFile(path)
+func (r *Reader) eachKVMissing(path string, fn func(k string, v uint64)) (missing bool, err error) {
+	s, err := r.readFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return true, nil
@@ -542,8 +604,8 @@ func eachKVMissing(path string, fn func(k string, v uint64)) (missing bool, err 
 	return false, nil
 }
 
-func eachLine(path string, fn func(line string)) error {
-	s, err := readFile(path)
+func (r *Reader) eachLine(path string, fn func(line string)) error {
+	s, err := r.readFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil

@@ -53,6 +53,7 @@ type options struct {
 	scaleListCalls int
 	relist         time.Duration
 	plot           string
+	scaleHold      string
 
 	countExecs bool
 	execLog    *execLogger // --exec-log: each counted exec's PID, root and name
@@ -86,11 +87,12 @@ func run() error {
 	var o options
 	a := flag.String("endpoint", "unix:///var/tmp/noded-bench/noded/noded.sock", "CRI endpoint A")
 	b := flag.String("endpoint-b", "", "CRI endpoint B: measure A and B alternately and print ratios")
-	phases := flag.String("phases", "start,mem,pull,list", "phases to run: start, mem, pull, list, scale (comma-separated)")
+	phases := flag.String("phases", "start,mem,pull,list", "phases to run: start, mem, pull, list, scale, relist (comma-separated; relist measures the list calls, their daemon CPU, the relist loop and RSS on the pods already running, without filling)")
 	scaleCounts := flag.String("scale", "0,100,250", "scale phase: pods (each with a started container) running while it measures")
 	flag.IntVar(&o.scaleSamples, "scale-samples", 10, "scale phase: pod lifecycles timed at each count")
 	flag.DurationVar(&o.relist, "relist-duration", 60*time.Second, "scale phase: length of the kubelet-like relist loop at the largest count")
 	flag.IntVar(&o.scaleListCalls, "scale-list-calls", 20, "scale phase: calls of each list RPC at the other counts")
+	flag.StringVar(&o.scaleHold, "scale-hold", "", "scale phase: after measuring the largest count, create this file and keep the pods running until it is removed (to profile the daemon, or to measure another daemon binary with --phases relist)")
 	flag.StringVar(&o.plot, "plot", "bench-scale.svg", "scale phase: SVG plot written here (\"\" for none)")
 	flag.StringVar(&o.image, "image", "docker.io/noded/busybox:latest", "busybox image the pods run (pulled once, cached)")
 	flag.StringVar(&o.largeImage, "large-image", "docker.io/noded/large:latest", "image the pull phase pulls")
@@ -137,7 +139,7 @@ func run() error {
 	for _, p := range strings.Split(*phases, ",") {
 		if p = strings.TrimSpace(p); p != "" {
 			switch p {
-			case "start", "mem", "pull", "list", "scale":
+			case "start", "mem", "pull", "list", "scale", "relist":
 				o.phases[p] = true
 			default:
 				return fmt.Errorf("unknown phase %q", p)
@@ -179,6 +181,9 @@ func run() error {
 	}
 	defer os.RemoveAll(o.workDir)
 	defer func() {
+		if o.phases["relist"] && !o.phases["scale"] && !o.phases["start"] && !o.phases["mem"] && !o.phases["list"] {
+			return // the pods measured are someone else's: their cgroups stay
+		}
 		if err := removeCgroupTree(o.cgroupParent); err != nil {
 			fmt.Fprintln(os.Stderr, "bench: cleanup:", err)
 		}
@@ -258,6 +263,15 @@ func run() error {
 		}
 	}
 	var scale [][]scalePoint
+	if o.phases["relist"] {
+		for _, c := range cs {
+			pt, err := c.benchRelist(ctx, &plog)
+			if err != nil {
+				return fmt.Errorf("%s: relist: %w", c.endpoint, err)
+			}
+			scale = append(scale, []scalePoint{pt})
+		}
+	}
 	if o.phases["scale"] {
 		for _, c := range cs {
 			pts, err := c.benchScale(ctx, &plog)

@@ -27,8 +27,9 @@ type scalePoint struct {
 	CPUPerPod, DaemonCPUPerPod float64 // ms of machine-wide busy CPU, and of the daemon process, per lifecycle
 	RSS                        float64 // MiB, the daemon's
 	ListP50, ListP99           [3]float64
-	RelistDaemonPct            float64 // % of one core the daemon spent during the relist loop; NaN if none ran
-	RelistMachinePct           float64 // % of one core the whole machine was busy during it
+	ListCPU                    [3]float64 // ms of daemon CPU per back-to-back call (its /proc/PID/stat); NaN if not measured
+	RelistDaemonPct            float64    // % of one core the daemon spent during the relist loop; NaN if none ran
+	RelistMachinePct           float64    // % of one core the whole machine was busy during it
 	RelistSecs                 float64
 }
 
@@ -86,7 +87,7 @@ func (c *client) benchScale(ctx context.Context, plog *phaseLog) ([]scalePoint, 
 			}
 			time.Sleep(2 * time.Second) // let helpers settle
 		}
-		pt := scalePoint{Pods: n, RSS: math.NaN(), DaemonCPUPerPod: math.NaN(), RelistDaemonPct: math.NaN(), RelistMachinePct: math.NaN()}
+		pt := newScalePoint(n)
 		if c.daemon > 0 {
 			if m, err := memOf(c.daemon); err == nil {
 				pt.RSS = mib(m.RSS)
@@ -129,7 +130,7 @@ func (c *client) benchScale(ctx context.Context, plog *phaseLog) ([]scalePoint, 
 				return e
 			})
 		} else {
-			lat, err = c.listCalls(ctx, max(o.scaleListCalls, 1))
+			lat, err = c.listCalls(ctx, max(o.scaleListCalls, 1), &pt)
 		}
 		if err != nil {
 			return out, err
@@ -140,8 +141,77 @@ func (c *client) benchScale(ctx context.Context, plog *phaseLog) ([]scalePoint, 
 		fmt.Fprintf(os.Stderr, "bench: scale %s %d pods: start p50 %.1f ms, teardown p50 %.1f ms, CPU/pod %.0f ms\n",
 			c.label, n, pt.StartP50, pt.DownP50, pt.CPUPerPod)
 		out = append(out, pt)
+		if n == largest && o.scaleHold != "" {
+			if err := hold(ctx, o.scaleHold); err != nil {
+				return out, err
+			}
+		}
 	}
 	return out, nil
+}
+
+func newScalePoint(n int) scalePoint {
+	nan := math.NaN()
+	return scalePoint{Pods: n, StartP50: nan, StartP99: nan, DownP50: nan, DownP99: nan, CPUPerPod: nan,
+		RSS: nan, DaemonCPUPerPod: nan, RelistDaemonPct: nan, RelistMachinePct: nan, ListCPU: [3]float64{nan, nan, nan}}
+}
+
+// hold creates path and waits until it is removed (or ctx ends).
+func hold(ctx context.Context, path string) error {
+	if err := os.WriteFile(path, nil, 0o644); err != nil {
+		return err
+	}
+	fmt.Fprintf(os.Stderr, "bench: holding the pods until %s is removed\n", path)
+	for {
+		if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// benchRelist measures the pods already on the endpoint: the daemon's RSS, --scale-list-calls back-to-back calls
+// of each list RPC (latency and daemon CPU per call), then the relist loop for --relist-duration.
+func (c *client) benchRelist(ctx context.Context, plog *phaseLog) (scalePoint, error) {
+	r, err := c.rt.ListPodSandbox(ctx, &runtimeapi.PodSandboxFilter{})
+	if err != nil {
+		return scalePoint{}, err
+	}
+	pt := newScalePoint(len(r))
+	if c.daemon > 0 {
+		if m, err := memOf(c.daemon); err == nil {
+			pt.RSS = mib(m.RSS)
+		}
+	}
+	var lat [3][]time.Duration
+	if err := plog.run(fmt.Sprintf("relist %s %d pods: list calls", c.label, pt.Pods), func() error {
+		lat, err = c.listCalls(ctx, max(c.o.scaleListCalls, 1), &pt)
+		return err
+	}); err != nil {
+		return pt, err
+	}
+	if c.o.relist > 0 {
+		var rl [3][]time.Duration
+		if err := plog.run(fmt.Sprintf("relist %s %d pods: relist loop", c.label, pt.Pods), func() error {
+			rl, err = c.relistLoop(ctx, c.o.relist, &pt)
+			return err
+		}); err != nil {
+			return pt, err
+		}
+		for j, n := range listRPCs {
+			fmt.Fprintf(os.Stderr, "bench: relist loop %s: %d calls, p50 %.1f ms, max %.1f ms\n", n, len(rl[j]),
+				ms(percentile(rl[j], 50)), ms(percentile(rl[j], 100)))
+		}
+	}
+	// The latencies reported are the back-to-back calls' (more samples than the loop's).
+	for j := range lat {
+		pt.ListP50[j], pt.ListP99[j] = ms(percentile(lat[j], 50)), ms(percentile(lat[j], 99))
+	}
+	return pt, nil
 }
 
 // callList makes list call j of listRPCs the way kubelet does (no filter) and returns its latency.
@@ -162,15 +232,21 @@ func (c *client) callList(ctx context.Context, j int) (time.Duration, error) {
 	return time.Since(t0), nil
 }
 
-func (c *client) listCalls(ctx context.Context, n int) ([3][]time.Duration, error) {
+// listCalls makes n back-to-back calls of each list RPC and records the daemon's CPU per call in pt.ListCPU.
+func (c *client) listCalls(ctx context.Context, n int, pt *scalePoint) ([3][]time.Duration, error) {
 	var lat [3][]time.Duration
 	for j := range lat {
+		d0 := pidCPU(c.daemon)
 		for i := 0; i < n; i++ {
 			d, err := c.callList(ctx, j)
 			if err != nil {
 				return lat, err
 			}
 			lat[j] = append(lat[j], d)
+		}
+		if c.daemon > 0 {
+			d1 := pidCPU(c.daemon)
+			pt.ListCPU[j] = jiffiesMs(d1-min(d1, d0)) / float64(n)
 		}
 	}
 	return lat, nil
@@ -233,6 +309,9 @@ func printScale(w io.Writer, cs []*client, pts [][]scalePoint) error {
 	for _, n := range listRPCs {
 		fmt.Fprintf(tw, "%s p50/p99 ms\t", n)
 	}
+	for _, n := range listRPCs {
+		fmt.Fprintf(tw, "%s daemon CPU/call ms\t", n)
+	}
 	fmt.Fprint(tw, "relist daemon % of a core\trelist machine % of a core\t\n")
 	for k, ps := range pts {
 		for _, p := range ps {
@@ -240,6 +319,9 @@ func printScale(w io.Writer, cs []*client, pts [][]scalePoint) error {
 				formatValue(p.DownP50), formatValue(p.DownP99), formatValue(p.CPUPerPod), formatValue(p.DaemonCPUPerPod), formatValue(p.RSS))
 			for j := range listRPCs {
 				fmt.Fprintf(tw, "%s/%s\t", formatValue(p.ListP50[j]), formatValue(p.ListP99[j]))
+			}
+			for j := range listRPCs {
+				fmt.Fprintf(tw, "%s\t", formatValue(p.ListCPU[j]))
 			}
 			fmt.Fprintf(tw, "%s\t%s\t\n", formatValue(p.RelistDaemonPct), formatValue(p.RelistMachinePct))
 		}
