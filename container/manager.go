@@ -318,23 +318,25 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 		ID: c.ID, Name: cfg.GetMetadata().GetName(), Bundle: c.Bundle, LogPath: c.LogPath,
 		Terminal: cfg.GetTty(), Stdin: cfg.GetStdin(), StdinOnce: cfg.GetStdinOnce(),
 	}
-	// conmon is started now, blocked on its start pipe, so that its own start (an exec of a dynamically linked
-	// binary and a fork, ~2-3 ms) overlaps the snapshot, the mount and the spec below instead of following them
-	// (issue 16). The intent record is durable (we run inside intents().Create): a crash from here on is rolled
-	// back by recovery, whose runtime delete waits for conmon. A conmon orphaned by a crash before Run goes on
-	// when it reads end of file on its start pipe and runs the runtime's create on the bundle; config.json gets
-	// its name only right before Run (writeConfig), so such a create fails for want of it (kill points
-	// container.create.rootfs and .bundle).
-	var pending *ociruntime.PendingCreate
+	// conmon is started now, blocked on its start pipe, from a goroutine of its own, so that its start (noded's
+	// fork and exec of it, its dynamic libraries, its fork: 3-5 ms on the critical path before) overlaps the
+	// snapshot, the mount and the spec below instead of following them (issue 16). The intent record is durable
+	// (this runs inside intents().Create): a crash from here on is rolled back by recovery, whose runtime delete
+	// waits for conmon. A conmon orphaned by a crash before Run goes on when it reads end of file on its start
+	// pipe and runs the runtime's create on the bundle as it is; config.json gets its name only right before Run,
+	// so such a create fails for want of it (kill points container.create.rootfs and .bundle).
+	var spawned chan spawnResult
 	if sp, ok := rt.(ociruntime.Spawner); ok {
-		p, err := sp.Spawn(ctx, opts)
-		if err != nil {
-			return fmt.Errorf("create container: %w", err)
-		}
-		pending = p
+		spawned = make(chan spawnResult, 1)
+		go func() {
+			p, err := sp.Spawn(ctx, opts)
+			spawned <- spawnResult{p, err}
+		}()
 		defer func() {
-			if pending != nil {
-				pending.Abort()
+			if spawned != nil {
+				if r := <-spawned; r.p != nil {
+					r.p.Abort()
+				}
 			}
 		}()
 	}
@@ -440,10 +442,13 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 		return err
 	}
 	var pid int
-	if pending != nil {
-		p := pending
-		pending = nil // Run cleans up after itself
-		pid, err = p.Run(ctx)
+	if spawned != nil {
+		r := <-spawned
+		spawned = nil // Run cleans up after itself
+		if r.err != nil {
+			return fmt.Errorf("create container: %w", r.err)
+		}
+		pid, err = r.p.Run(ctx)
 	} else {
 		pid, err = rt.Create(ctx, opts)
 	}
@@ -460,6 +465,12 @@ func (m *Manager) create(ctx context.Context, sb *store.Sandbox, c *store.Contai
 		}
 	}
 	return nil
+}
+
+// spawnResult is what ociruntime.Spawner.Spawn returned, from the goroutine create starts it in.
+type spawnResult struct {
+	p   ociruntime.Pending
+	err error
 }
 
 // configTmpName is config.json before its rename, right before the runtime's create: a conmon started early

@@ -125,7 +125,7 @@ func readSync(r io.Reader) (int, error) {
 
 // Create starts conmon for o; conmon runs `<runtime> create` and reports the init PID.
 func (r *CLI) Create(ctx context.Context, o CreateOpts) (int, error) {
-	p, err := r.Spawn(ctx, o)
+	p, err := r.spawn(o)
 	if err != nil {
 		return 0, err
 	}
@@ -153,7 +153,15 @@ type PendingCreate struct {
 // Spawn starts conmon for o without letting it run the runtime, so that conmon's own start (an exec, its
 // libraries, a fork) overlaps the caller's remaining work on the bundle (issue 16). The bundle directory must
 // exist; config.json may come later, before Run.
-func (r *CLI) Spawn(ctx context.Context, o CreateOpts) (p *PendingCreate, retErr error) {
+func (r *CLI) Spawn(_ context.Context, o CreateOpts) (Pending, error) {
+	p, err := r.spawn(o)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (r *CLI) spawn(o CreateOpts) (p *PendingCreate, retErr error) {
 	started := time.Now()
 	defer func() {
 		if retErr != nil {

@@ -94,7 +94,14 @@ type Features struct {
 // Spawner is a Runtime that can start conmon before the bundle is complete (CLI.Spawn): Create split in two, so
 // that conmon's own start overlaps the caller's work on the bundle.
 type Spawner interface {
-	Spawn(ctx context.Context, opts CreateOpts) (*PendingCreate, error)
+	Spawn(ctx context.Context, opts CreateOpts) (Pending, error)
+}
+
+// Pending is a create Spawn started: Run lets it go ahead and returns the container init's host PID (on failure
+// it removes what it made); Abort stops it. Exactly one of the two must be called.
+type Pending interface {
+	Run(ctx context.Context) (int, error)
+	Abort()
 }
 
 // Runtime runs containers through an OCI runtime binary with conmon as their monitor.

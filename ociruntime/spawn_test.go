@@ -30,7 +30,7 @@ func TestSpawnWaitsForRun(t *testing.T) {
 	id := "spawn-run"
 	bundle := writeBundle(t, id, "sleep 30")
 	restore := hideConfig(t, bundle)
-	p, err := r.Spawn(ctx, CreateOpts{ID: id, Bundle: bundle})
+	p, err := r.spawn(CreateOpts{ID: id, Bundle: bundle})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestSpawnAbort(t *testing.T) {
 	ctx := context.Background()
 	id := "spawn-abort"
 	bundle := writeBundle(t, id, "true")
-	p, err := r.Spawn(ctx, CreateOpts{ID: id, Bundle: bundle})
+	p, err := r.spawn(CreateOpts{ID: id, Bundle: bundle})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,7 +84,7 @@ func TestRunWithoutConfig(t *testing.T) {
 	id := "spawn-noconfig"
 	bundle := writeBundle(t, id, "true")
 	hideConfig(t, bundle)
-	p, err := r.Spawn(ctx, CreateOpts{ID: id, Bundle: bundle})
+	p, err := r.spawn(CreateOpts{ID: id, Bundle: bundle})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +108,7 @@ func TestSpawnOrphaned(t *testing.T) {
 	id := "spawn-orphan"
 	bundle := writeBundle(t, id, "sleep 30")
 	hideConfig(t, bundle)
-	p, err := r.Spawn(ctx, CreateOpts{ID: id, Bundle: bundle})
+	p, err := r.spawn(CreateOpts{ID: id, Bundle: bundle})
 	if err != nil {
 		t.Fatal(err)
 	}
