@@ -141,13 +141,15 @@ func (r *CLI) Create(ctx context.Context, o CreateOpts) (int, error) {
 // spawns only once its intent to create is durable (recovery then rolls the container back, as after a crash
 // during Create).
 type PendingCreate struct {
-	r       *CLI
-	o       CreateOpts
-	cmd     *exec.Cmd
-	syncR   *os.File
-	startW  *os.File
-	stderr  *bytes.Buffer
-	started time.Time
+	r      *CLI
+	o      CreateOpts
+	cmd    *exec.Cmd
+	syncR  *os.File
+	startW *os.File
+	stderr *bytes.Buffer
+	// spawnTook is how long the spawn itself took: the "create" observation counts it and Run, not the caller's
+	// work in between.
+	spawnTook time.Duration
 }
 
 // Spawn starts conmon for o without letting it run the runtime, so that conmon's own start (an exec, its
@@ -228,7 +230,7 @@ func (r *CLI) spawn(o CreateOpts) (p *PendingCreate, retErr error) {
 	startErr := cmd.Start()
 	syncW.Close()
 	startR.Close()
-	p = &PendingCreate{r: r, o: o, cmd: cmd, syncR: syncR, startW: startW, stderr: stderr, started: started}
+	p = &PendingCreate{r: r, o: o, cmd: cmd, syncR: syncR, startW: startW, stderr: stderr, spawnTook: time.Since(started)}
 	if startErr != nil {
 		syncR.Close()
 		startW.Close()
@@ -261,7 +263,7 @@ func (p *PendingCreate) Abort() {
 // the container init's host PID. On failure the half-made container and conmon's files are removed.
 func (p *PendingCreate) Run(ctx context.Context) (pid int, retErr error) {
 	r, o, cmd := p.r, p.o, p.cmd
-	defer r.observed("create", p.started, &retErr)
+	defer r.observed("create", time.Now().Add(-p.spawnTook), &retErr)
 	defer p.syncR.Close()
 	defer p.startW.Close()
 	if _, err := os.Stat(filepath.Join(o.Bundle, "config.json")); err != nil {
