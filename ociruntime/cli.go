@@ -66,7 +66,10 @@ type CLI struct {
 	feat   *Features
 }
 
-var _ Runtime = (*CLI)(nil)
+var (
+	_ Runtime = (*CLI)(nil)
+	_ Spawner = (*CLI)(nil)
+)
 
 // DefaultConmonPath is used when Config.ConmonPath is empty.
 const DefaultConmonPath = "/usr/bin/conmon"

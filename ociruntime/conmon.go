@@ -124,18 +124,151 @@ func readSync(r io.Reader) (int, error) {
 }
 
 // Create starts conmon for o; conmon runs `<runtime> create` and reports the init PID.
-func (r *CLI) Create(ctx context.Context, o CreateOpts) (pid int, retErr error) {
-	defer r.observed("create", time.Now(), &retErr)
-	if err := checkID(o.ID); err != nil {
+func (r *CLI) Create(ctx context.Context, o CreateOpts) (int, error) {
+	p, err := r.spawn(o)
+	if err != nil {
 		return 0, err
 	}
+	return p.Run(ctx)
+}
+
+// PendingCreate is a conmon started for a container and blocked on its start pipe (Spawn): it has run nothing
+// yet. Run lets it run `<runtime> create`; Abort kills it. Exactly one of the two must be called.
+//
+// A conmon that reads end of file on its start pipe (noded died before Run) goes on as if started: it runs
+// `<runtime> create` on the bundle as it finds it. A caller that spawns early therefore gives the bundle its
+// config.json only right before Run (a conmon orphaned before that finds none and its create fails), and
+// spawns only once its intent to create is durable (recovery then rolls the container back, as after a crash
+// during Create).
+type PendingCreate struct {
+	r      *CLI
+	o      CreateOpts
+	cmd    *exec.Cmd
+	syncR  *os.File
+	startW *os.File
+	stderr *bytes.Buffer
+	// spawnTook is how long the spawn itself took: the "create" observation counts it and Run, not the caller's
+	// work in between.
+	spawnTook time.Duration
+}
+
+// Spawn starts conmon for o without letting it run the runtime, so that conmon's own start (an exec, its
+// libraries, a fork) overlaps the caller's remaining work on the bundle (issue 16). The bundle directory must
+// exist; config.json may come later, before Run.
+func (r *CLI) Spawn(_ context.Context, o CreateOpts) (Pending, error) {
+	p, err := r.spawn(o)
+	if err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+func (r *CLI) spawn(o CreateOpts) (p *PendingCreate, retErr error) {
+	started := time.Now()
+	defer func() {
+		if retErr != nil {
+			r.observed("create", started, &retErr)
+		}
+	}()
+	if err := checkID(o.ID); err != nil {
+		return nil, err
+	}
 	if !filepath.IsAbs(o.Bundle) {
-		return 0, errdefs.InvalidArgument("ociruntime: bundle %q must be absolute", o.Bundle)
+		return nil, errdefs.InvalidArgument("ociruntime: bundle %q must be absolute", o.Bundle)
 	}
 	if o.LogPath != "" && (!filepath.IsAbs(o.LogPath) || strings.Contains(o.LogPath, ":")) {
-		return 0, errdefs.InvalidArgument("ociruntime: log path %q must be absolute and contain no ':'", o.LogPath)
+		return nil, errdefs.InvalidArgument("ociruntime: log path %q must be absolute and contain no ':'", o.LogPath)
 	}
+	if st, err := os.Stat(o.Bundle); err != nil || !st.IsDir() {
+		return nil, errdefs.InvalidArgument("ociruntime: bundle %s is not a directory (%v)", o.Bundle, err)
+	}
+
+	persist := r.persistDir(o.ID)
+	// A stale exit file or persist dir from an earlier container with this ID would be misread.
+	if err := os.Remove(r.exitFile(o.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("create %s: %w", o.ID, err)
+	}
+	if err := os.RemoveAll(persist); err != nil {
+		return nil, fmt.Errorf("create %s: %w", o.ID, err)
+	}
+	if err := os.MkdirAll(persist, 0o700); err != nil {
+		return nil, fmt.Errorf("create %s: %w", o.ID, err)
+	}
+	defer func() {
+		if retErr != nil {
+			_ = os.RemoveAll(persist)
+		}
+	}()
+	meta, err := json.Marshal(containerMeta{Bundle: o.Bundle, LogPath: o.LogPath})
+	if err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(filepath.Join(persist, metaFile), meta, 0o600); err != nil {
+		return nil, fmt.Errorf("create %s: %w", o.ID, err)
+	}
+
+	syncR, syncW, err := os.Pipe()
+	if err != nil {
+		return nil, fmt.Errorf("create %s: sync pipe: %w", o.ID, err)
+	}
+	startR, startW, err := os.Pipe()
+	if err != nil {
+		syncR.Close()
+		syncW.Close()
+		return nil, fmt.Errorf("create %s: start pipe: %w", o.ID, err)
+	}
+
+	cmd := exec.Command(r.cfg.ConmonPath, r.conmonArgs(o, persist)...)
+	cmd.Dir = persist                          // conmon writes "oom" into its working directory too
+	cmd.ExtraFiles = []*os.File{syncW, startR} // fds 3 and 4
+	cmd.Env = conmonEnv()
+	stderr := &bytes.Buffer{}
+	cmd.Stderr = stderr
+	cmd.WaitDelay = 10 * time.Second
+	// Own session: no signal aimed at noded's process group reaches conmon.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	startErr := cmd.Start()
+	syncW.Close()
+	startR.Close()
+	p = &PendingCreate{r: r, o: o, cmd: cmd, syncR: syncR, startW: startW, stderr: stderr, spawnTook: time.Since(started)}
+	if startErr != nil {
+		syncR.Close()
+		startW.Close()
+		return nil, fmt.Errorf("create %s: start conmon: %w", o.ID, startErr)
+	}
+	if r.cfg.BeforeConmonStart != nil {
+		if err := r.cfg.BeforeConmonStart(cmd.Process.Pid); err != nil {
+			p.kill()
+			return nil, fmt.Errorf("create %s: prepare conmon: %w", o.ID, err)
+		}
+	}
+	return p, nil
+}
+
+// kill stops a conmon still blocked on its start pipe (it has made nothing) and closes the pipes.
+func (p *PendingCreate) kill() {
+	_ = p.cmd.Process.Kill()
+	_ = p.cmd.Wait()
+	p.syncR.Close()
+	p.startW.Close()
+}
+
+// Abort kills the conmon of a create that is not going ahead and removes its persist dir.
+func (p *PendingCreate) Abort() {
+	p.kill()
+	_ = os.RemoveAll(p.r.persistDir(p.o.ID))
+}
+
+// Run lets the conmon run `<runtime> create` on the bundle, whose config.json must now be in place, and returns
+// the container init's host PID. On failure the half-made container and conmon's files are removed.
+func (p *PendingCreate) Run(ctx context.Context) (pid int, retErr error) {
+	r, o, cmd := p.r, p.o, p.cmd
+	defer r.observed("create", time.Now().Add(-p.spawnTook), &retErr)
+	defer p.syncR.Close()
+	defer p.startW.Close()
 	if _, err := os.Stat(filepath.Join(o.Bundle, "config.json")); err != nil {
+		p.kill()
+		_ = os.RemoveAll(r.persistDir(o.ID))
 		return 0, errdefs.InvalidArgument("ociruntime: bundle %s: %v", o.Bundle, err)
 	}
 	timeout := o.Timeout
@@ -144,74 +277,20 @@ func (r *CLI) Create(ctx context.Context, o CreateOpts) (pid int, retErr error) 
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-
-	persist := r.persistDir(o.ID)
-	// A stale exit file or persist dir from an earlier container with this ID would be misread.
-	if err := os.Remove(r.exitFile(o.ID)); err != nil && !errors.Is(err, os.ErrNotExist) {
-		return 0, fmt.Errorf("create %s: %w", o.ID, err)
-	}
-	if err := os.RemoveAll(persist); err != nil {
-		return 0, fmt.Errorf("create %s: %w", o.ID, err)
-	}
-	if err := os.MkdirAll(persist, 0o700); err != nil {
-		return 0, fmt.Errorf("create %s: %w", o.ID, err)
-	}
 	defer func() {
 		if retErr != nil {
 			r.cleanupFailedCreate(o.ID)
 		}
 	}()
-	meta, err := json.Marshal(containerMeta{Bundle: o.Bundle, LogPath: o.LogPath})
-	if err != nil {
-		return 0, err
-	}
-	if err := os.WriteFile(filepath.Join(persist, metaFile), meta, 0o600); err != nil {
-		return 0, fmt.Errorf("create %s: %w", o.ID, err)
-	}
-
-	syncR, syncW, err := os.Pipe()
-	if err != nil {
-		return 0, fmt.Errorf("create %s: sync pipe: %w", o.ID, err)
-	}
-	defer syncR.Close()
-	startR, startW, err := os.Pipe()
-	if err != nil {
-		syncW.Close()
-		return 0, fmt.Errorf("create %s: start pipe: %w", o.ID, err)
-	}
-	defer startW.Close()
-
-	cmd := exec.Command(r.cfg.ConmonPath, r.conmonArgs(o, persist)...)
-	cmd.Dir = persist                          // conmon writes "oom" into its working directory too
-	cmd.ExtraFiles = []*os.File{syncW, startR} // fds 3 and 4
-	cmd.Env = conmonEnv()
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	cmd.WaitDelay = 10 * time.Second
-	// Own session: no signal aimed at noded's process group reaches conmon.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	startErr := cmd.Start()
-	syncW.Close()
-	startR.Close()
-	if startErr != nil {
-		return 0, fmt.Errorf("create %s: start conmon: %w", o.ID, startErr)
-	}
-	if r.cfg.BeforeConmonStart != nil {
-		if err := r.cfg.BeforeConmonStart(cmd.Process.Pid); err != nil {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-			return 0, fmt.Errorf("create %s: prepare conmon: %w", o.ID, err)
-		}
-	}
-	if _, err := startW.Write([]byte{0}); err != nil {
+	if _, err := p.startW.Write([]byte{0}); err != nil {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		return 0, fmt.Errorf("create %s: write start pipe: %w (%s)", o.ID, err, strings.TrimSpace(stderr.String()))
+		return 0, fmt.Errorf("create %s: write start pipe: %w (%s)", o.ID, err, strings.TrimSpace(p.stderr.String()))
 	}
-	startW.Close()
+	p.startW.Close()
 	// The first conmon process forks the monitor (which starts its own session) and exits.
 	if err := cmd.Wait(); err != nil {
-		return 0, fmt.Errorf("create %s: conmon: %w: %s", o.ID, err, strings.TrimSpace(stderr.String()))
+		return 0, fmt.Errorf("create %s: conmon: %w: %s", o.ID, err, strings.TrimSpace(p.stderr.String()))
 	}
 
 	type result struct {
@@ -220,7 +299,7 @@ func (r *CLI) Create(ctx context.Context, o CreateOpts) (pid int, retErr error) 
 	}
 	done := make(chan result, 1)
 	go func() {
-		pid, err := readSync(syncR)
+		pid, err := readSync(p.syncR)
 		done <- result{pid, err}
 	}()
 	select {
@@ -231,7 +310,7 @@ func (r *CLI) Create(ctx context.Context, o CreateOpts) (pid int, retErr error) 
 		return res.pid, nil
 	case <-ctx.Done():
 		// Unblock the reader; the deferred cleanup kills conmon and the half-made container.
-		_ = syncR.SetReadDeadline(time.Now())
+		_ = p.syncR.SetReadDeadline(time.Now())
 		<-done
 		return 0, fmt.Errorf("create %s: waiting for conmon: %w", o.ID, ctx.Err())
 	}

@@ -49,7 +49,7 @@ type State struct {
 }
 
 // CreateOpts describes a container to create under conmon. The bundle's config.json is
-// written by the caller before Create.
+// written by the caller before Create (before PendingCreate.Run with Spawn).
 type CreateOpts struct {
 	ID     string // container ID: [A-Za-z0-9_.-], no leading dot
 	Name   string // human name passed to conmon (-n); defaults to ID
@@ -89,6 +89,19 @@ type Features struct {
 	IDMapMounts       bool // linux.mountExtensions.idmap.enabled
 	UserNamespaces    bool // linux.namespaces contains "user"
 	Seccomp           bool // linux.seccomp.enabled
+}
+
+// Spawner is a Runtime that can start conmon before the bundle is complete (CLI.Spawn): Create split in two, so
+// that conmon's own start overlaps the caller's work on the bundle.
+type Spawner interface {
+	Spawn(ctx context.Context, opts CreateOpts) (Pending, error)
+}
+
+// Pending is a create Spawn started: Run lets it go ahead and returns the container init's host PID (on failure
+// it removes what it made); Abort stops it. Exactly one of the two must be called.
+type Pending interface {
+	Run(ctx context.Context) (int, error)
+	Abort()
 }
 
 // Runtime runs containers through an OCI runtime binary with conmon as their monitor.

@@ -38,8 +38,8 @@ const (
 	SandboxRemoveTornDown   = "sandbox.remove.torndown"    // everything undone, record not deleted
 
 	ContainerIntent         = "container.create.intent"  // record written, nothing made
-	ContainerRootfs         = "container.create.rootfs"  // snapshot prepared and mounted
-	ContainerBundle         = "container.create.bundle"  // config.json written, runtime not called
+	ContainerRootfs         = "container.create.rootfs"  // snapshot prepared and mounted, conmon waiting to start
+	ContainerBundle         = "container.create.bundle"  // config.json written (temporary name), runtime not called
 	ContainerRuntimeCreated = "container.create.runtime" // runtime container created, not recorded
 	ContainerCreated        = "container.create.created" // created recorded, reply not sent
 	ContainerStartIntent    = "container.start.intent"   // about to call the runtime's start
