@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // socketOwner returns the PID of the process that listens on the unix socket at path: the socket's inode from
@@ -228,9 +229,11 @@ func helperSummary(pods map[string]*PodProcs) (rss, pss float64, names string, e
 	return mib(total.RSS) / n, mib(total.PSS) / n, strings.Join(parts, ", "), nil
 }
 
-// cgroupDirs returns the directories of the cgroup path in every mounted hierarchy (v1 controllers and the
-// unified one) that exist.
-func cgroupDirs(path string) []string {
+// cgroupRoots are the mount points of every cgroup hierarchy (v1 controllers and the unified one), read from
+// /proc/self/mountinfo once: the host's cgroup mounts do not change during a run, and with hundreds of pods the
+// mount table has thousands of lines, which the bench would otherwise parse after every pod it removes (its CPU
+// counts in the machine's CPU per lifecycle).
+var cgroupRoots = sync.OnceValue(func() []string {
 	var out []string
 	mounts, _ := os.ReadFile("/proc/self/mountinfo")
 	for _, line := range strings.Split(string(mounts), "\n") {
@@ -246,7 +249,17 @@ func cgroupDirs(path string) []string {
 		if len(pre) < 5 {
 			continue
 		}
-		d := filepath.Join(pre[4], path)
+		out = append(out, pre[4])
+	}
+	return out
+})
+
+// cgroupDirs returns the directories of the cgroup path in every mounted hierarchy (v1 controllers and the
+// unified one) that exist.
+func cgroupDirs(path string) []string {
+	var out []string
+	for _, root := range cgroupRoots() {
+		d := filepath.Join(root, path)
 		if st, err := os.Stat(d); err == nil && st.IsDir() {
 			out = append(out, d)
 		}
