@@ -142,67 +142,6 @@ func TestRunRollsBackEachStep(t *testing.T) {
 	}
 }
 
-// A pod without a pod-wide PID namespace runs CNI ADD beside its /dev/shm and files: each failure still rolls
-// back completely, and DEL runs whenever ADD ran (a failure of the files waits for ADD); /etc/hosts names the IP.
-func TestRunOverlapsNetworkWithPodFiles(t *testing.T) {
-	cfg := func() *runtimeapi.PodSandboxConfig {
-		c := podConfig("web")
-		c.Linux.SecurityContext.NamespaceOptions.Pid = runtimeapi.NamespaceMode_CONTAINER
-		return c
-	}
-	e := newEnv(t)
-	id, err := e.m.Run(context.Background(), cfg(), "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sb, err := e.st.Sandbox(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(sb.IPs) != 1 || len(sb.CNIResult) == 0 {
-		t.Fatalf("stored network result: IPs %v, raw %q", sb.IPs, sb.CNIResult)
-	}
-	hosts, err := os.ReadFile(filepath.Join(sb.Dir, "hosts"))
-	if err != nil || !strings.Contains(string(hosts), sb.IPs[0]) {
-		t.Fatalf("hosts %q (%v) does not name the pod's IP %s", hosts, err, sb.IPs[0])
-	}
-	for _, f := range []string{"hostname", "resolv.conf"} {
-		if _, err := os.Stat(filepath.Join(sb.Dir, f)); err != nil {
-			t.Errorf("pod file %s: %v", f, err)
-		}
-	}
-	if err := e.m.Stop(context.Background(), id); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.m.Remove(context.Background(), id); err != nil {
-		t.Fatal(err)
-	}
-	e.assertClean(t)
-
-	for _, step := range []string{"MountShm", "LoopbackUp", "NetworkSetup"} {
-		t.Run(step, func(t *testing.T) {
-			e := newEnv(t)
-			if step == "NetworkSetup" {
-				e.net.failSetup = errInjected
-			} else {
-				e.host.fail[step] = true
-			}
-			if _, err := e.m.Run(context.Background(), cfg(), ""); !errors.Is(err, errInjected) {
-				t.Fatalf("Run = %v, want the injected failure", err)
-			}
-			e.assertClean(t)
-			// ADD is started before the files, so DEL runs after every failure here.
-			if len(e.net.teardowns) != 1 {
-				t.Errorf("CNI DEL ran %d times, want 1", len(e.net.teardowns))
-			}
-			e.host.fail, e.net.failSetup = map[string]bool{}, nil
-			if _, err := e.m.Run(context.Background(), cfg(), ""); err != nil {
-				t.Fatalf("Run after a rolled-back attempt: %v", err)
-			}
-		})
-	}
-}
-
 // A rollback that cannot undo everything keeps the record, as unknown with the reason and what is still held, so
 // that a later Remove finishes it.
 func TestRunFailedRollbackKeepsUnknownRecord(t *testing.T) {

@@ -308,80 +308,6 @@ func (m *Manager) setup(ctx context.Context, sb *store.Sandbox) (err error) {
 			return err
 		}
 	}
-	// CNI ADD (its plugins' execs, tens of ms) runs beside the pod's /dev/shm and files, which it does not read
-	// and which do not read its result; /etc/hosts, which names the pod's IPs, is written after it. A pod with its
-	// own PID namespace keeps the order of before (its init starts before the network). ADD is reached here in
-	// both cases as far as the rollback is concerned: an error of the files waits for ADD, whose DEL the
-	// rollback then runs (the intent record names the network, see Run).
-	var netDone chan networkResult
-	if !sb.HostNetwork && !sb.PodPID {
-		addReached = true
-		netDone = make(chan networkResult, 1)
-		pn := podNetwork(sb)
-		go func() {
-			res, err := m.addNetwork(ctx, pn)
-			netDone <- networkResult{res, err}
-		}()
-	}
-	if err := m.podFiles(ctx, sb, cfg); err != nil {
-		if netDone != nil {
-			<-netDone
-		}
-		return err
-	}
-	if !sb.HostNetwork {
-		var r networkResult
-		if netDone != nil {
-			r = <-netDone
-		} else {
-			addReached = true
-			r.res, r.err = m.addNetwork(ctx, podNetwork(sb))
-		}
-		if r.err != nil {
-			return r.err
-		}
-		sb.IPs = r.res.IPs
-		sb.CNIResult = r.res.Raw
-	}
-	hosts := podfiles.Hosts{Hostname: sb.Hostname, PodIPs: sb.IPs}
-	if sb.HostNetwork {
-		hostHosts := m.cfg.HostHosts
-		if hostHosts == "" {
-			hostHosts = podfiles.DefaultHostHosts
-		}
-		if err := podfiles.CopyHostHosts(filepath.Join(sb.Dir, "hosts"), hostHosts); err != nil {
-			return err
-		}
-	} else if err := podfiles.WriteHosts(filepath.Join(sb.Dir, "hosts"), hosts); err != nil {
-		return err
-	}
-	return nil
-}
-
-// networkResult is what addNetwork returned, from the goroutine setup runs it in.
-type networkResult struct {
-	res *cni.Result
-	err error
-}
-
-// addNetwork brings the pod's loopback up and runs CNI ADD. It does not touch the sandbox record: setup stores
-// the result.
-func (m *Manager) addNetwork(ctx context.Context, pn cni.PodNetwork) (*cni.Result, error) {
-	faultinject.Point(faultinject.SandboxNetworkIntent)
-	if err := m.host.LoopbackUp(pn.NetNS); err != nil {
-		return nil, fmt.Errorf("set up pod network: %w", err)
-	}
-	res, err := m.cfg.Network.Setup(ctx, pn)
-	if err != nil {
-		return nil, fmt.Errorf("set up pod network: %w", err)
-	}
-	faultinject.Point(faultinject.SandboxNetworkAdded)
-	return res, nil
-}
-
-// podFiles mounts the pod's /dev/shm, writes its hostname and resolv.conf files and, for a pod-wide PID
-// namespace, starts its init.
-func (m *Manager) podFiles(ctx context.Context, sb *store.Sandbox, cfg *runtimeapi.PodSandboxConfig) (err error) {
 	if !sb.HostIPC {
 		if err := m.host.MountShm(filepath.Join(sb.Dir, "shm"), DefaultShmSize); err != nil {
 			return err
@@ -425,6 +351,34 @@ func (m *Manager) podFiles(ctx context.Context, sb *store.Sandbox, cfg *runtimea
 			return err
 		}
 		faultinject.Point(faultinject.SandboxPodInit)
+	}
+	if !sb.HostNetwork {
+		// The intent record already has NetworkSetUp (see Run): from here on, teardown calls CNI DEL.
+		addReached = true
+		faultinject.Point(faultinject.SandboxNetworkIntent)
+		pn := podNetwork(sb)
+		if err := m.host.LoopbackUp(pn.NetNS); err != nil {
+			return fmt.Errorf("set up pod network: %w", err)
+		}
+		res, err := m.cfg.Network.Setup(ctx, pn)
+		if err != nil {
+			return fmt.Errorf("set up pod network: %w", err)
+		}
+		faultinject.Point(faultinject.SandboxNetworkAdded)
+		sb.IPs = res.IPs
+		sb.CNIResult = res.Raw
+	}
+	hosts := podfiles.Hosts{Hostname: sb.Hostname, PodIPs: sb.IPs}
+	if sb.HostNetwork {
+		hostHosts := m.cfg.HostHosts
+		if hostHosts == "" {
+			hostHosts = podfiles.DefaultHostHosts
+		}
+		if err := podfiles.CopyHostHosts(filepath.Join(sb.Dir, "hosts"), hostHosts); err != nil {
+			return err
+		}
+	} else if err := podfiles.WriteHosts(filepath.Join(sb.Dir, "hosts"), hosts); err != nil {
+		return err
 	}
 	return nil
 }
