@@ -731,6 +731,22 @@ func TestExitedDeletedWithoutForce(t *testing.T) {
 			e.assertClean(t)
 		})
 	}
+	// Removed while running: stopped first, then deleted without force.
+	e := newLifecycleEnv(t)
+	id, err := e.m.Create(context.Background(), e.sb, ctrConfig("running"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Start(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Remove(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(e.rt.forced, []bool{false}) {
+		t.Errorf("a running container removed: deletes with force %v, want one plain delete", e.rt.forced)
+	}
+	e.assertClean(t)
 	rt := newFakeRuntime()
 	rt.state["c1"] = ociruntime.StatusRunning
 	if err := deleteExited(context.Background(), rt, "c1"); err != nil {

@@ -513,8 +513,14 @@ func (m *Manager) cleanup(ctx context.Context, c *store.Container) error {
 	var errs []error
 	if rt, err := m.runtime(c.Runtime); err == nil {
 		var derr error
-		if !m.wasReaped(c.ID) {
+		switch {
+		case m.wasReaped(c.ID):
+		case c.State == store.ContainerExited:
 			derr = deleteExited(ctx, rt, c.ID)
+		default:
+			// Created, or a creation rolled back: the runtime may have an init waiting, which only the
+			// forced delete kills.
+			derr = rt.Delete(ctx, c.ID, true)
 		}
 		if derr != nil && !errdefs.IsNotFound(derr) {
 			errs = append(errs, derr)
@@ -883,6 +889,12 @@ func (m *Manager) remove(ctx context.Context, id string, deferDelete bool) error
 	}
 	unlock := m.locks.Lock(c.ID)
 	defer unlock()
+	// Read again under the lock: the stop above (or a concurrent one) has recorded the exit since.
+	if c, err = m.cfg.Store.Container(c.ID); errdefs.IsNotFound(err) {
+		return nil
+	} else if err != nil {
+		return err
+	}
 	faultinject.Point(faultinject.ContainerRemoveIntent)
 	// The cleanup deletes the exit file and the runtime's state, from which recovery rebuilds a deferred running
 	// or exit: those go to disk first (free when they are already there, as when a stop came before).
