@@ -39,6 +39,7 @@ type fakeRuntime struct {
 	kills      []syscall.Signal
 	features   *ociruntime.Features // what Features answers; nil: a runtime without a features command
 	deletes    []bool               // whether each Delete's context had a deadline
+	forced     []bool               // each Delete's force
 	exit       func(ociruntime.ExitEvent)
 	onDelete   func(id string) // when set, runs at the start of each Delete (with mu held)
 }
@@ -110,7 +111,8 @@ func (r *fakeRuntime) deliver(id string, sig syscall.Signal) error {
 	return nil
 }
 
-func (r *fakeRuntime) Delete(ctx context.Context, id string, _ bool) error {
+// Delete is runc's: without force it refuses a container that is not stopped (and deletes nothing).
+func (r *fakeRuntime) Delete(ctx context.Context, id string, force bool) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.onDelete != nil {
@@ -118,8 +120,12 @@ func (r *fakeRuntime) Delete(ctx context.Context, id string, _ bool) error {
 	}
 	_, ok := ctx.Deadline()
 	r.deletes = append(r.deletes, ok)
+	r.forced = append(r.forced, force)
 	if r.failDelete != nil {
 		return r.failDelete
+	}
+	if st, known := r.state[id]; known && !force && st != ociruntime.StatusStopped {
+		return fmt.Errorf("cannot delete container %s that is not stopped: %s", id, st)
 	}
 	delete(r.state, id)
 	delete(r.exitCode, id)

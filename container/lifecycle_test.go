@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -696,5 +697,65 @@ func (e *lcEnv) waitReaped(t *testing.T, id string) {
 			t.Fatal("the reaper did not delete the exited container's runtime state")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestExitedDeletedWithoutForce: the runtime's delete of an exited container is the plain one (runc's forced
+// delete sleeps 100 ms in its kill path even for a stopped container), by the reaper and by Remove alike; a
+// container the runtime still runs is refused by it and then deleted with force.
+func TestExitedDeletedWithoutForce(t *testing.T) {
+	for _, reaper := range []bool{true, false} {
+		t.Run(map[bool]string{true: "reaper", false: "remove"}[reaper], func(t *testing.T) {
+			e := newLifecycleEnv(t)
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			if reaper {
+				go func() { e.m.RunReaper(ctx, 1); close(done) }()
+			} else {
+				close(done)
+			}
+			defer func() { cancel(); <-done }()
+			id := e.startAndStop(ctx, t)
+			if reaper {
+				e.waitReaped(t, id)
+			}
+			if err := e.m.Remove(ctx, id); err != nil {
+				t.Fatal(err)
+			}
+			e.rt.mu.Lock()
+			forced := slices.Clone(e.rt.forced)
+			e.rt.mu.Unlock()
+			if !slices.Equal(forced, []bool{false}) {
+				t.Errorf("runtime deletes with force %v, want one plain delete", forced)
+			}
+			e.assertClean(t)
+		})
+	}
+	// Removed while running: stopped first, then deleted without force.
+	e := newLifecycleEnv(t)
+	id, err := e.m.Create(context.Background(), e.sb, ctrConfig("running"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Start(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.m.Remove(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(e.rt.forced, []bool{false}) {
+		t.Errorf("a running container removed: deletes with force %v, want one plain delete", e.rt.forced)
+	}
+	e.assertClean(t)
+	rt := newFakeRuntime()
+	rt.state["c1"] = ociruntime.StatusRunning
+	if err := deleteExited(context.Background(), rt, "c1"); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(rt.forced, []bool{false, true}) || rt.live() != 0 {
+		t.Errorf("a running container: deletes with force %v, %d left; want a refused plain delete, then a forced one", rt.forced, rt.live())
+	}
+	if err := deleteExited(context.Background(), rt, "gone"); err != nil {
+		t.Errorf("an unknown container: %v", err)
 	}
 }
