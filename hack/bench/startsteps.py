@@ -4,7 +4,7 @@
 PS is `perf script -F comm,pid,tid,time,event,trace` of sched_process_{exec,exit,fork} and fdatasync/mount enter
 and exit tracepoints recorded with -k mono; LOG is noded's log at log_level >= 4 (one "RPC" line per call, with its
 latency); OFF holds CLOCK_REALTIME - CLOCK_MONOTONIC. Events of DAEMON_PID's process tree are cut at each
-RunPodSandbox, CreateContainer and StartContainer; see hack/bench/starttrace.sh.
+RunPodSandbox, CreateContainer and StartContainer; see hack/bench/steptrace.sh start.
 """
 import re, sys, datetime, statistics
 ps, log, off, dpid = sys.argv[1], sys.argv[2], float(open(sys.argv[3]).read()), int(sys.argv[4])

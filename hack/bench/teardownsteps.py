@@ -5,7 +5,7 @@
 PS is `perf script -F comm,pid,tid,time,event,trace` of sched_process_{exec,exit,fork} and fdatasync/umount
 enter and exit tracepoints recorded with -k mono; LOG is noded's log at log_level >= 4 (one "RPC" line per call,
 with its latency); OFF holds CLOCK_REALTIME - CLOCK_MONOTONIC. Events of DAEMON_PID's process tree are cut at
-each StopContainer, StopPodSandbox and RemovePodSandbox; see hack/bench/teardowntrace.sh.
+each StopContainer, StopPodSandbox and RemovePodSandbox; see hack/bench/steptrace.sh teardown.
 """
 import re, sys, datetime, statistics
 ps, log, off, dpid = sys.argv[1], sys.argv[2], float(open(sys.argv[3]).read()), int(sys.argv[4])
