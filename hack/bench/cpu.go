@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"math"
@@ -66,6 +67,34 @@ func parseProcStat(data []byte) (CPUStat, error) {
 		return CPUStat{v[0], v[1], v[2], v[3], v[4], v[5], v[6], v[7]}, nil
 	}
 	return CPUStat{}, fmt.Errorf("/proc/stat: no cpu line")
+}
+
+// settle waits until the machine has been nearly idle (busy below frac of its CPUs over a 200 ms window) or max
+// has passed. A teardown returns while the kernel is still destroying what it removed (network namespaces,
+// cgroups) in its workers; a concurrent round ends its CPU bracket only after that, so the work is counted for the
+// runtime that caused it, and the next round does not start on a machine still busy with it.
+func settle(ctx context.Context, frac float64, max time.Duration) {
+	deadline := time.Now().Add(max)
+	prev, err := readCPUStat()
+	if err != nil {
+		return
+	}
+	for time.Now().Before(deadline) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+		now, err := readCPUStat()
+		if err != nil {
+			return
+		}
+		total := now.Total() - prev.Total()
+		if total > 0 && float64(now.Busy()-prev.Busy())/float64(total) < frac {
+			return
+		}
+		prev = now
+	}
 }
 
 func readCPUStat() (CPUStat, error) {

@@ -436,6 +436,8 @@ func benchStart(ctx context.Context, cs []*client, res []*Results, fl *floorRunn
 			if err := errors.Join(errs...); err != nil {
 				return fmt.Errorf("%s: %w", c.label, err)
 			}
+			// What the kernel still does for this round's teardown is this round's, and not the next one's.
+			settle(ctx, 0.10, 5*time.Second)
 			concCPU[k].end(o.conc)
 			cstops[k] = append(cstops[k], durs...)
 		}
