@@ -2,6 +2,7 @@ package cni
 
 import (
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -110,6 +111,51 @@ func restoreIptables(t *testing.T, bin string, before iptablesState, markers ...
 		for c := range newChains[tbl] {
 			_ = exec.Command(bin, "-w", "-t", tbl, "-F", c).Run()
 			_ = exec.Command(bin, "-w", "-t", tbl, "-X", c).Run()
+		}
+	}
+	removeNewPortmapChains(t, bin, before)
+}
+
+// portmapShared are the nat chains the portmap plugin makes once and shares among all pods (with their jumps from
+// the built-in chains). They name no pod, so the marker rules above never match them.
+var portmapShared = []string{"CNI-HOSTPORT-DNAT", "CNI-HOSTPORT-MASQ", "CNI-HOSTPORT-SETMARK"}
+
+// removeNewPortmapChains removes portmap's shared chains and their jumps when they did not exist before the test
+// and nobody else uses them now (no per-pod rule is left in CNI-HOSTPORT-DNAT: another runtime's port mapping
+// would be one); if another runtime on the machine made them meanwhile, they stay.
+func removeNewPortmapChains(t *testing.T, bin string, before iptablesState) {
+	t.Helper()
+	for _, c := range portmapShared {
+		if before["nat"][":"+c] {
+			return
+		}
+	}
+	after := saveIptables(t, bin)
+	var jumps [][]string
+	for l := range after["nat"] {
+		f := splitRule(l)
+		if len(f) < 2 || f[0] != "-A" {
+			continue
+		}
+		if f[1] == "CNI-HOSTPORT-DNAT" {
+			return // a port mapping of someone still running
+		}
+		for i := range f {
+			if f[i] == "-j" && i+1 < len(f) && slices.Contains(portmapShared, f[i+1]) && !slices.Contains(portmapShared, f[1]) {
+				jumps = append(jumps, f[1:])
+			}
+		}
+	}
+	for _, j := range jumps {
+		args := append([]string{"-w", "-t", "nat", "-D"}, j...)
+		if out, err := exec.Command(bin, args...).CombinedOutput(); err != nil {
+			t.Logf("cleanup %s %v: %v %s", bin, args, err, out)
+		}
+	}
+	for _, c := range portmapShared {
+		if after["nat"][":"+c] {
+			_ = exec.Command(bin, "-w", "-t", "nat", "-F", c).Run()
+			_ = exec.Command(bin, "-w", "-t", "nat", "-X", c).Run()
 		}
 	}
 }
