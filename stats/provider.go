@@ -211,33 +211,22 @@ func (p *Provider) RunLayerSync(ctx context.Context) {
 }
 
 // SyncLayers is one pass of RunLayerSync: it walks the writable layer of every container that has one (those
-// being created are left to their first stats call) and drops the entries of containers that are gone.
+// being created are left to their first stats call), then drops the cached entries of containers and pods that
+// are gone (maybePrune).
 func (p *Provider) SyncLayers(ctx context.Context) {
 	if p.cfg.Snapshotter == nil {
 		return
 	}
-	recs := p.cfg.Store.ContainerRecords("")
-	live := make(map[string]struct{}, len(recs))
-	for _, c := range recs {
+	for _, c := range p.cfg.Store.ContainerRecords("") {
 		if ctx.Err() != nil {
 			return
 		}
-		live[c.ID] = struct{}{}
 		if c.State == store.ContainerCreating || c.SnapshotKey == "" {
 			continue
 		}
 		p.walkLayer(ctx, c, p.cfg.Now())
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for id := range p.layers {
-		if _, ok := live[id]; !ok {
-			// Created after the list was taken (and walked by a stats call) or removed: keep only what still exists.
-			if _, err := p.cfg.Store.Container(id); err != nil {
-				delete(p.layers, id)
-			}
-		}
-	}
+	p.maybePrune(true)
 }
 
 // maybePrune drops cached entries of containers and pods that no longer exist once the caches outgrow the live
