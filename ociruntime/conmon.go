@@ -267,8 +267,7 @@ func (p *PendingCreate) Run(ctx context.Context) (pid int, retErr error) {
 	defer p.syncR.Close()
 	defer p.startW.Close()
 	if _, err := os.Stat(filepath.Join(o.Bundle, "config.json")); err != nil {
-		p.kill()
-		_ = os.RemoveAll(r.persistDir(o.ID))
+		p.Abort()
 		return 0, errdefs.InvalidArgument("ociruntime: bundle %s: %v", o.Bundle, err)
 	}
 	timeout := o.Timeout
