@@ -112,6 +112,12 @@ func TestSpawnOrphaned(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Whatever a failing run leaves (a conmon whose create succeeded after all): killed and deleted.
+	t.Cleanup(func() {
+		if err := r.Delete(context.Background(), id, true); err != nil && !errdefs.IsNotFound(err) {
+			t.Errorf("cleanup: delete %s: %v", id, err)
+		}
+	})
 	p.startW.Close() // what noded's death does to the pipe
 	if err := p.cmd.Wait(); err != nil {
 		t.Fatalf("conmon launcher: %v", err)
