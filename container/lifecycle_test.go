@@ -636,14 +636,7 @@ func TestDeferredStateDurableBeforeRuntimeDelete(t *testing.T) {
 	for _, reaper := range []bool{true, false} {
 		t.Run(map[bool]string{true: "reaper", false: "remove"}[reaper], func(t *testing.T) {
 			e := newLifecycleEnv(t)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			if reaper {
-				go func() { e.m.RunReaper(ctx, 2); close(done) }()
-			} else {
-				close(done)
-			}
-			defer func() { cancel(); <-done }()
+			ctx := e.runReaper(t, reaper, 2)
 			var notDurable []string
 			e.rt.onDelete = func(id string) {
 				if !e.st.ContainerDurable(id) {
@@ -707,14 +700,7 @@ func TestExitedDeletedWithoutForce(t *testing.T) {
 	for _, reaper := range []bool{true, false} {
 		t.Run(map[bool]string{true: "reaper", false: "remove"}[reaper], func(t *testing.T) {
 			e := newLifecycleEnv(t)
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			if reaper {
-				go func() { e.m.RunReaper(ctx, 1); close(done) }()
-			} else {
-				close(done)
-			}
-			defer func() { cancel(); <-done }()
+			ctx := e.runReaper(t, reaper, 1)
 			id := e.startAndStop(ctx, t)
 			if reaper {
 				e.waitReaped(t, id)
@@ -758,4 +744,18 @@ func TestExitedDeletedWithoutForce(t *testing.T) {
 	if err := deleteExited(context.Background(), rt, "gone"); err != nil {
 		t.Errorf("an unknown container: %v", err)
 	}
+}
+
+// runReaper runs the manager's reaper with workers goroutines when on, until the test ends, and returns the
+// context the test's calls use (cancelled at the end either way).
+func (e *lcEnv) runReaper(t *testing.T, on bool, workers int) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	if on {
+		go func() { e.m.RunReaper(ctx, workers); close(done) }()
+	} else {
+		close(done)
+	}
+	t.Cleanup(func() { cancel(); <-done })
+	return ctx
 }
