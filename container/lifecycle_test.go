@@ -575,10 +575,7 @@ func TestContainerRecoverEachState(t *testing.T) {
 // (a new manager on the same store) makes the removal delete again.
 func TestReaperDeletesAfterExit(t *testing.T) {
 	e := newLifecycleEnv(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { e.m.RunReaper(ctx, 2); close(done) }()
-	defer func() { cancel(); <-done }()
+	ctx := e.runReaper(t, true, 2)
 
 	id := e.startAndStop(ctx, t)
 	e.waitReaped(t, id)
