@@ -7,17 +7,11 @@ enter and exit tracepoints recorded with -k mono; LOG is noded's log at log_leve
 with its latency); OFF holds CLOCK_REALTIME - CLOCK_MONOTONIC. Events of DAEMON_PID's process tree are cut at
 each StopContainer, StopPodSandbox and RemovePodSandbox; see hack/bench/steptrace.sh teardown.
 """
-import re, sys, datetime, statistics
+import re, sys, statistics
+from steplog import rpc_calls
 ps, log, off, dpid = sys.argv[1], sys.argv[2], float(open(sys.argv[3]).read()), int(sys.argv[4])
 bpid = int(sys.argv[5]) if len(sys.argv) > 5 else None
-calls = []
-for l in open(log):
-    m = re.match(r'I(\d\d)(\d\d) (\d\d):(\d\d):(\d\d\.\d+)\s+\d+ interceptor.go:\d+\] "RPC" method="/runtime.v1.\w+/(\w+)" latency="([\d.]+)(µs|ms|s)"', l)
-    if not m: continue
-    mo, d, H, M, S, meth, lat, u = m.groups()
-    end = datetime.datetime(2026, int(mo), int(d), int(H), int(M), 0, tzinfo=datetime.timezone.utc).timestamp() + float(S)
-    lat = float(lat) * {'µs': 1e-6, 'ms': 1e-3, 's': 1}[u]
-    calls.append((meth, end - lat - off, end - off, l))
+calls = rpc_calls(log, off)
 trees = {'noded': {dpid}}
 if bpid: trees['floor'] = {bpid}
 ev = {k: [] for k in trees}; enter = {}
