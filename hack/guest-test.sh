@@ -57,6 +57,18 @@ find_vm() {
 	return 1
 }
 
+# guest_cpu_unsupported VM: boots the guest once with its console on stderr and says whether it died of the
+# user-mode-linux FP-register failure on this CPU.
+guest_cpu_unsupported() {
+	local log
+	log=$(mktemp)
+	"$1" --console --timeout 300 -- true >"$log" 2>&1 || true
+	local found=1
+	if grep -q 'ptrace set fp regs failed' "$log"; then found=0; fi
+	rm -f "$log"
+	return "$found"
+}
+
 vm=""
 if ! host_ready; then
 	if ! vm=$(find_vm); then
@@ -103,6 +115,15 @@ else
 	for e in "${envs[@]}"; do vmargs+=(-e "$e"); done
 	rc=0
 	"$vm" --mem 2G --timeout 2400 "${vmargs[@]}" -- "$top/hack/guest-test.sh" --run || rc=$?
+	# 125: the guest did not run the command. Debian's user-mode-linux 6.1 cannot boot on a host CPU whose XSAVE
+	# area it does not know (AMX, AVX-512: "ptrace set fp regs failed, errno = 14" and init is killed). That is the
+	# machine, not noded: say so loudly and skip, unless NODED_REQUIRE_GUEST=1. Any other 125 stays a failure.
+	if [ "$rc" = 125 ] && [ "${NODED_REQUIRE_GUEST:-}" != 1 ] && guest_cpu_unsupported "$vm"; then
+		echo "== guest tests SKIPPED: the guest kernel (Debian user-mode-linux) cannot boot on this host's CPU"
+		echo "   (\"ptrace set fp regs failed\": its XSAVE area, e.g. AMX/AVX-512, is larger than UML handles);"
+		echo "   the systemd/cgroup v2 tests did NOT run. NODED_REQUIRE_GUEST=1 makes this a failure."
+		rc=0
+	fi
 fi
 echo "== guest tests: exit $rc after $(($(date +%s) - start))s"
 exit "$rc"
