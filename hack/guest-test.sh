@@ -4,7 +4,8 @@
 #   - on this host directly, when it has systemd as PID 1 and pure cgroup v2;
 #   - else in one boot of the throwaway guest ../shared/vm/run (see its README; NODEVM_RUN overrides the path),
 #     with everything built here first (the guest has no Go toolchain and no network);
-#   - else it prints why it skips and exits 0.
+#   - else it prints why it skips and exits 0; so it does, loudly, when the guest's kernel (Debian's user-mode-linux)
+#     cannot boot on this host's CPU (NODED_REQUIRE_GUEST=1 makes that a failure).
 # Must run as root. Exit status: non-zero if any guest test failed.
 #
 # Inside the guest this script runs again as `guest-test.sh --run`: it runs each test binary of bin/guest/.
