@@ -61,6 +61,7 @@ type Config struct {
 	Registry  Registry  `toml:"registry"`
 	Streaming Streaming `toml:"streaming"`
 	Metrics   Metrics   `toml:"metrics"`
+	Stats     Stats     `toml:"stats"`
 	Debug     Debug     `toml:"debug"`
 }
 
@@ -140,6 +141,14 @@ type Metrics struct {
 	Address string `toml:"address"`
 }
 
+// Stats configures how container and pod statistics are gathered.
+type Stats struct {
+	// CollectionPeriod is how often the cgroup counters of every running container and pod are sampled in the
+	// background; stats calls then serve those samples (each with the time it was taken) instead of reading every
+	// cgroup per call. 0 reads on demand, per call.
+	CollectionPeriod Duration `toml:"collection_period"`
+}
+
 // Debug configures debugging aids.
 type Debug struct {
 	// PprofSocket is the path of the unix socket (0600, root) serving the pprof endpoints (mutex and block
@@ -194,6 +203,7 @@ func Default() Config {
 			Hosts:                  map[string]RegistryHost{},
 		},
 		Streaming: Streaming{Address: "127.0.0.1:0"},
+		Stats:     Stats{CollectionPeriod: Duration{10 * time.Second}},
 	}
 }
 
@@ -323,6 +333,9 @@ func (c *Config) Validate() error {
 	}
 	if c.UnclaimedCreateTimeout.Duration <= 0 {
 		return errors.New("unclaimed_create_timeout: must be positive")
+	}
+	if c.Stats.CollectionPeriod.Duration < 0 {
+		return errors.New("stats.collection_period: must not be negative (0 reads on demand)")
 	}
 	if c.CNI.ConfDir == "" || len(c.CNI.BinDirs) == 0 {
 		return errors.New("cni: conf_dir and bin_dirs must be set")

@@ -101,6 +101,19 @@ func TestMasqueradeSubnets(t *testing.T) {
 	}
 }
 
+func TestStatsCollectionPeriod(t *testing.T) {
+	if d := Default(); d.Stats.CollectionPeriod.Duration != 10*time.Second {
+		t.Errorf("default stats.collection_period = %v, want 10s", d.Stats.CollectionPeriod)
+	}
+	cfg, err := Parse([]byte("[stats]\ncollection_period = \"0s\"\n"))
+	if err != nil || cfg.Stats.CollectionPeriod.Duration != 0 {
+		t.Errorf("collection_period 0s: %v, %v", cfg.Stats.CollectionPeriod, err)
+	}
+	if _, err := Parse([]byte("[stats]\ncollection_period = \"-1s\"\n")); err == nil || !strings.Contains(err.Error(), "stats.collection_period") {
+		t.Errorf("negative collection_period: err = %v, want one naming stats.collection_period", err)
+	}
+}
+
 func TestLoadMissingFileMeansDefaults(t *testing.T) {
 	cfg, err := Load(filepath.Join(t.TempDir(), "none.toml"))
 	if err != nil {

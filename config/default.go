@@ -100,6 +100,11 @@ tls_key = {{q .Streaming.TLSKey}}
 # address, e.g. "127.0.0.1:9153".
 address = {{q .Metrics.Address}}
 
+[stats]
+# How often the cgroup counters of every running container and pod are sampled in the background, for the
+# stats calls to serve (each value carries the time it was taken); "0s" reads every cgroup on each call.
+collection_period = {{q .Stats.CollectionPeriod.String}}
+
 [debug]
 # Unix socket (mode 0600, root only) serving Go's pprof endpoints; empty disables it. Use it with e.g.
 # curl --unix-socket /run/noded/pprof.sock http://localhost/debug/pprof/goroutine?debug=1

@@ -71,6 +71,7 @@ func (d *Daemon) assemble(ctx context.Context) (*services, error) {
 	if s.stats, err = stats.New(stats.Config{
 		Store: s.store, Snapshotter: s.snapshots,
 		SnapshotRoot: filepath.Join(d.opts.Root, "snapshots"), Driver: cgroups,
+		CollectionPeriod: d.cfg.Stats.CollectionPeriod.Duration,
 	}); err != nil {
 		return nil, fmt.Errorf("stats: %w", err)
 	}

@@ -133,6 +133,9 @@ func (d *Daemon) Run(ctx context.Context) error {
 	// Writable layer usage for the stats calls, measured every 10 s rather than per call.
 	waitLayers := goBackground(bgCtx, svc.stats.RunLayerSync)
 	defer func() { stopBackground(); waitLayers() }()
+	// Cgroup samples of running containers and pods, taken every stats.collection_period for the stats calls.
+	waitCollection := goBackground(bgCtx, svc.stats.RunCollection)
+	defer func() { stopBackground(); waitCollection() }()
 	trim := idletrim.New(idleTrimTicks)
 	waitTrim := goBackground(bgCtx, func(ctx context.Context) { trim.RunEvery(ctx, idleTrimPeriod) })
 	defer func() { stopBackground(); waitTrim() }()

@@ -12,7 +12,6 @@ import (
 	"k8s.io/klog/v2"
 
 	cgstats "github.com/noded/noded/cgroupsv2/stats"
-	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/store"
 )
 
@@ -21,6 +20,7 @@ type reading struct {
 	c     *store.Container
 	ts    time.Time
 	cg    *cgstats.Sample // nil when the container is not running or its cgroup could not be read
+	rate  *uint64         // CPU nanocores of the sample; nil for a first one
 	layer *layerEntry     // nil when unknown
 }
 
@@ -34,30 +34,21 @@ func hasStats(s store.ContainerState) bool {
 	return s == store.ContainerRunning || s == store.ContainerCreated
 }
 
-// read samples container c: its cgroup counters when it runs, and its writable layer.
+// read samples container c: its cgroup counters when it runs (a kept sample when collecting: ts is then the
+// time it was taken), and its writable layer.
 func (p *Provider) read(ctx context.Context, c *store.Container, want cgstats.Want) (reading, error) {
 	r := reading{c: c, ts: p.cfg.Now()}
 	var err error
 	if c.State == store.ContainerRunning {
-		r.cg, err = p.readCgroup(c, want)
+		var s *sample
+		if s, err = p.containerSample(c, want); s != nil {
+			r.ts, r.cg, r.rate = s.ts, s.cg, s.rate
+		}
 	}
-	if e, ok := p.layerUsage(ctx, c, r.ts); ok {
+	if e, ok := p.layerUsage(ctx, c, p.cfg.Now()); ok {
 		r.layer = &e
 	}
 	return r, err
-}
-
-func (p *Provider) readCgroup(c *store.Container, want cgstats.Want) (*cgstats.Sample, error) {
-	path, err := p.containerCgroup(c)
-	if err != nil {
-		return nil, err
-	}
-	s, err := p.cfg.Cgroups.Read(path, want)
-	if errdefs.IsNotFound(err) {
-		// The container exited between the state check and the read: it has no live counters.
-		return nil, nil
-	}
-	return s, err
 }
 
 // ContainerStats returns the stats of one container. An unknown container is NotFound; a container that is not
@@ -172,8 +163,8 @@ func (p *Provider) toCRI(r reading) *runtimeapi.ContainerStats {
 			Timestamp:            ts,
 			UsageCoreNanoSeconds: u64(r.cg.CPU.UsageNanos),
 		}
-		if rate := p.rate("c/"+c.ID, r.ts, r.cg.CPU.UsageNanos); rate != nil {
-			st.Cpu.UsageNanoCores = u64(*rate)
+		if r.rate != nil {
+			st.Cpu.UsageNanoCores = u64(*r.rate)
 		}
 		st.Memory = memoryUsage(ts, &r.cg.Memory)
 		if r.cg.Memory.HasSwap {

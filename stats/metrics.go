@@ -109,7 +109,9 @@ func (p *Provider) ListMetricDescriptors(context.Context) ([]*runtimeapi.MetricD
 // metricSet builds the metrics of one owner (a container or a pod) whose base label values are fixed.
 type metricSet struct {
 	base map[string]string
-	out  []*runtimeapi.Metric
+	// ts is the time the values were sampled (Unix ns), 0 when they are read on demand for this call.
+	ts  int64
+	out []*runtimeapi.Metric
 }
 
 // add appends metric name with value; extra holds the values of the labels beyond the base ones.
@@ -127,8 +129,8 @@ func (s *metricSet) add(name string, value uint64, extra ...string) {
 			}
 		}
 	}
-	// Timestamp 0: the values are read on demand, not cached.
-	s.out = append(s.out, &runtimeapi.Metric{Name: name, MetricType: d.typ, LabelValues: vals, Value: u64(value)})
+	// kubelet exports a metric with a non-zero timestamp as sampled then; 0 says read now.
+	s.out = append(s.out, &runtimeapi.Metric{Timestamp: s.ts, Name: name, MetricType: d.typ, LabelValues: vals, Value: u64(value)})
 }
 
 // ListPodSandboxMetrics returns the metrics of every ready pod sandbox: its network counters per interface and the
@@ -183,6 +185,10 @@ func (p *Provider) containerMetrics(r reading, pod *runtimeapi.PodSandboxMetadat
 		"container": c.Config.GetMetadata().GetName(), "id": id, "image": c.ImageName, "name": c.ID,
 		"namespace": pod.GetNamespace(), "pod": pod.GetName(),
 	}}
+	if p.collecting() {
+		// Served from the collection's sample, possibly a period old: its timestamp says when it was taken.
+		set.ts = r.ts.UnixNano()
+	}
 	const second = 1e9
 	set.add(mCPUUsage, s.CPU.UsageNanos/second)
 	set.add(mCPUUser, s.CPU.UserNanos/second)

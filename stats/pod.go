@@ -20,6 +20,7 @@ type podReading struct {
 	ts         time.Time
 	cgroup     string          // the pod cgroup the totals come from; "" when summed over containers
 	total      *cgstats.Sample // pod totals; nil when the pod is not ready
+	rate       *uint64         // CPU nanocores of the totals; nil when a part has no rate yet
 	containers []reading
 	net        []NetDev
 	netTS      time.Time
@@ -42,6 +43,9 @@ func (p *Provider) readPod(ctx context.Context, sb *store.Sandbox, ctrs []*store
 		return r
 	}
 	var sum cgstats.Sample
+	var rate uint64
+	rated := true
+	var newest time.Time
 	for _, c := range ctrs {
 		if !hasStats(c.State) {
 			continue
@@ -53,14 +57,30 @@ func (p *Provider) readPod(ctx context.Context, sb *store.Sandbox, ctrs []*store
 		r.containers = append(r.containers, cr)
 		if cr.cg != nil {
 			addSample(&sum, cr.cg)
+			if cr.rate != nil {
+				rate += *cr.rate
+			} else {
+				rated = false
+			}
+			if cr.ts.After(newest) {
+				newest = cr.ts
+			}
 		}
 	}
+	// Summed over the containers, the totals are as of the newest container sample, and their rate is the sum
+	// of the containers' rates.
 	r.total = &sum
+	if rated {
+		r.rate = &rate
+	}
+	if !newest.IsZero() {
+		r.ts = newest
+	}
 	// The pod's own cgroup also counts what left containers charged and is exact; use it when it is the pod's.
-	if sb.Config.GetLinux().GetCgroupParent() != "" && parents[sb.CgroupParent] == 1 {
+	if ownCgroup(sb, parents) {
 		if path, err := p.podCgroup(sb); err == nil {
-			if s, err := p.cfg.Cgroups.Read(path, podWant); err == nil {
-				r.total, r.cgroup = s, path
+			if s, err := p.sampleCgroup("p/"+sb.ID, path, podWant); err == nil {
+				r.total, r.cgroup, r.rate, r.ts = s.cg, path, s.rate, s.ts
 			}
 		}
 	}
@@ -163,8 +183,8 @@ func (p *Provider) podToCRI(r podReading) *runtimeapi.PodSandboxStats {
 	ts := r.ts.UnixNano()
 	lx := st.Linux
 	lx.Cpu = &runtimeapi.CpuUsage{Timestamp: ts, UsageCoreNanoSeconds: u64(r.total.CPU.UsageNanos)}
-	if rate := p.rate("p/"+sb.ID, r.ts, r.total.CPU.UsageNanos); rate != nil {
-		lx.Cpu.UsageNanoCores = u64(*rate)
+	if r.rate != nil {
+		lx.Cpu.UsageNanoCores = u64(*r.rate)
 	}
 	lx.Memory = memoryUsage(ts, &r.total.Memory)
 	lx.Process = &runtimeapi.ProcessUsage{Timestamp: ts, ProcessCount: u64(r.total.Pids.Current)}

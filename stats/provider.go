@@ -1,9 +1,11 @@
 // Package stats assembles the CRI's container and pod sandbox statistics and metrics from the cgroup counters of
 // containers and pods, the writable layer usage the snapshotter reports, and the network counters read inside each
-// pod's network namespace. Counters are read on demand; writable layer usage (a walk of each layer) is measured by
-// a background loop (RunLayerSync, every 10 s as kubelet polls) and read from its cache, each usage with the
-// time it was measured. The state it keeps, the previous CPU sample of each container and pod (for
-// usage_nano_cores) and the layer usage, is bounded to the containers and pods that exist.
+// pod's network namespace. With a collection period (RunCollection, every 10 s in the daemon as kubelet polls),
+// the cgroups of running containers and pods are sampled in the background and the calls serve those samples,
+// each with the time it was taken and its CPU rate; without one, counters are read per call. Writable layer usage
+// (a walk of each layer) is measured by a background loop (RunLayerSync, every 10 s) and read from its cache, each
+// usage with the time it was measured. The state it keeps (samples, the CPU anchors of usage_nano_cores, layer
+// usage) is bounded to the containers and pods that exist.
 package stats
 
 import (
@@ -60,6 +62,9 @@ type Config struct {
 	LayerUsageTTL time.Duration
 	// LayerUsagePeriod is the interval of RunLayerSync's passes; 0 is DefaultLayerUsagePeriod.
 	LayerUsagePeriod time.Duration
+	// CollectionPeriod is the interval of RunCollection's passes, whose samples the calls serve; 0 reads the
+	// cgroups per call.
+	CollectionPeriod time.Duration
 }
 
 // Provider computes CRI stats and metrics. It is safe for concurrent use.
@@ -69,6 +74,8 @@ type Provider struct {
 	mu     sync.Mutex
 	cpu    map[string]cpuAnchor  // "c/<id>" or "p/<id>"
 	layers map[string]layerEntry // container id
+	// samples are the kept cgroup samples when collecting, keyed like cpu.
+	samples map[string]sample
 	// pruneAt is the cache size that triggers dropping the entries of objects that no longer exist.
 	pruneAt int
 	// syncing is set while RunLayerSync runs: the layer usage it keeps is used whatever its age.
@@ -92,6 +99,9 @@ type layerEntry struct {
 func New(cfg Config) (*Provider, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("stats: a store is required")
+	}
+	if cfg.CollectionPeriod < 0 {
+		return nil, errors.New("stats: the collection period must not be negative")
 	}
 	if cfg.Cgroups == nil {
 		// The host's cgroups, their counter files kept open: a list rereads each with one pread.
@@ -119,7 +129,8 @@ func New(cfg Config) (*Provider, error) {
 		}
 		cfg.Driver = d
 	}
-	return &Provider{cfg: cfg, cpu: map[string]cpuAnchor{}, layers: map[string]layerEntry{}, pruneAt: 64}, nil
+	return &Provider{cfg: cfg, cpu: map[string]cpuAnchor{}, layers: map[string]layerEntry{}, samples: map[string]sample{},
+		pruneAt: 64}, nil
 }
 
 // Close releases the cgroup files the provider keeps open.
@@ -233,7 +244,7 @@ func (p *Provider) SyncLayers(ctx context.Context) {
 // objects; force prunes whatever the size.
 func (p *Provider) maybePrune(force bool) {
 	p.mu.Lock()
-	n := max(len(p.cpu), len(p.layers))
+	n := max(len(p.cpu), len(p.layers), len(p.samples))
 	due := force || n > p.pruneAt
 	p.mu.Unlock()
 	if !due {
@@ -256,6 +267,11 @@ func (p *Provider) maybePrune(force bool) {
 	for id := range p.layers {
 		if !live["c/"+id] {
 			delete(p.layers, id)
+		}
+	}
+	for k := range p.samples {
+		if !live[k] {
+			delete(p.samples, k)
 		}
 	}
 	p.pruneAt = 2*len(live) + 64

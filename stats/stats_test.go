@@ -69,13 +69,15 @@ type env struct {
 	driver string
 }
 
-func newEnv(t testing.TB, driver string) *env {
+func newEnv(t testing.TB, driver string) *env { return newEnvWith(t, driver, nil) }
+
+// newEnvWith is newEnv with the provider's config changed by edit first.
+func newEnvWith(t testing.TB, driver string, edit func(*Config)) *env {
 	dir := t.TempDir()
 	st := storetest.New(t)
 	e := &env{store: st, root: filepath.Join(dir, "cgroup"), clock: &fakeClock{t: time.Unix(1_700_000_000, 0)},
 		snaps: &fakeSnapshotter{usage: map[string]snapshotter.Usage{}}, net: map[string][]NetDev{}, driver: driver}
-	var err error
-	e.p, err = New(Config{
+	cfg := Config{
 		Store: st, Snapshotter: e.snaps, SnapshotRoot: "/var/lib/noded/snapshots", CgroupDriver: driver,
 		Cgroups: cgstats.NewReader(e.root, true), Now: e.clock.Now,
 		Network: func(ns string) ([]NetDev, error) {
@@ -85,8 +87,12 @@ func newEnv(t testing.TB, driver string) *env {
 			}
 			return d, nil
 		},
-	})
-	if err != nil {
+	}
+	if edit != nil {
+		edit(&cfg)
+	}
+	var err error
+	if e.p, err = New(cfg); err != nil {
 		t.Fatal(err)
 	}
 	return e
