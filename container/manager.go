@@ -27,6 +27,7 @@ import (
 	"github.com/noded/noded/internal/faultinject"
 	"github.com/noded/noded/internal/intent"
 	"github.com/noded/noded/internal/keymutex"
+	"github.com/noded/noded/internal/weakmemo"
 	"github.com/noded/noded/oci"
 	"github.com/noded/noded/oci/signal"
 	"github.com/noded/noded/ociruntime"
@@ -115,6 +116,9 @@ type Manager struct {
 	volMu sync.Mutex
 
 	oom oomTracker
+
+	// entries are the ListContainers entries of the stored records (see listEntry).
+	entries weakmemo.Memo[store.Container, *runtimeapi.Container]
 }
 
 // New returns a Manager; Watch must run to record exits.

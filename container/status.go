@@ -113,7 +113,8 @@ func (m *Manager) Status(id string, verbose bool) (*runtimeapi.ContainerStatus, 
 	return st, info, nil
 }
 
-// List returns the containers matching filter.
+// List returns the containers matching filter. The entries are shared between calls (see listEntry): callers
+// must not modify them.
 func (m *Manager) List(filter *runtimeapi.ContainerFilter) []*runtimeapi.Container {
 	recs := m.cfg.Store.ContainerRecords("")
 	if filter != nil && filter.PodSandboxId != "" {
@@ -145,19 +146,24 @@ func (m *Manager) List(filter *runtimeapi.ContainerFilter) []*runtimeapi.Contain
 	if len(keep) == 0 {
 		return nil
 	}
-	// Two allocations for all entries: the list is marshalled once and dropped.
-	items := make([]runtimeapi.Container, len(keep))
-	specs := make([]runtimeapi.ImageSpec, len(keep))
 	out := make([]*runtimeapi.Container, len(keep))
 	for i, c := range keep {
-		e := &items[i]
-		fillImageSpec(&specs[i], c)
-		e.Id, e.PodSandboxId, e.Metadata, e.Image = c.ID, c.SandboxID, c.Config.GetMetadata(), &specs[i]
-		e.ImageRef, e.ImageId, e.State, e.CreatedAt = c.ImageRef, c.ImageID, criState(c.State), c.CreatedAt
-		e.Labels, e.Annotations = c.Config.GetLabels(), c.Config.GetAnnotations()
-		out[i] = e
+		out[i] = m.entries.Get(c, listEntry)
 	}
 	return out
+}
+
+// listEntry is the ListContainers entry of a stored record. The store never modifies a record once stored (an
+// update replaces it), so the entry is made once per record and shared by every list until the record is
+// replaced or removed: callers must not modify it.
+func listEntry(c *store.Container) *runtimeapi.Container {
+	e := &runtimeapi.Container{
+		Id: c.ID, PodSandboxId: c.SandboxID, Metadata: c.Config.GetMetadata(), Image: &runtimeapi.ImageSpec{},
+		ImageRef: c.ImageRef, ImageId: c.ImageID, State: criState(c.State), CreatedAt: c.CreatedAt,
+		Labels: c.Config.GetLabels(), Annotations: c.Config.GetAnnotations(),
+	}
+	fillImageSpec(e.Image, c)
+	return e
 }
 
 // Update applies new resources to a running or created container and persists them: the fields r sets are merged

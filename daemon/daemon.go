@@ -20,6 +20,7 @@ import (
 	cgstats "github.com/noded/noded/cgroupsv2/stats"
 	"github.com/noded/noded/config"
 	"github.com/noded/noded/cri"
+	"github.com/noded/noded/cri/listcodec"
 	"github.com/noded/noded/events"
 	"github.com/noded/noded/internal/idletrim"
 	"github.com/noded/noded/metrics"
@@ -198,6 +199,8 @@ func (d *Daemon) Run(ctx context.Context) error {
 		grpc.ChainStreamInterceptor(cri.ObservedStreamInterceptor(d.metrics.ObserveRPC), trim.StreamInterceptor),
 		grpc.MaxRecvMsgSize(16*1024*1024),
 		grpc.MaxSendMsgSize(16*1024*1024),
+		// The list responses kubelet asks for every second are assembled from their entries' kept encodings.
+		grpc.ForceServerCodecV2(listcodec.New()),
 	)
 	runtimeapi.RegisterRuntimeServiceServer(d.grpc, rt)
 	runtimeapi.RegisterImageServiceServer(d.grpc, img)

@@ -23,6 +23,7 @@ import (
 	"github.com/noded/noded/internal/intent"
 	"github.com/noded/noded/internal/keymutex"
 	"github.com/noded/noded/internal/nsutil"
+	"github.com/noded/noded/internal/weakmemo"
 	"github.com/noded/noded/sandbox/podfiles"
 	"github.com/noded/noded/store"
 )
@@ -74,6 +75,8 @@ type Manager struct {
 	podsDir string
 	nsDir   string
 	locks   keymutex.KeyMutex
+	// entries are the ListPodSandbox entries of the stored records.
+	entries weakmemo.Memo[store.Sandbox, *runtimeapi.PodSandbox]
 
 	mu       sync.Mutex
 	creating map[string]chan struct{} // sandbox name → closed when its creation in flight ends
@@ -638,7 +641,8 @@ func fillPodSandbox(p *runtimeapi.PodSandbox, sb *store.Sandbox) {
 	p.Labels, p.Annotations, p.RuntimeHandler = sb.Config.GetLabels(), sb.Config.GetAnnotations(), sb.RuntimeHandler
 }
 
-// List returns the sandboxes that match filter, in creation order.
+// List returns the sandboxes that match filter, in creation order. The entries are shared between calls:
+// callers must not modify them.
 func (m *Manager) List(filter *runtimeapi.PodSandboxFilter) []*runtimeapi.PodSandbox {
 	recs := m.cfg.Store.SandboxRecords()
 	keep := make([]*store.Sandbox, 0, len(recs))
@@ -662,12 +666,11 @@ func (m *Manager) List(filter *runtimeapi.PodSandboxFilter) []*runtimeapi.PodSan
 	if len(keep) == 0 {
 		return nil
 	}
-	// One allocation for all entries: the list is marshalled once and dropped.
-	items := make([]runtimeapi.PodSandbox, len(keep))
 	out := make([]*runtimeapi.PodSandbox, len(keep))
 	for i, sb := range keep {
-		fillPodSandbox(&items[i], sb)
-		out[i] = &items[i]
+		// The store never modifies a record once stored (an update replaces it), so the entry is made once per
+		// record and shared by every list until the record is replaced or removed.
+		out[i] = m.entries.Get(sb, ToPodSandbox)
 	}
 	return out
 }

@@ -22,6 +22,9 @@ type reading struct {
 	cg    *cgstats.Sample // nil when the container is not running or its cgroup could not be read
 	rate  *uint64         // CPU nanocores of the sample; nil for a first one
 	layer *layerEntry     // nil when unknown
+	// copied is set when c is a copy of the store's record rather than the record itself (whose attributes are
+	// kept, see attributes).
+	copied bool
 }
 
 // ctrWant is what a container's stats read of its cgroup: the CRI's container stats carry the CPU usage, not
@@ -63,6 +66,7 @@ func (p *Provider) ContainerStats(ctx context.Context, id string) (*runtimeapi.C
 	if err != nil {
 		return nil, err
 	}
+	r.copied = true
 	return p.toCRI(r), nil
 }
 
@@ -154,9 +158,11 @@ func u64(v uint64) *runtimeapi.UInt64Value { return &runtimeapi.UInt64Value{Valu
 func (p *Provider) toCRI(r reading) *runtimeapi.ContainerStats {
 	c := r.c
 	ts := r.ts.UnixNano()
-	st := &runtimeapi.ContainerStats{Attributes: &runtimeapi.ContainerAttributes{
-		Id: c.ID, Metadata: c.Config.GetMetadata(), Labels: c.Config.GetLabels(), Annotations: c.Config.GetAnnotations(),
-	}}
+	attrs := containerAttributes
+	if !r.copied {
+		attrs = func(c *store.Container) *runtimeapi.ContainerAttributes { return p.attrs.Get(c, containerAttributes) }
+	}
+	st := &runtimeapi.ContainerStats{Attributes: attrs(c)}
 	switch {
 	case r.cg != nil:
 		st.Cpu = &runtimeapi.CpuUsage{
@@ -188,6 +194,15 @@ func (p *Provider) toCRI(r reading) *runtimeapi.ContainerStats {
 		}
 	}
 	return st
+}
+
+// containerAttributes are the attributes of c's stats. The store never modifies a record once stored (an update
+// replaces it), so the attributes of a record are made once and shared by every stats call until it is replaced
+// or removed (Provider.attrs): their encoding is then kept too (cri/listcodec). Callers must not modify them.
+func containerAttributes(c *store.Container) *runtimeapi.ContainerAttributes {
+	return &runtimeapi.ContainerAttributes{
+		Id: c.ID, Metadata: c.Config.GetMetadata(), Labels: c.Config.GetLabels(), Annotations: c.Config.GetAnnotations(),
+	}
 }
 
 func memoryUsage(ts int64, m *cgstats.Memory) *runtimeapi.MemoryUsage {

@@ -16,11 +16,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 	"k8s.io/klog/v2"
 
 	"github.com/noded/noded/cgroupsv2"
 	cgstats "github.com/noded/noded/cgroupsv2/stats"
 	"github.com/noded/noded/errdefs"
+	"github.com/noded/noded/internal/weakmemo"
 	"github.com/noded/noded/snapshotter"
 	"github.com/noded/noded/store"
 )
@@ -76,6 +78,8 @@ type Provider struct {
 	layers map[string]layerEntry // container id
 	// samples are the kept cgroup samples when collecting, keyed like cpu.
 	samples map[string]sample
+	// attrs are the stats attributes of the stored container records (see containerAttributes).
+	attrs weakmemo.Memo[store.Container, *runtimeapi.ContainerAttributes]
 	// pruneAt is the cache size that triggers dropping the entries of objects that no longer exist.
 	pruneAt int
 	// syncing is set while RunLayerSync runs: the layer usage it keeps is used whatever its age.
