@@ -10,6 +10,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
@@ -755,4 +756,29 @@ func (e *lcEnv) runReaper(t *testing.T, on bool, workers int) context.Context {
 	}
 	t.Cleanup(func() { cancel(); <-done })
 	return ctx
+}
+
+// TestReaperCommitsTheExitItself: the reaper commits a container's deferred exit itself, so that the runtime's
+// delete does not wait for another writer's commit (StopPodSandbox's, after its CNI DEL) or, with none, for the
+// deferred writes' timer (store.DeferDelay), and overlaps the rest of the pod's teardown. In a synctest bubble,
+// whose clock moves only while every goroutine waits: waiting for the timer shows as DeferDelay gone by.
+func TestReaperCommitsTheExitItself(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newLifecycleEnv(t)
+		ctx := e.runReaper(t, true, 1)
+		id := e.startAndStop(ctx, t)
+		start := time.Now()
+		for !e.m.wasReaped(id) && time.Since(start) < time.Minute {
+			time.Sleep(time.Millisecond)
+		}
+		if !e.m.wasReaped(id) {
+			t.Fatal("the reaper did not delete the exited container's runtime state")
+		}
+		if waited := time.Since(start); waited >= store.DeferDelay {
+			t.Errorf("the reaper's delete waited %v (for the deferred writes' timer), want it to commit the exit itself", waited)
+		}
+		if !e.st.ContainerDurable(id) {
+			t.Error("reaped before the exit was durable")
+		}
+	})
 }

@@ -699,10 +699,11 @@ func (m *Manager) RunReaper(ctx context.Context, workers int) {
 
 // reap deletes the runtime state of container id if it is still there and exited.
 func (m *Manager) reap(ctx context.Context, id string) {
-	// The delete removes conmon's exit file, from which recovery rebuilds a deferred exit (HandleExit): wait,
-	// without forcing a commit of its own, until the exit is on disk. Before the lock: the writer whose commit
-	// carries it may need the container's lock first (StopPodSandbox's stop of its containers).
-	m.cfg.Store.AwaitContainer(id)
+	// The delete removes conmon's exit file, from which recovery rebuilds a deferred exit (HandleExit): commit
+	// it first. The reaper makes that commit itself rather than wait for the next RPC's (StopPodSandbox's, after
+	// its CNI DEL): off the RPCs' path, it lets the delete run beside the pod's network teardown instead of after
+	// it. Before the lock: a writer whose commit carries it may hold the container's lock meanwhile.
+	m.cfg.Store.SyncContainer(id)
 	unlock := m.locks.Lock(id)
 	defer unlock()
 	c, err := m.cfg.Store.Container(id)
