@@ -64,6 +64,18 @@ func TestCollectionServesSamples(t *testing.T) {
 		}
 	}
 
+	// Between two samples the calls return the same message; a new sample makes a new one.
+	again, _ := e.p.ListContainerStats(ctx, nil)
+	if again[0] != list[0] {
+		t.Error("a second call on the same sample built a new message")
+	}
+	e.clock.Advance(time.Second)
+	e.p.Collect(ctx)
+	next, _ := e.p.ListContainerStats(ctx, nil)
+	if next[0] == list[0] || next[0].Cpu.UsageCoreNanoSeconds.GetValue() != 100_000_000_000 {
+		t.Errorf("after a new sample: same message %v, usage %d", next[0] == list[0], next[0].Cpu.UsageCoreNanoSeconds.GetValue())
+	}
+
 	// Two periods after the sample (the collection stalled), a call reads the cgroup itself.
 	e.clock.Advance(2 * testPeriod)
 	st, err := e.p.ContainerStats(ctx, "c1")
@@ -162,6 +174,12 @@ func TestCollectionPodsAndPrune(t *testing.T) {
 	e.p.Collect(ctx)
 	if n := e.sampleCount(); n != 0 {
 		t.Errorf("%d samples left after their owners stopped or went away, want 0", n)
+	}
+	e.p.mu.Lock()
+	built := len(e.p.built)
+	e.p.mu.Unlock()
+	if built != 0 {
+		t.Errorf("%d built stats messages left, want 0", built)
 	}
 }
 

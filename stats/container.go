@@ -154,8 +154,50 @@ func labelsMatch(labels, selector map[string]string) bool {
 func u64(v uint64) *runtimeapi.UInt64Value { return &runtimeapi.UInt64Value{Value: v} }
 
 // toCRI converts a reading. CPU and memory are present for running containers (when readable) and zero for
-// created ones.
+// created ones. The result may be shared between calls (see below): callers must not modify it.
 func (p *Provider) toCRI(r reading) *runtimeapi.ContainerStats {
+	// Served from a kept sample, the stats are those of the last call until the next sample or layer usage:
+	// the same message is returned again (its encoding is kept too, cri/listcodec).
+	reuse := p.collecting() && r.cg != nil && !r.copied
+	if reuse {
+		p.mu.Lock()
+		b, ok := p.built[r.c.ID]
+		p.mu.Unlock()
+		if ok && b.matches(r) {
+			return b.st
+		}
+	}
+	st := p.buildCRI(r)
+	if reuse {
+		b := builtStats{rec: r.c, ts: r.ts, st: st}
+		if r.layer != nil {
+			b.layerT, b.hasLayer = r.layer.t, true
+		}
+		p.mu.Lock()
+		p.built[r.c.ID] = b
+		p.mu.Unlock()
+	}
+	return st
+}
+
+// builtStats is the stats message last built for a container from a kept sample.
+type builtStats struct {
+	rec      *store.Container // the record it was built from (a new record has new attributes or state)
+	ts       time.Time        // the sample's time
+	layerT   time.Time        // the writable layer usage's time, if hasLayer
+	hasLayer bool
+	st       *runtimeapi.ContainerStats
+}
+
+func (b builtStats) matches(r reading) bool {
+	if b.rec != r.c || !b.ts.Equal(r.ts) || b.hasLayer != (r.layer != nil) {
+		return false
+	}
+	return r.layer == nil || b.layerT.Equal(r.layer.t)
+}
+
+// buildCRI makes the stats message of a reading.
+func (p *Provider) buildCRI(r reading) *runtimeapi.ContainerStats {
 	c := r.c
 	ts := r.ts.UnixNano()
 	attrs := containerAttributes

@@ -13,8 +13,10 @@ import (
 
 // benchEnv is a provider over 250 kubelet-like pods of one running container each, with v2 cgroup files for
 // every container and pod and one interface per pod.
-func benchEnv(b *testing.B) *env {
-	e := newEnv(b, cgroupsv2.DriverCgroupfs)
+func benchEnv(b *testing.B) *env { return benchEnvWith(b, nil) }
+
+func benchEnvWith(b *testing.B, edit func(*Config)) *env {
+	e := newEnvWith(b, cgroupsv2.DriverCgroupfs, edit)
 	sbs, ctrs := storetest.Fill(b, e.store, 250)
 	for i, c := range ctrs {
 		e.writeCgroup(b, c.CgroupsPath, 2_000_000, 100<<20, 30<<20, 200<<20, 4)
@@ -39,6 +41,23 @@ func BenchmarkListContainerStats250(b *testing.B) {
 		e.clock.Advance(10e9) // kubelet's period
 		got, err := e.p.ListContainerStats(ctx, &runtimeapi.ContainerStatsFilter{})
 		if err != nil || len(got) != 250 {
+			b.Fatal(len(got), err)
+		}
+	}
+}
+
+// BenchmarkListContainerStats250Collected is ListContainerStats on 250 running containers served from the
+// collection's samples (stats.collection_period, the daemon's default), as kubelet's calls between two passes.
+func BenchmarkListContainerStats250Collected(b *testing.B) {
+	e := benchEnvWith(b, func(c *Config) { c.CollectionPeriod = 10e9 })
+	ctx := context.Background()
+	e.p.Collect(ctx)
+	e.clock.Advance(10e9)
+	e.p.Collect(ctx)
+	b.ReportAllocs()
+	for b.Loop() {
+		got, err := e.p.ListContainerStats(ctx, &runtimeapi.ContainerStatsFilter{})
+		if err != nil || len(got) != 250 || got[0].Cpu.UsageNanoCores == nil {
 			b.Fatal(len(got), err)
 		}
 	}

@@ -78,6 +78,8 @@ type Provider struct {
 	layers map[string]layerEntry // container id
 	// samples are the kept cgroup samples when collecting, keyed like cpu.
 	samples map[string]sample
+	// built are the stats messages last built from kept samples, by container ID (see toCRI).
+	built map[string]builtStats
 	// attrs are the stats attributes of the stored container records (see containerAttributes).
 	attrs weakmemo.Memo[store.Container, *runtimeapi.ContainerAttributes]
 	// pruneAt is the cache size that triggers dropping the entries of objects that no longer exist.
@@ -134,7 +136,7 @@ func New(cfg Config) (*Provider, error) {
 		cfg.Driver = d
 	}
 	return &Provider{cfg: cfg, cpu: map[string]cpuAnchor{}, layers: map[string]layerEntry{}, samples: map[string]sample{},
-		pruneAt: 64}, nil
+		built: map[string]builtStats{}, pruneAt: 64}, nil
 }
 
 // Close releases the cgroup files the provider keeps open.
@@ -276,6 +278,11 @@ func (p *Provider) maybePrune(force bool) {
 	for k := range p.samples {
 		if !live[k] {
 			delete(p.samples, k)
+		}
+	}
+	for id := range p.built {
+		if !live["c/"+id] {
+			delete(p.built, id)
 		}
 	}
 	p.pruneAt = 2*len(live) + 64

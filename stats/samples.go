@@ -164,5 +164,10 @@ func (p *Provider) Collect(ctx context.Context) {
 			delete(p.samples, k)
 		}
 	}
+	for id := range p.built {
+		if !keep["c/"+id] {
+			delete(p.built, id)
+		}
+	}
 	p.mu.Unlock()
 }

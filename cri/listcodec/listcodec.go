@@ -2,8 +2,10 @@
 // the list calls kubelet repeats every second (ListContainers, ListPodSandbox, ListContainerStats and their
 // streaming forms) reuse the encoding of each entry they share with an earlier response instead of encoding every
 // entry, labels and annotations included, on every call. The entries the managers return are shared objects that
-// are never modified (see weakmemo), so an entry's encoding is kept for as long as the entry lives; entries
-// made per call are encoded as gRPC's codec encodes them. The bytes on the wire are a valid encoding of the same
+// are never modified (see weakmemo), so an entry's encoding is kept for as long as the entry lives: container and
+// sandbox entries live as long as their store record, stats entries as long as the collection's sample they
+// show (stats.collection_period). An entry made for one call only is encoded once and its encoding dropped
+// with it. The bytes on the wire are a valid encoding of the same
 // message: a client cannot tell the difference.
 package listcodec
 
@@ -15,7 +17,6 @@ import (
 	"google.golang.org/grpc/mem"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/reflect/protoreflect"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/internal/weakmemo"
@@ -29,7 +30,7 @@ type Codec struct {
 	base       encoding.CodecV2
 	containers weakmemo.Memo[runtimeapi.Container, []byte]
 	sandboxes  weakmemo.Memo[runtimeapi.PodSandbox, []byte]
-	attributes weakmemo.Memo[runtimeapi.ContainerAttributes, []byte]
+	stats      weakmemo.Memo[runtimeapi.ContainerStats, []byte]
 }
 
 // New returns a Codec delegating everything but the list responses to gRPC's protobuf codec.
@@ -59,9 +60,9 @@ func (c *Codec) Marshal(v any) (mem.BufferSlice, error) {
 	case *runtimeapi.StreamPodSandboxesResponse:
 		b, err = c.sandboxList(m.ProtoReflect().GetUnknown(), m.GetPodSandboxes())
 	case *runtimeapi.ListContainerStatsResponse:
-		b, err = c.statsList(m.ProtoReflect().GetUnknown(), m.GetStats())
+		b, err = assemble(m.ProtoReflect().GetUnknown(), m.GetStats(), &c.stats)
 	case *runtimeapi.StreamContainerStatsResponse:
-		b, err = c.statsList(m.ProtoReflect().GetUnknown(), m.GetContainerStats())
+		b, err = assemble(m.ProtoReflect().GetUnknown(), m.GetContainerStats(), &c.stats)
 	default:
 		return c.base.Marshal(v)
 	}
@@ -126,47 +127,4 @@ func assemble[T any, P interface {
 		b = appendEntry(b, enc)
 	}
 	return append(b, unknown...), nil
-}
-
-// statsList encodes a stats response: the attributes of each entry (its labels and annotations, the bulk of it)
-// from their kept encoding, the counters, which change with every sample, as they are.
-func (c *Codec) statsList(unknown []byte, items []*runtimeapi.ContainerStats) ([]byte, error) {
-	var b []byte
-	var entry []byte
-	for i, st := range items {
-		if st == nil {
-			return nil, fmt.Errorf("listcodec: entry %d is nil", i)
-		}
-		entry = entry[:0]
-		if a := st.GetAttributes(); a != nil {
-			enc, err := encoded(&c.attributes, a)
-			if err != nil {
-				return nil, fmt.Errorf("listcodec: entry %d attributes: %w", i, err)
-			}
-			entry = protowire.AppendTag(entry, 1, protowire.BytesType)
-			entry = protowire.AppendBytes(entry, enc)
-		}
-		// The rest of the entry: the message without its attributes (field 1), which come first above.
-		rest, err := proto.MarshalOptions{}.MarshalAppend(entry, statsWithoutAttributes(st))
-		if err != nil {
-			return nil, fmt.Errorf("listcodec: entry %d: %w", i, err)
-		}
-		entry = rest
-		b = appendEntry(b, entry)
-	}
-	return append(b, unknown...), nil
-}
-
-// statsWithoutAttributes is a shallow copy of st without its attributes (field 1), sharing the counters' messages.
-func statsWithoutAttributes(st *runtimeapi.ContainerStats) proto.Message {
-	src := st.ProtoReflect()
-	dst := src.New()
-	src.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Number() != 1 {
-			dst.Set(fd, v)
-		}
-		return true
-	})
-	dst.SetUnknown(src.GetUnknown())
-	return dst.Interface()
 }
