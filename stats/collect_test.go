@@ -3,6 +3,7 @@ package stats
 import (
 	"context"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/noded/noded/cgroupsv2"
@@ -244,6 +245,44 @@ func TestRunCollection(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("RunCollection without a period did not return")
 	}
+}
+
+// A cgroup sampled for the first time is sampled again minRateWindow later, so that the calls get a rate without
+// reading it themselves until the next pass; the others wait for the next pass. In a synctest bubble, whose
+// clock moves only while every goroutine waits.
+func TestRunCollectionResamplesFirstSamples(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		e := newEnvWith(t, cgroupsv2.DriverCgroupfs, func(c *Config) { c.CollectionPeriod = testPeriod; c.Now = time.Now })
+		sb := e.addPod(t, "p1", "", store.SandboxReady, nil)
+		e.addContainer(t, sb, "c1", store.ContainerRunning, nil)
+		e.writeCgroup(t, e.ctrPath(t, "c1"), 1_000_000, 1<<20, 0, 0, 1)
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		start := time.Now()
+		go e.p.RunCollection(ctx)
+		kept := func() sample {
+			synctest.Wait()
+			e.p.mu.Lock()
+			defer e.p.mu.Unlock()
+			return e.p.samples["c/c1"]
+		}
+		if s := kept(); s.cg == nil || s.rate != nil {
+			t.Fatalf("after the first pass: sample %+v, want one without a rate", s)
+		}
+		time.Sleep(minRateWindow + time.Millisecond)
+		s := kept()
+		if s.rate == nil || !s.ts.Equal(start.Add(minRateWindow)) {
+			t.Fatalf("a window later: sample at %v with rate %v, want one at +%v with a rate", s.ts.Sub(start), s.rate, minRateWindow)
+		}
+		time.Sleep(testPeriod / 2)
+		if got := kept(); !got.ts.Equal(s.ts) {
+			t.Errorf("a rated sample was taken again before the next pass (at +%v)", got.ts.Sub(start))
+		}
+		time.Sleep(testPeriod / 2)
+		if got := kept(); !got.ts.Equal(start.Add(testPeriod)) {
+			t.Errorf("next pass at +%v, want +%v", got.ts.Sub(start), testPeriod)
+		}
+	})
 }
 
 // Metrics served from a sample carry the time it was taken; read per call, they carry 0 ("not cached").

@@ -94,32 +94,72 @@ func ownCgroup(sb *store.Sandbox, parents map[string]int) bool {
 }
 
 // RunCollection samples every running container and every ready pod with a cgroup of its own at once and then
-// every CollectionPeriod until ctx ends, so that stats calls serve those samples. A pass that outlasts the period
-// delays the next one. With collection off (a period of 0) it returns at once.
+// every CollectionPeriod until ctx ends, so that stats calls serve those samples. A cgroup sampled for the first
+// time (a container started since the last pass) has no CPU rate yet, so that calls would read it themselves
+// until the next pass: those alone are sampled again minRateWindow later. A pass that outlasts the period delays
+// the next one. With collection off (a period of 0) it returns at once.
 func (p *Provider) RunCollection(ctx context.Context) {
 	if !p.collecting() {
 		return
 	}
 	t := time.NewTimer(0)
 	defer t.Stop()
+	wait := func(d time.Duration) bool {
+		t.Reset(d)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		p.Collect(ctx)
-		t.Reset(p.cfg.CollectionPeriod)
+		next := p.cfg.CollectionPeriod
+		if unrated := p.Collect(ctx); len(unrated) > 0 && minRateWindow < next {
+			if !wait(minRateWindow) {
+				return
+			}
+			_, _ = p.sampleAll(ctx, unrated)
+			next -= minRateWindow
+		}
+		t.Reset(next)
 	}
 }
 
-// Collect is one pass of RunCollection: it reads the cgroups of the running containers and of the ready pods
-// that have one of their own, side by side, and drops the samples of everything else.
-func (p *Provider) Collect(ctx context.Context) {
-	if !p.collecting() {
-		return
+// target is a cgroup to sample: its key and its path.
+type target struct{ key, path string }
+
+// sampleAll samples targets side by side and returns those whose sample has no CPU rate yet (first samples).
+func (p *Provider) sampleAll(ctx context.Context, targets []target) ([]target, error) {
+	rated := make([]bool, len(targets))
+	err := p.parallel(ctx, len(targets), func(i int) {
+		s, err := p.readSample(targets[i].key, targets[i].path, collectWant)
+		if err != nil && !errdefs.IsNotFound(err) {
+			klog.V(2).InfoS("stats sample unavailable", "cgroup", targets[i].path, "err", err)
+		}
+		rated[i] = err != nil || s.rate != nil
+	})
+	var unrated []target
+	for i, t := range targets {
+		if !rated[i] {
+			unrated = append(unrated, t)
+		}
 	}
-	type target struct{ key, path string }
+	return unrated, err
+}
+
+// Collect is one pass of RunCollection: it reads the cgroups of the running containers and of the ready pods
+// that have one of their own, side by side, and drops the samples of everything else. It returns the cgroups
+// sampled for the first time (no CPU rate yet).
+func (p *Provider) Collect(ctx context.Context) []target {
+	if !p.collecting() {
+		return nil
+	}
 	var targets []target
 	for _, c := range p.cfg.Store.ContainerRecords("") {
 		if c.State != store.ContainerRunning {
@@ -146,13 +186,9 @@ func (p *Provider) Collect(ctx context.Context) {
 		}
 		targets = append(targets, target{"p/" + sb.ID, path})
 	}
-	err := p.parallel(ctx, len(targets), func(i int) {
-		if _, err := p.readSample(targets[i].key, targets[i].path, collectWant); err != nil && !errdefs.IsNotFound(err) {
-			klog.V(2).InfoS("stats sample unavailable", "cgroup", targets[i].path, "err", err)
-		}
-	})
+	unrated, err := p.sampleAll(ctx, targets)
 	if err != nil {
-		return
+		return nil
 	}
 	keep := make(map[string]bool, len(targets))
 	for _, t := range targets {
@@ -170,4 +206,5 @@ func (p *Provider) Collect(ctx context.Context) {
 		}
 	}
 	p.mu.Unlock()
+	return unrated
 }
