@@ -134,27 +134,32 @@ func (p *Provider) RunCollection(ctx context.Context) {
 // target is a cgroup to sample: its key and its path.
 type target struct{ key, path string }
 
-// sampleAll samples targets side by side and returns those whose sample has no CPU rate yet (first samples).
+// sampleAll samples targets one after the other (background work: the pass keeps to one core, leaving the other
+// to the RPCs) and returns those whose sample has no CPU rate yet (first samples). It stops early, with ctx's
+// error, if ctx ends.
 func (p *Provider) sampleAll(ctx context.Context, targets []target) ([]target, error) {
 	rated := make([]bool, len(targets))
-	err := p.parallel(ctx, len(targets), func(i int) {
-		s, err := p.readSample(targets[i].key, targets[i].path, collectWant)
+	for i, t := range targets {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		s, err := p.readSample(t.key, t.path, collectWant)
 		if err != nil && !errdefs.IsNotFound(err) {
-			klog.V(2).InfoS("stats sample unavailable", "cgroup", targets[i].path, "err", err)
+			klog.V(2).InfoS("stats sample unavailable", "cgroup", t.path, "err", err)
 		}
 		rated[i] = err != nil || s.rate != nil
-	})
+	}
 	var unrated []target
 	for i, t := range targets {
 		if !rated[i] {
 			unrated = append(unrated, t)
 		}
 	}
-	return unrated, err
+	return unrated, nil
 }
 
 // Collect is one pass of RunCollection: it reads the cgroups of the running containers and of the ready pods
-// that have one of their own, side by side, and drops the samples of everything else. It returns the cgroups
+// that have one of their own, and drops the samples of everything else. It returns the cgroups
 // sampled for the first time (no CPU rate yet).
 func (p *Provider) Collect(ctx context.Context) []target {
 	if !p.collecting() {
