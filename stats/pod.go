@@ -29,11 +29,7 @@ type podReading struct {
 // sharedParents counts the sandboxes of each cgroup parent: a parent shared by several pods (the default one)
 // cannot give one pod's totals.
 func (p *Provider) sharedParents() map[string]int {
-	n := map[string]int{}
-	for _, sb := range p.cfg.Store.SandboxRecords() {
-		n[sb.CgroupParent]++
-	}
-	return n
+	return countParents(p.cfg.Store.SandboxRecords())
 }
 
 // readPod samples a pod: its containers (running and created), its totals, and its network.
@@ -138,10 +134,7 @@ func (p *Provider) ListPodSandboxStats(ctx context.Context, filter *runtimeapi.P
 // eachReadyPod reads every ready pod that keep accepts and passes the reading to fn.
 func (p *Provider) eachReadyPod(ctx context.Context, keep func(*store.Sandbox) bool, fn func(podReading)) error {
 	sandboxes := p.cfg.Store.SandboxRecords()
-	parents := make(map[string]int, len(sandboxes))
-	for _, sb := range sandboxes {
-		parents[sb.CgroupParent]++
-	}
+	parents := countParents(sandboxes)
 	byPod := make(map[string][]*store.Container, len(sandboxes))
 	for _, c := range p.cfg.Store.ContainerRecords("") {
 		byPod[c.SandboxID] = append(byPod[c.SandboxID], c)

@@ -265,27 +265,29 @@ func (p *Provider) maybePrune(force bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for k := range p.cpu {
-		if !live[k] {
-			delete(p.cpu, k)
-		}
-	}
-	for id := range p.layers {
-		if !live["c/"+id] {
-			delete(p.layers, id)
-		}
-	}
-	for k := range p.samples {
-		if !live[k] {
-			delete(p.samples, k)
-		}
-	}
-	for id := range p.built {
-		if !live["c/"+id] {
-			delete(p.built, id)
-		}
-	}
+	dropUnless(p.cpu, live, "")
+	dropUnless(p.layers, live, "c/")
+	dropUnless(p.samples, live, "")
+	dropUnless(p.built, live, "c/")
 	p.pruneAt = 2*len(live) + 64
+}
+
+// dropUnless deletes the entries of m whose key, behind prefix, is not in keep.
+func dropUnless[V any](m map[string]V, keep map[string]bool, prefix string) {
+	for k := range m {
+		if !keep[prefix+k] {
+			delete(m, k)
+		}
+	}
+}
+
+// countParents counts the sandboxes of each cgroup parent (see ownCgroup).
+func countParents(sandboxes []*store.Sandbox) map[string]int {
+	n := make(map[string]int, len(sandboxes))
+	for _, sb := range sandboxes {
+		n[sb.CgroupParent]++
+	}
+	return n
 }
 
 // cacheSizes reports the number of CPU anchors and layer entries (for tests).

@@ -177,10 +177,7 @@ func (p *Provider) Collect(ctx context.Context) []target {
 		targets = append(targets, target{"c/" + c.ID, path})
 	}
 	sandboxes := p.cfg.Store.SandboxRecords()
-	parents := make(map[string]int, len(sandboxes))
-	for _, sb := range sandboxes {
-		parents[sb.CgroupParent]++
-	}
+	parents := countParents(sandboxes)
 	for _, sb := range sandboxes {
 		if sb.State != store.SandboxReady || !ownCgroup(sb, parents) {
 			continue
@@ -200,16 +197,8 @@ func (p *Provider) Collect(ctx context.Context) []target {
 		keep[t.key] = true
 	}
 	p.mu.Lock()
-	for k := range p.samples {
-		if !keep[k] {
-			delete(p.samples, k)
-		}
-	}
-	for id := range p.built {
-		if !keep["c/"+id] {
-			delete(p.built, id)
-		}
-	}
+	dropUnless(p.samples, keep, "")
+	dropUnless(p.built, keep, "c/")
 	p.mu.Unlock()
 	return unrated
 }

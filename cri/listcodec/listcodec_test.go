@@ -170,35 +170,16 @@ func TestOtherMessagesDelegate(t *testing.T) {
 // BenchmarkListContainers250 encodes a 250-entry ListContainersResponse with gRPC's codec and with this one
 // (entries kept from the previous call, as in kubelet's relist).
 func BenchmarkListContainers250(b *testing.B) {
-	resp := &runtimeapi.ListContainersResponse{Containers: containers(250)}
-	for _, bc := range []struct {
-		name  string
-		codec interface {
-			Marshal(any) (mem.BufferSlice, error)
-		}
-	}{{"grpc", New().base}, {"listcodec", New()}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				data, err := bc.codec.Marshal(resp)
-				if err != nil {
-					b.Fatal(err)
-				}
-				data.Free()
-			}
-		})
-	}
+	benchCodecs(b, &runtimeapi.ListContainersResponse{Containers: containers(250)})
 }
 
 // BenchmarkListContainerStats250 encodes a 250-entry ListContainerStatsResponse with gRPC's codec and with this
 // one (entries kept from the previous call: calls between two collection passes).
 func BenchmarkListContainerStats250(b *testing.B) {
-	resp := &runtimeapi.ListContainerStatsResponse{Stats: stats(250)}
-	for _, st := range resp.Stats {
-		if st.Attributes == nil {
-			st.Attributes = &runtimeapi.ContainerAttributes{Id: "x", Metadata: &runtimeapi.ContainerMetadata{Name: "app"}, Labels: labels(1)}
-		}
-	}
+	benchCodecs(b, &runtimeapi.ListContainerStatsResponse{Stats: stats(250)})
+}
+
+func benchCodecs(b *testing.B, resp proto.Message) {
 	for _, bc := range []struct {
 		name  string
 		codec interface {
