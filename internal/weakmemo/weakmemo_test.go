@@ -7,13 +7,18 @@ import (
 	"time"
 )
 
-type record struct{ n int }
+// record holds a pointer: a pointer-free object under 16 bytes would come from the tiny allocator, which packs
+// several into one block, so its cleanup runs only once every object of the block is gone.
+type record struct {
+	n    int
+	name *string
+}
 
 func TestGetKeepsOneValuePerObject(t *testing.T) {
 	var m Memo[record, string]
 	calls := 0
 	mk := func(r *record) string { calls++; return strconv.Itoa(r.n) }
-	a, b := &record{1}, &record{1}
+	a, b := &record{n: 1}, &record{n: 1}
 	if got := m.Get(a, mk); got != "1" {
 		t.Fatalf("Get = %q", got)
 	}
@@ -33,10 +38,10 @@ func TestEntryDroppedWithItsObject(t *testing.T) {
 	var m Memo[record, int]
 	func() {
 		for i := 0; i < 100; i++ {
-			m.Get(&record{i}, func(r *record) int { return r.n })
+			m.Get(&record{n: i}, func(r *record) int { return r.n })
 		}
 	}()
-	keep := &record{-1}
+	keep := &record{n: -1}
 	m.Get(keep, func(r *record) int { return r.n })
 	deadline := time.Now().Add(10 * time.Second)
 	for m.Len() > 1 && time.Now().Before(deadline) {
