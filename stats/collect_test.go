@@ -16,6 +16,17 @@ func newCollectingEnv(t *testing.T) *env {
 	return newEnvWith(t, cgroupsv2.DriverCgroupfs, func(c *Config) { c.CollectionPeriod = testPeriod })
 }
 
+// newCollectingContainer is newCollectingEnv with a ready pod p1 and its running container c1, whose cgroup
+// (path) has counters written.
+func newCollectingContainer(t *testing.T) (e *env, path string) {
+	e = newCollectingEnv(t)
+	sb := e.addPod(t, "p1", "", store.SandboxReady, nil)
+	e.addContainer(t, sb, "c1", store.ContainerRunning, nil)
+	path = e.ctrPath(t, "c1")
+	e.writeCgroup(t, path, 1_000_000, 10<<20, 0, 0, 1)
+	return e, path
+}
+
 func (e *env) sampleCount() int {
 	e.p.mu.Lock()
 	defer e.p.mu.Unlock()
@@ -25,13 +36,9 @@ func (e *env) sampleCount() int {
 // The calls serve the collection's sample, with its time and its rate over the period, until it is two periods
 // old; then they read the cgroup again.
 func TestCollectionServesSamples(t *testing.T) {
-	e := newCollectingEnv(t)
-	sb := e.addPod(t, "p1", "", store.SandboxReady, nil)
-	e.addContainer(t, sb, "c1", store.ContainerRunning, nil)
-	path := e.ctrPath(t, "c1")
+	e, path := newCollectingContainer(t)
 	ctx := context.Background()
 
-	e.writeCgroup(t, path, 1_000_000, 10<<20, 0, 0, 1)
 	e.p.Collect(ctx)
 	e.clock.Advance(testPeriod)
 	e.writeCgroup(t, path, 3_000_000, 20<<20, 0, 0, 1)
@@ -94,13 +101,9 @@ func TestCollectionServesSamples(t *testing.T) {
 // A container the collection has not reached is read on the call; a first reading has no rate, so the next call
 // reads again and gets one, which the calls after it are served.
 func TestCollectionMissReadsOnDemand(t *testing.T) {
-	e := newCollectingEnv(t)
-	sb := e.addPod(t, "p1", "", store.SandboxReady, nil)
-	e.addContainer(t, sb, "c1", store.ContainerRunning, nil)
-	path := e.ctrPath(t, "c1")
+	e, path := newCollectingContainer(t)
 	ctx := context.Background()
 
-	e.writeCgroup(t, path, 1_000_000, 10<<20, 0, 0, 1)
 	st, err := e.p.ContainerStats(ctx, "c1")
 	if err != nil {
 		t.Fatal(err)
@@ -216,10 +219,7 @@ func TestPodRateSumsContainerRates(t *testing.T) {
 
 // RunCollection takes a pass at once, and returns when its context ends; with no period it does nothing.
 func TestRunCollection(t *testing.T) {
-	e := newCollectingEnv(t)
-	sb := e.addPod(t, "p1", "", store.SandboxReady, nil)
-	e.addContainer(t, sb, "c1", store.ContainerRunning, nil)
-	e.writeCgroup(t, e.ctrPath(t, "c1"), 1_000_000, 1<<20, 0, 0, 1)
+	e, _ := newCollectingContainer(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { e.p.RunCollection(ctx); close(done) }()

@@ -22,9 +22,6 @@ type reading struct {
 	cg    *cgstats.Sample // nil when the container is not running or its cgroup could not be read
 	rate  *uint64         // CPU nanocores of the sample; nil for a first one
 	layer *layerEntry     // nil when unknown
-	// copied is set when c is a copy of the store's record rather than the record itself (whose attributes are
-	// kept, see attributes).
-	copied bool
 }
 
 // ctrWant is what a container's stats read of its cgroup: the CRI's container stats carry the CPU usage, not
@@ -40,7 +37,8 @@ func hasStats(s store.ContainerState) bool {
 // read samples container c: its cgroup counters when it runs (a kept sample when collecting: ts is then the
 // time it was taken), and its writable layer.
 func (p *Provider) read(ctx context.Context, c *store.Container, want cgstats.Want) (reading, error) {
-	r := reading{c: c, ts: p.cfg.Now()}
+	now := p.cfg.Now()
+	r := reading{c: c, ts: now}
 	var err error
 	if c.State == store.ContainerRunning {
 		var s *sample
@@ -48,7 +46,7 @@ func (p *Provider) read(ctx context.Context, c *store.Container, want cgstats.Wa
 			r.ts, r.cg, r.rate = s.ts, s.cg, s.rate
 		}
 	}
-	if e, ok := p.layerUsage(ctx, c, p.cfg.Now()); ok {
+	if e, ok := p.layerUsage(ctx, c, now); ok {
 		r.layer = &e
 	}
 	return r, err
@@ -57,16 +55,15 @@ func (p *Provider) read(ctx context.Context, c *store.Container, want cgstats.Wa
 // ContainerStats returns the stats of one container. An unknown container is NotFound; a container that is not
 // running has zero CPU and memory (created) or none (exited), and its writable layer.
 func (p *Provider) ContainerStats(ctx context.Context, id string) (*runtimeapi.ContainerStats, error) {
-	c, err := p.cfg.Store.Container(id)
+	c, err := p.cfg.Store.ContainerRecord(id)
 	if err != nil {
 		return nil, err
 	}
 	p.maybePrune(false)
-	r, err := p.read(ctx, &c, ctrWant)
+	r, err := p.read(ctx, c, ctrWant)
 	if err != nil {
 		return nil, err
 	}
-	r.copied = true
 	return p.toCRI(r), nil
 }
 
@@ -158,7 +155,7 @@ func u64(v uint64) *runtimeapi.UInt64Value { return &runtimeapi.UInt64Value{Valu
 func (p *Provider) toCRI(r reading) *runtimeapi.ContainerStats {
 	// Served from a kept sample, the stats are those of the last call until the next sample or layer usage:
 	// the same message is returned again (its encoding is kept too, cri/listcodec).
-	reuse := p.collecting() && r.cg != nil && !r.copied
+	reuse := p.collecting() && r.cg != nil
 	if reuse {
 		p.mu.Lock()
 		b, ok := p.built[r.c.ID]
@@ -200,11 +197,7 @@ func (b builtStats) matches(r reading) bool {
 func (p *Provider) buildCRI(r reading) *runtimeapi.ContainerStats {
 	c := r.c
 	ts := r.ts.UnixNano()
-	attrs := containerAttributes
-	if !r.copied {
-		attrs = func(c *store.Container) *runtimeapi.ContainerAttributes { return p.attrs.Get(c, containerAttributes) }
-	}
-	st := &runtimeapi.ContainerStats{Attributes: attrs(c)}
+	st := &runtimeapi.ContainerStats{Attributes: p.attrs.Get(c, containerAttributes)}
 	switch {
 	case r.cg != nil:
 		st.Cpu = &runtimeapi.CpuUsage{

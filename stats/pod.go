@@ -26,12 +26,6 @@ type podReading struct {
 	netTS      time.Time
 }
 
-// sharedParents counts the sandboxes of each cgroup parent: a parent shared by several pods (the default one)
-// cannot give one pod's totals.
-func (p *Provider) sharedParents() map[string]int {
-	return countParents(p.cfg.Store.SandboxRecords())
-}
-
 // readPod samples a pod: its containers (running and created), its totals, and its network.
 func (p *Provider) readPod(ctx context.Context, sb *store.Sandbox, ctrs []*store.Container, parents map[string]int) podReading {
 	r := podReading{sb: sb, ts: p.cfg.Now()}
@@ -118,7 +112,7 @@ func (p *Provider) PodSandboxStats(ctx context.Context, id string) (*runtimeapi.
 		return nil, err
 	}
 	p.maybePrune(false)
-	return p.podToCRI(p.readPod(ctx, &sb, p.cfg.Store.ContainerRecords(sb.ID), p.sharedParents())), nil
+	return p.podToCRI(p.readPod(ctx, &sb, p.cfg.Store.ContainerRecords(sb.ID), countParents(p.cfg.Store.SandboxRecords()))), nil
 }
 
 // ListPodSandboxStats returns the stats of the ready pod sandboxes matching filter (ID prefix, labels).

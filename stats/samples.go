@@ -102,10 +102,9 @@ func (p *Provider) RunCollection(ctx context.Context) {
 	if !p.collecting() {
 		return
 	}
-	t := time.NewTimer(0)
-	defer t.Stop()
 	wait := func(d time.Duration) bool {
-		t.Reset(d)
+		t := time.NewTimer(d)
+		defer t.Stop()
 		select {
 		case <-ctx.Done():
 			return false
@@ -113,13 +112,8 @@ func (p *Provider) RunCollection(ctx context.Context) {
 			return true
 		}
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		next := p.cfg.CollectionPeriod
+	for next := time.Duration(0); wait(next); {
+		next = p.cfg.CollectionPeriod
 		if unrated := p.Collect(ctx); len(unrated) > 0 && minRateWindow < next {
 			if !wait(minRateWindow) {
 				return
@@ -127,7 +121,6 @@ func (p *Provider) RunCollection(ctx context.Context) {
 			_, _ = p.sampleAll(ctx, unrated)
 			next -= minRateWindow
 		}
-		t.Reset(next)
 	}
 }
 
@@ -138,8 +131,8 @@ type target struct{ key, path string }
 // to the RPCs) and returns those whose sample has no CPU rate yet (first samples). It stops early, with ctx's
 // error, if ctx ends.
 func (p *Provider) sampleAll(ctx context.Context, targets []target) ([]target, error) {
-	rated := make([]bool, len(targets))
-	for i, t := range targets {
+	var unrated []target
+	for _, t := range targets {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
@@ -147,11 +140,7 @@ func (p *Provider) sampleAll(ctx context.Context, targets []target) ([]target, e
 		if err != nil && !errdefs.IsNotFound(err) {
 			klog.V(2).InfoS("stats sample unavailable", "cgroup", t.path, "err", err)
 		}
-		rated[i] = err != nil || s.rate != nil
-	}
-	var unrated []target
-	for i, t := range targets {
-		if !rated[i] {
+		if err == nil && s.rate == nil {
 			unrated = append(unrated, t)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
+	"github.com/noded/noded/errdefs"
 )
 
 func TestContainerRecordsSharedSnapshot(t *testing.T) {
@@ -46,8 +48,16 @@ func TestContainerRecordsSharedSnapshot(t *testing.T) {
 	if all[0].State != ContainerCreated {
 		t.Errorf("an update changed a record already handed out: %s", all[0].State)
 	}
-	if now := s.ContainerRecords(""); now[0].State != ContainerRunning {
+	now := s.ContainerRecords("")
+	if now[0].State != ContainerRunning {
 		t.Errorf("new snapshot does not see the update: %s", now[0].State)
+	}
+	// ContainerRecord hands out the same shared record, by full ID or unique prefix.
+	if rec, err := s.ContainerRecord(ids[1][:12]); err != nil || rec != now[0] {
+		t.Errorf("ContainerRecord(prefix) = %p, %v; want the shared record %p", rec, err, now[0])
+	}
+	if _, err := s.ContainerRecord("nosuch"); !errdefs.IsNotFound(err) {
+		t.Errorf("ContainerRecord of an unknown ID: %v, want NotFound", err)
 	}
 }
 

@@ -415,6 +415,18 @@ func (s *Store) Container(id string) (Container, error) {
 	return *s.containers[full], nil
 }
 
+// ContainerRecord is Container without the copy, for hot read-only paths: the record is the store's own, shared
+// and never modified once stored (see ContainerRecords), so callers must not modify it.
+func (s *Store) ContainerRecord(id string) (*Container, error) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	full, err := resolve(id, s.containers, "container")
+	if err != nil {
+		return nil, err
+	}
+	return s.containers[full], nil
+}
+
 // ContainerByName returns the container holding name.
 func (s *Store) ContainerByName(name string) (Container, bool) {
 	s.mu.RLock()

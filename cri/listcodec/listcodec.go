@@ -5,8 +5,7 @@
 // are never modified (see weakmemo), so an entry's encoding is kept for as long as the entry lives: container and
 // sandbox entries live as long as their store record, stats entries as long as the collection's sample they
 // show (stats.collection_period). An entry made for one call only is encoded once and its encoding dropped
-// with it. The bytes on the wire are a valid encoding of the same
-// message: a client cannot tell the difference.
+// with it. The bytes on the wire are a valid encoding of the same message: a client cannot tell the difference.
 package listcodec
 
 import (
@@ -52,13 +51,13 @@ func (c *Codec) Marshal(v any) (mem.BufferSlice, error) {
 	)
 	switch m := v.(type) {
 	case *runtimeapi.ListContainersResponse:
-		b, err = c.containerList(m.ProtoReflect().GetUnknown(), m.GetContainers())
+		b, err = assemble(m.ProtoReflect().GetUnknown(), m.GetContainers(), &c.containers)
 	case *runtimeapi.StreamContainersResponse:
-		b, err = c.containerList(m.ProtoReflect().GetUnknown(), m.GetContainers())
+		b, err = assemble(m.ProtoReflect().GetUnknown(), m.GetContainers(), &c.containers)
 	case *runtimeapi.ListPodSandboxResponse:
-		b, err = c.sandboxList(m.ProtoReflect().GetUnknown(), m.GetItems())
+		b, err = assemble(m.ProtoReflect().GetUnknown(), m.GetItems(), &c.sandboxes)
 	case *runtimeapi.StreamPodSandboxesResponse:
-		b, err = c.sandboxList(m.ProtoReflect().GetUnknown(), m.GetPodSandboxes())
+		b, err = assemble(m.ProtoReflect().GetUnknown(), m.GetPodSandboxes(), &c.sandboxes)
 	case *runtimeapi.ListContainerStatsResponse:
 		b, err = assemble(m.ProtoReflect().GetUnknown(), m.GetStats(), &c.stats)
 	case *runtimeapi.StreamContainerStatsResponse:
@@ -91,19 +90,6 @@ func encoded[T any, P interface {
 	return enc, nil
 }
 
-func appendEntry(b []byte, entry []byte) []byte {
-	b = protowire.AppendTag(b, entriesField, protowire.BytesType)
-	return protowire.AppendBytes(b, entry)
-}
-
-func (c *Codec) containerList(unknown []byte, items []*runtimeapi.Container) ([]byte, error) {
-	return assemble(unknown, items, &c.containers)
-}
-
-func (c *Codec) sandboxList(unknown []byte, items []*runtimeapi.PodSandbox) ([]byte, error) {
-	return assemble(unknown, items, &c.sandboxes)
-}
-
 // assemble encodes a response whose entries are items, each from its kept encoding.
 func assemble[T any, P interface {
 	*T
@@ -124,7 +110,8 @@ func assemble[T any, P interface {
 	}
 	b := make([]byte, 0, size)
 	for _, enc := range encs {
-		b = appendEntry(b, enc)
+		b = protowire.AppendTag(b, entriesField, protowire.BytesType)
+		b = protowire.AppendBytes(b, enc)
 	}
 	return append(b, unknown...), nil
 }

@@ -17,9 +17,10 @@ type Memo[K, V any] struct {
 	m  map[weak.Pointer[K]]V
 }
 
-// Get returns the value kept for k, or derives it with derive(k), keeps it while k lives and returns it. k must point
-// to the start of an allocation of its own (not an element of a slice or a field, nor a pointer-free object
-// under 16 bytes, which Go packs with others) for its entry to be dropped when it is collected. derive may run more than once for the same k when callers race; one result is kept.
+// Get returns the value kept for k, or derives it with derive(k), keeps it while k lives and returns it. k must
+// point to the start of an allocation of its own (not an element of a slice or a field, nor a pointer-free object
+// under 16 bytes, which Go packs with others) for its entry to be dropped when it is collected. derive may run
+// more than once for the same k when callers race; one result is kept.
 func (m *Memo[K, V]) Get(k *K, derive func(*K) V) V {
 	key := weak.Make(k)
 	m.mu.Lock()
