@@ -220,6 +220,22 @@ type fakeMounts struct {
 	// signal answers SignalInit; nil refuses every direct signal (errNotInit), as for an unverified init.
 	signal  func(pid int, cgroupsPath string, sig syscall.Signal) error
 	signals []syscall.Signal // the direct signals signal accepted
+	// killInit answers KillInit; nil refuses (errNotInit).
+	killInit   func(pid int, cgroupsPath string) error
+	initKilled []int // the pids killInit accepted
+}
+
+func (h *fakeMounts) KillInit(pid int, cgroupsPath string, _ time.Duration) error {
+	if h.killInit == nil {
+		return fmt.Errorf("fake: %w", errNotInit)
+	}
+	if err := h.killInit(pid, cgroupsPath); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.initKilled = append(h.initKilled, pid)
+	return nil
 }
 
 func (h *fakeMounts) SignalInit(pid int, cgroupsPath string, sig syscall.Signal) error {

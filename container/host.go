@@ -2,6 +2,7 @@ package container
 
 import (
 	"syscall"
+	"time"
 
 	"github.com/noded/noded/container/rootfsflags"
 	"github.com/noded/noded/snapshotter"
@@ -22,6 +23,9 @@ type Host interface {
 	// SignalInit sends sig to pid with a pidfd if pid is the init of the container's own PID namespace, in the
 	// container's cgroup (see pidsignal.go); an error wrapping errNotInit asks for the runtime's kill instead.
 	SignalInit(pid int, cgroupsPath string, sig syscall.Signal) error
+	// KillInit is SignalInit's SIGKILL that also waits, at most timeout, until pid has exited (for the pod init:
+	// the kernel kills its PID namespace with it). An error wrapping errNotInit means nothing was sent.
+	KillInit(pid int, cgroupsPath string, timeout time.Duration) error
 }
 
 // RealHost is the Host of a running node.
@@ -41,6 +45,9 @@ func (RealHost) UnmountAll(target string) error      { return snapshotter.Unmoun
 func (RealHost) KillCgroup(cgroupsPath string) error { return killCgroup(cgroupsPath) }
 func (RealHost) SignalInit(pid int, cgroupsPath string, sig syscall.Signal) error {
 	return signalOwnInit(pid, cgroupsPath, sig)
+}
+func (RealHost) KillInit(pid int, cgroupsPath string, timeout time.Duration) error {
+	return killOwnInit(pid, cgroupsPath, timeout)
 }
 func (RealHost) AllowSetuid(pid int, rootfs string) error {
 	return rootfsflags.AllowSetuidIn(pid, rootfs)

@@ -1,12 +1,14 @@
 package container
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -31,39 +33,88 @@ var errNotInit = errors.New("process is not a verified init of the container's o
 // signalOwnInit sends sig to pid through a pidfd, if pid is the init of its own PID namespace and is in the
 // cgroup cgroupsPath. It returns an error wrapping errNotInit when the caller must use the runtime instead.
 func signalOwnInit(pid int, cgroupsPath string, sig syscall.Signal) error {
-	if pid <= 0 || cgroupsPath == "" {
-		return fmt.Errorf("pid %d, cgroups path %q: %w", pid, cgroupsPath, errNotInit)
-	}
-	rel, err := stats.ResolvePath(cgroupsPath)
-	if err != nil || rel == "/" {
-		return fmt.Errorf("cgroups path %q: %w", cgroupsPath, errNotInit)
-	}
-	fd, err := unix.PidfdOpen(pid, 0)
+	fd, err := openOwnInit(pid, cgroupsPath)
 	if err != nil {
-		// ESRCH: gone. The runtime tells exited from lost.
-		return fmt.Errorf("pidfd_open %d: %w: %w", pid, err, errNotInit)
+		return err
 	}
 	defer unix.Close(fd)
-	// Read after the pidfd is open: if pid was reused before, the files describe the new process and the
-	// checks fail; if it is reused after, the signal fails with ESRCH.
-	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return fmt.Errorf("read status of %d: %w: %w", pid, err, errNotInit)
-	}
-	if !isNamespaceInit(string(status)) {
-		return fmt.Errorf("process %d is not PID 1 of a nested PID namespace: %w", pid, errNotInit)
-	}
-	cg, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
-	if err != nil {
-		return fmt.Errorf("read cgroup of %d: %w: %w", pid, err, errNotInit)
-	}
-	if !inCgroup(string(cg), rel) {
-		return fmt.Errorf("process %d is not in cgroup %s: %w", pid, rel, errNotInit)
-	}
 	if err := unix.PidfdSendSignal(fd, sig, nil, 0); err != nil {
 		return fmt.Errorf("pidfd_send_signal %d %v: %w: %w", pid, sig, err, errNotInit)
 	}
 	return nil
+}
+
+// killOwnInit SIGKILLs pid as signalOwnInit does and waits, at most timeout, until it has exited (the kernel has
+// then killed the rest of its PID namespace too). An error wrapping errNotInit means nothing was sent.
+func killOwnInit(pid int, cgroupsPath string, timeout time.Duration) error {
+	fd, err := openOwnInit(pid, cgroupsPath)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
+		return fmt.Errorf("pidfd_send_signal %d SIGKILL: %w: %w", pid, err, errNotInit)
+	}
+	if err := waitPidfd(fd, timeout); err != nil {
+		return fmt.Errorf("killed init %d: %w", pid, err)
+	}
+	return nil
+}
+
+// waitPidfd waits until the process of a pidfd has exited (its pidfd turns readable, zombie or reaped), at most
+// timeout.
+func waitPidfd(fd int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return fmt.Errorf("still running after %v: %w", timeout, context.DeadlineExceeded)
+		}
+		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		switch {
+		case errors.Is(err, unix.EINTR):
+		case err != nil:
+			return fmt.Errorf("poll pidfd: %w", err)
+		case n > 0:
+			return nil
+		}
+	}
+}
+
+// openOwnInit returns a pidfd of pid if pid is the init of its own PID namespace and is in the cgroup
+// cgroupsPath, else an error wrapping errNotInit.
+func openOwnInit(pid int, cgroupsPath string) (int, error) {
+	if pid <= 0 || cgroupsPath == "" {
+		return -1, fmt.Errorf("pid %d, cgroups path %q: %w", pid, cgroupsPath, errNotInit)
+	}
+	rel, err := stats.ResolvePath(cgroupsPath)
+	if err != nil || rel == "/" {
+		return -1, fmt.Errorf("cgroups path %q: %w", cgroupsPath, errNotInit)
+	}
+	fd, err := unix.PidfdOpen(pid, 0)
+	if err != nil {
+		// ESRCH: gone. The runtime tells exited from lost.
+		return -1, fmt.Errorf("pidfd_open %d: %w: %w", pid, err, errNotInit)
+	}
+	// Read after the pidfd is open: if pid was reused before, the files describe the new process and the
+	// checks fail; if it is reused after, the signal fails with ESRCH.
+	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err == nil && !isNamespaceInit(string(status)) {
+		err = fmt.Errorf("process %d is not PID 1 of a nested PID namespace", pid)
+	}
+	var cg []byte
+	if err == nil {
+		cg, err = os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	}
+	if err == nil && !inCgroup(string(cg), rel) {
+		err = fmt.Errorf("process %d is not in cgroup %s", pid, rel)
+	}
+	if err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("%w: %w", err, errNotInit)
+	}
+	return fd, nil
 }
 
 // isNamespaceInit reports whether a /proc/<pid>/status describes PID 1 of a PID namespace nested below ours.

@@ -8,8 +8,10 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+	"time"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
+	"k8s.io/klog/v2"
 
 	"github.com/noded/noded/errdefs"
 	"github.com/noded/noded/internal/nsutil"
@@ -158,21 +160,34 @@ func idMapped(maps []nsutil.IDMap, id uint32) bool {
 	return false
 }
 
+// podInitKillWait bounds StopPodInit's wait for a SIGKILLed pod init to exit before it falls back to the runtime.
+const podInitKillWait = 5 * time.Second
+
 // StopPodInit kills the pod's init and deletes it; a pod without one is fine.
+//
+// The init is PID 1 of the pod's PID namespace, so a SIGKILL through a pidfd (verified as for a container's own
+// init, see pidsignal.go) makes the kernel kill the whole namespace, which is what `runc kill --all` did, without
+// the runtime's exec (issue 16). Once the init has exited, the runtime's delete finds the container stopped and
+// deletes it at once (runc's delete --force of a container whose init is still alive SIGKILLs it again and
+// sleeps 100 ms before it looks). An init that cannot be verified (gone, or a record from before a PID was
+// reused) or does not exit in time is left to the runtime's kill, as before.
 func (m *Manager) StopPodInit(ctx context.Context, sb *store.Sandbox) error {
 	rt, err := m.runtime(sb.RuntimeHandler)
 	if err != nil {
 		return err
 	}
 	id := podInitID(sb.ID)
-	// A stopped init cannot be signalled; the forced delete below handles it either way.
-	_ = rt.Kill(ctx, id, syscall.SIGKILL, true)
-	if err := rt.Delete(ctx, id, true); err != nil && !errdefs.IsNotFound(err) {
-		return fmt.Errorf("delete pod init: %w", err)
-	}
 	cgroupsPath, err := m.cgroupsPath(sb, podInitCgroup(sb.ID))
 	if err != nil {
 		return err
+	}
+	if err := m.h().KillInit(sb.InitPID, cgroupsPath, podInitKillWait); err != nil {
+		klog.V(4).InfoS("killing the pod init directly is not possible, using the runtime", "podSandboxID", sb.ID, "err", err)
+		// A stopped init cannot be signalled; the forced delete below handles it either way.
+		_ = rt.Kill(ctx, id, syscall.SIGKILL, true)
+	}
+	if err := rt.Delete(ctx, id, true); err != nil && !errdefs.IsNotFound(err) {
+		return fmt.Errorf("delete pod init: %w", err)
 	}
 	if err := m.cfg.Cgroups.Remove(ctx, cgroupsPath); err != nil {
 		return fmt.Errorf("remove pod init cgroup: %w", err)

@@ -1,13 +1,22 @@
 package container
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
 	"slices"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
 	"github.com/noded/noded/oci"
+	"github.com/noded/noded/ociruntime"
 	"github.com/noded/noded/store"
 )
 
@@ -91,5 +100,84 @@ func TestPodInitUserInUserns(t *testing.T) {
 		}) {
 			t.Errorf("user namespace not joined: %v", s.Linux.Namespaces)
 		}
+	}
+}
+
+// The pod init is killed through the host (a pidfd SIGKILL that waits for its exit), not by `runc kill`; its
+// delete follows the kill, and an init the host cannot verify is killed by the runtime as before.
+func TestStopPodInitKillsDirectly(t *testing.T) {
+	for _, direct := range []bool{true, false} {
+		t.Run(fmt.Sprintf("direct=%v", direct), func(t *testing.T) {
+			e := newLifecycleEnv(t)
+			sb := e.sb
+			sb.PodPID, sb.InitPID = true, 4242
+			id := podInitID(sb.ID)
+			e.rt.state[id] = ociruntime.StatusRunning
+			var gotPath string
+			if direct {
+				e.host.killInit = func(pid int, cgroupsPath string) error {
+					gotPath = cgroupsPath
+					if len(e.rt.forced) != 0 {
+						t.Errorf("the pod init was deleted before it was killed")
+					}
+					e.rt.state[id] = ociruntime.StatusStopped
+					return nil
+				}
+			}
+			if err := e.m.StopPodInit(context.Background(), &sb); err != nil {
+				t.Fatal(err)
+			}
+			want := sb.CgroupParent + "/" + podInitCgroup(sb.ID)
+			switch {
+			case direct && (len(e.host.initKilled) != 1 || e.host.initKilled[0] != 4242 || gotPath != want):
+				t.Errorf("direct kills %v of %q, want [4242] of %q", e.host.initKilled, gotPath, want)
+			case direct && len(e.rt.kills) != 0:
+				t.Errorf("runtime kills %v, want none", e.rt.kills)
+			case !direct && (len(e.rt.kills) != 1 || e.rt.kills[0] != syscall.SIGKILL):
+				t.Errorf("runtime kills %v, want SIGKILL", e.rt.kills)
+			}
+			if _, left := e.rt.state[id]; left || len(e.rt.forced) != 1 {
+				t.Errorf("pod init left in the runtime (%v), deletes %v", left, e.rt.forced)
+			}
+		})
+	}
+}
+
+// waitPidfd returns once the process has exited, and times out while it runs.
+func TestWaitPidfd(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	fd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+	if err != nil {
+		t.Skipf("pidfd_open: %v", err)
+	}
+	defer unix.Close(fd)
+	if err := waitPidfd(fd, 50*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("wait for a running process: %v, want a deadline error", err)
+	}
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	// Not reaped yet: a zombie has exited.
+	if err := waitPidfd(fd, 10*time.Second); err != nil {
+		t.Fatalf("wait for a killed process: %v", err)
+	}
+}
+
+// killOwnInit sends nothing to a process that is not the init of a nested PID namespace.
+func TestKillOwnInitRefusesOtherProcesses(t *testing.T) {
+	cmd := exec.Command("sleep", "60")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	if err := killOwnInit(cmd.Process.Pid, "/test/x", time.Second); !errors.Is(err, errNotInit) {
+		t.Fatalf("killOwnInit of a host process: %v, want errNotInit", err)
+	}
+	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
+		t.Fatalf("the refused process was signalled: %v", err)
 	}
 }

@@ -54,7 +54,7 @@ func procsInCgroupOf(id string) []string {
 // TestStopPidfd: a container with its own PID namespace is stopped without `runc kill` (its init is signalled
 // through a pidfd), with the same outcome as before: the stop signal reaches the container's trap and it exits
 // with its own code; a stop with timeout 0 kills exec'd processes too. A pod sharing its PID namespace is still
-// stopped by `runc kill`, all its containers.
+// stopped by `runc kill`, all its containers, but its pod init is killed through a pidfd.
 func TestStopPidfd(t *testing.T) {
 	script, log := loggedRunc(t)
 	e := newPodEnvWith(t, 84, fmt.Sprintf("[runtimes.logged]\npath = %q\n", script))
@@ -155,6 +155,22 @@ func TestStopPidfd(t *testing.T) {
 			if left := procsInCgroupOf(id); len(left) != 0 {
 				t.Errorf("processes left in the cgroup of %s: %v", id, left)
 			}
+		}
+
+		// (e) The pod's init, PID 1 of the shared namespace, is killed through a pidfd too: StopPodSandbox
+		// exec's no `runc kill` of it, and nothing is left in its cgroup.
+		initID := "podinit-" + pod
+		if left := procsInCgroupOf(initID[:len("podinit-")+12]); len(left) != 1 {
+			t.Fatalf("processes in the pod init's cgroup before the stop: %v, want the init", left)
+		}
+		if err := e.n.Runtime.StopPodSandbox(e.ctx, pod); err != nil {
+			t.Fatal(err)
+		}
+		if k := runtimeKills(t, log, initID); len(k) != 0 {
+			t.Errorf("runtime kills of the pod init: %q, want none", k)
+		}
+		if left := procsInCgroupOf(initID[:len("podinit-")+12]); len(left) != 0 {
+			t.Errorf("processes left in the pod init's cgroup: %v", left)
 		}
 	})
 
