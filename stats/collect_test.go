@@ -187,6 +187,43 @@ func TestCollectionPodsAndPrune(t *testing.T) {
 	}
 }
 
+// A pod's kept sample is not served with a container sample taken after it (a container the collection read
+// without a rate, read again by a call): the pod's cgroup is read again, so that the pod never reports less CPU
+// than one of its containers.
+func TestPodSampleNotOlderThanItsContainers(t *testing.T) {
+	e := newCollectingEnv(t)
+	sb := e.addPod(t, "p1", "/kubepods/pod1", store.SandboxReady, nil)
+	e.writeCgroup(t, "/kubepods/pod1", 2_000_000, 20<<20, 0, 0, 2)
+	ctx := context.Background()
+
+	// Two passes: the pod's sample has a rate; the container, started between them, has a first one without.
+	e.p.Collect(ctx)
+	e.addContainer(t, sb, "c1", store.ContainerRunning, nil)
+	ctr := e.ctrPath(t, "c1")
+	e.writeCgroup(t, ctr, 1_000_000, 10<<20, 0, 0, 1)
+	e.clock.Advance(testPeriod)
+	e.p.Collect(ctx)
+	// The container keeps running; a call reads it (no rate kept) a little later.
+	e.clock.Advance(time.Second)
+	e.writeCgroup(t, ctr, 5_000_000, 10<<20, 0, 0, 1)
+	e.writeCgroup(t, "/kubepods/pod1", 6_000_000, 20<<20, 0, 0, 2)
+	cs, err := e.p.ContainerStats(ctx, "c1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.p.PodSandboxStats(ctx, "p1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctrCPU, podCPU := cs.Cpu.UsageCoreNanoSeconds.GetValue(), st.Linux.Cpu.UsageCoreNanoSeconds.GetValue()
+	if ctrCPU != 5_000_000_000 || podCPU != 6_000_000_000 {
+		t.Errorf("container usage %d, pod usage %d, want 5e9 and the pod cgroup's 6e9 read after it", ctrCPU, podCPU)
+	}
+	if st.Linux.Cpu.Timestamp < cs.Cpu.Timestamp {
+		t.Errorf("pod sample at %d is older than its container's at %d", st.Linux.Cpu.Timestamp, cs.Cpu.Timestamp)
+	}
+}
+
 // Summed over its containers, a pod's rate is the sum of theirs, and absent while one of them has none.
 func TestPodRateSumsContainerRates(t *testing.T) {
 	e := newEnv(t, cgroupsv2.DriverCgroupfs)
