@@ -24,19 +24,22 @@ func loggedRunc(t *testing.T) (script, log string) {
 }
 
 // runtimeKills returns the `kill` invocations of the runtime that name container id.
-func runtimeKills(t *testing.T, log, id string) []string {
+func runtimeKills(t *testing.T, log, id string) []string { return runtimeCalls(t, log, "kill", id) }
+
+// runtimeCalls returns the invocations of the runtime's command cmd that name container id.
+func runtimeCalls(t *testing.T, log, cmd, id string) []string {
 	t.Helper()
 	data, err := os.ReadFile(log)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var kills []string
+	var calls []string
 	for _, l := range strings.Split(string(data), "\n") {
-		if f := strings.Fields(l); slices.Contains(f, "kill") && slices.Contains(f, id) {
-			kills = append(kills, l)
+		if f := strings.Fields(l); slices.Contains(f, cmd) && slices.Contains(f, id) {
+			calls = append(calls, l)
 		}
 	}
-	return kills
+	return calls
 }
 
 // procsInCgroupOf returns the host PIDs whose cgroup path names container id.
@@ -168,6 +171,10 @@ func TestStopPidfd(t *testing.T) {
 		}
 		if k := runtimeKills(t, log, initID); len(k) != 0 {
 			t.Errorf("runtime kills of the pod init: %q, want none", k)
+		}
+		// Its delete is a plain one (runc's --force sleeps 100 ms even for an exited init).
+		if d := runtimeCalls(t, log, "delete", initID); len(d) != 1 || strings.Contains(d[0], "--force") {
+			t.Errorf("runtime deletes of the pod init: %q, want one without --force", d)
 		}
 		if left := procsInCgroupOf(initID[:len("podinit-")+12]); len(left) != 0 {
 			t.Errorf("processes left in the pod init's cgroup: %v", left)
