@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/noded/noded/cgroupsv2/stats"
+	"github.com/noded/noded/ociruntime"
 )
 
 // Signalling a container without exec'ing the runtime (issue 16).
@@ -55,31 +56,10 @@ func killOwnInit(pid int, cgroupsPath string, timeout time.Duration) error {
 	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
 		return fmt.Errorf("pidfd_send_signal %d SIGKILL: %w: %w", pid, err, errNotInit)
 	}
-	if err := waitPidfd(fd, timeout); err != nil {
+	if err := ociruntime.WaitPidfd(context.Background(), fd, timeout); err != nil {
 		return fmt.Errorf("killed init %d: %w", pid, err)
 	}
 	return nil
-}
-
-// waitPidfd waits until the process of a pidfd has exited (its pidfd turns readable, zombie or reaped), at most
-// timeout.
-func waitPidfd(fd int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return fmt.Errorf("still running after %v: %w", timeout, context.DeadlineExceeded)
-		}
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
-		switch {
-		case errors.Is(err, unix.EINTR):
-		case err != nil:
-			return fmt.Errorf("poll pidfd: %w", err)
-		case n > 0:
-			return nil
-		}
-	}
 }
 
 // openOwnInit returns a pidfd of pid if pid is the init of its own PID namespace and is in the cgroup

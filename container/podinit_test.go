@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
 
@@ -141,30 +139,6 @@ func TestStopPodInitKillsDirectly(t *testing.T) {
 				t.Errorf("pod init left in the runtime (%v), deletes forced %v, want [%v]", left, e.rt.forced, !direct)
 			}
 		})
-	}
-}
-
-// waitPidfd returns once the process has exited, and times out while it runs.
-func TestWaitPidfd(t *testing.T) {
-	cmd := exec.Command("sleep", "60")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	fd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
-	if err != nil {
-		t.Skipf("pidfd_open: %v", err)
-	}
-	defer unix.Close(fd)
-	if err := waitPidfd(fd, 50*time.Millisecond); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("wait for a running process: %v, want a deadline error", err)
-	}
-	if err := cmd.Process.Kill(); err != nil {
-		t.Fatal(err)
-	}
-	// Not reaped yet: a zombie has exited.
-	if err := waitPidfd(fd, 10*time.Second); err != nil {
-		t.Fatalf("wait for a killed process: %v", err)
 	}
 }
 

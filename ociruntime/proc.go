@@ -28,6 +28,15 @@ func waitProcessExit(ctx context.Context, pid int, timeout time.Duration) error 
 		return fmt.Errorf("pidfd_open %d: %w", pid, err)
 	}
 	defer unix.Close(fd)
+	if err := WaitPidfd(ctx, fd, timeout); err != nil {
+		return fmt.Errorf("process %d: %w", pid, err)
+	}
+	return nil
+}
+
+// WaitPidfd waits until the process of pidfd fd has exited (the pidfd turns readable: a zombie has exited), at
+// most timeout or until ctx ends.
+func WaitPidfd(ctx context.Context, fd int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
@@ -36,12 +45,12 @@ func waitProcessExit(ctx context.Context, pid int, timeout time.Duration) error 
 		// Poll in short slices so that ctx cancellation is noticed.
 		wait := min(time.Until(deadline), 100*time.Millisecond)
 		if wait <= 0 {
-			return fmt.Errorf("process %d still running: %w", pid, context.DeadlineExceeded)
+			return fmt.Errorf("still running: %w", context.DeadlineExceeded)
 		}
 		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		n, err := unix.Poll(fds, int(wait.Milliseconds())+1)
 		if err != nil && !errors.Is(err, unix.EINTR) {
-			return fmt.Errorf("poll pidfd %d: %w", pid, err)
+			return fmt.Errorf("poll pidfd: %w", err)
 		}
 		if n > 0 {
 			return nil
