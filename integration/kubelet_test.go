@@ -91,13 +91,16 @@ func TestKubeletStandalone(t *testing.T) {
 	}))
 
 	// An init container, a sidecar (an init container that keeps running) whose startup probe holds the main
-	// container back, hooks, a downward API variable, a subPath mount and a restrictive security context.
+	// container back, hooks, a downward API variable, a subPath mount, a restrictive security context and a
+	// shared PID namespace.
 	lifecycle := k.PodName("lifecycle")
 	shared := []obj{{"name": "shared", "mountPath": "/shared"}}
 	k.WriteStaticPod("lifecycle", staticPod("lifecycle", obj{
 		"terminationGracePeriodSeconds": 2,
-		"securityContext":               obj{"fsGroup": 2000, "supplementalGroups": []int{3000}},
-		"volumes":                       []obj{{"name": "shared", "emptyDir": obj{}}},
+		// One PID namespace for the pod: noded's pod init is its PID 1, and kubelet's teardown stops it.
+		"shareProcessNamespace": true,
+		"securityContext":       obj{"fsGroup": 2000, "supplementalGroups": []int{3000}},
+		"volumes":               []obj{{"name": "shared", "emptyDir": obj{}}},
 		"initContainers": []obj{
 			merge(busyboxContainer("init", "echo from-init > /shared/init"), obj{"volumeMounts": shared}),
 			merge(busyboxContainer("sidecar", "echo from-sidecar > /shared/sidecar && exec sleep 100000"), obj{
@@ -269,8 +272,10 @@ func TestKubeletStandalone(t *testing.T) {
 		}
 		out, errOut, code, err := k.Exec(ctx, kubeletNS, lifecycle, "main", "sh", "-c",
 			"cat /shared/poststart; echo $POD_NAME; grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; "+
-				"touch /rootfs-write 2>/dev/null || echo read-only; stat -c %g /sub; touch /sub/ok && echo sub-writable")
-		want := "from-poststart\n" + lifecycle + "\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nread-only\n2000\nsub-writable\n"
+				"touch /rootfs-write 2>/dev/null || echo read-only; stat -c %g /sub; touch /sub/ok && echo sub-writable; "+
+				"ps -o comm | grep -c '^sleep$'")
+		// Two sleeps: the sidecar's is seen through the pod's shared PID namespace.
+		want := "from-poststart\n" + lifecycle + "\nCapEff:\t0000000000000000\nNoNewPrivs:\t1\nread-only\n2000\nsub-writable\n2\n"
 		if err != nil || code != 0 || out != want {
 			t.Errorf("exec = %q (stderr %q, code %d, %v), want %q", out, errOut, code, err, want)
 		}
