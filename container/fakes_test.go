@@ -225,7 +225,7 @@ type fakeMounts struct {
 	initKilled []int // the pids killInit accepted
 }
 
-func (h *fakeMounts) KillInit(pid int, cgroupsPath string, _ time.Duration) error {
+func (h *fakeMounts) KillInit(_ context.Context, pid int, cgroupsPath string, _ time.Duration) error {
 	if h.killInit == nil {
 		return fmt.Errorf("fake: %w", errNotInit)
 	}

@@ -1,6 +1,7 @@
 package container
 
 import (
+	"context"
 	"syscall"
 	"time"
 
@@ -23,9 +24,10 @@ type Host interface {
 	// SignalInit sends sig to pid with a pidfd if pid is the init of the container's own PID namespace, in the
 	// container's cgroup (see pidsignal.go); an error wrapping errNotInit asks for the runtime's kill instead.
 	SignalInit(pid int, cgroupsPath string, sig syscall.Signal) error
-	// KillInit is SignalInit's SIGKILL that also waits, at most timeout, until pid has exited (for the pod init:
-	// the kernel kills its PID namespace with it). An error wrapping errNotInit means nothing was sent.
-	KillInit(pid int, cgroupsPath string, timeout time.Duration) error
+	// KillInit is SignalInit's SIGKILL that also waits, at most timeout or until ctx ends, until pid has exited
+	// (for the pod init: the kernel kills its PID namespace with it). An error wrapping errNotInit means nothing
+	// was sent.
+	KillInit(ctx context.Context, pid int, cgroupsPath string, timeout time.Duration) error
 }
 
 // RealHost is the Host of a running node.
@@ -46,8 +48,8 @@ func (RealHost) KillCgroup(cgroupsPath string) error { return killCgroup(cgroups
 func (RealHost) SignalInit(pid int, cgroupsPath string, sig syscall.Signal) error {
 	return signalOwnInit(pid, cgroupsPath, sig)
 }
-func (RealHost) KillInit(pid int, cgroupsPath string, timeout time.Duration) error {
-	return killOwnInit(pid, cgroupsPath, timeout)
+func (RealHost) KillInit(ctx context.Context, pid int, cgroupsPath string, timeout time.Duration) error {
+	return killOwnInit(ctx, pid, cgroupsPath, timeout)
 }
 func (RealHost) AllowSetuid(pid int, rootfs string) error {
 	return rootfsflags.AllowSetuidIn(pid, rootfs)

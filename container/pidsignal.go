@@ -45,9 +45,10 @@ func signalOwnInit(pid int, cgroupsPath string, sig syscall.Signal) error {
 	return nil
 }
 
-// killOwnInit SIGKILLs pid as signalOwnInit does and waits, at most timeout, until it has exited (the kernel has
-// then killed the rest of its PID namespace too). An error wrapping errNotInit means nothing was sent.
-func killOwnInit(pid int, cgroupsPath string, timeout time.Duration) error {
+// killOwnInit SIGKILLs pid as signalOwnInit does and waits, at most timeout or until ctx ends, until it has exited
+// (the kernel has then killed the rest of its PID namespace too). An error wrapping errNotInit means nothing was
+// sent.
+func killOwnInit(ctx context.Context, pid int, cgroupsPath string, timeout time.Duration) error {
 	fd, err := openOwnInit(pid, cgroupsPath)
 	if err != nil {
 		return err
@@ -56,7 +57,7 @@ func killOwnInit(pid int, cgroupsPath string, timeout time.Duration) error {
 	if err := unix.PidfdSendSignal(fd, unix.SIGKILL, nil, 0); err != nil {
 		return fmt.Errorf("pidfd_send_signal %d SIGKILL: %w: %w", pid, err, errNotInit)
 	}
-	if err := ociruntime.WaitPidfd(context.Background(), fd, timeout); err != nil {
+	if err := ociruntime.WaitPidfd(ctx, fd, timeout); err != nil {
 		return fmt.Errorf("killed init %d: %w", pid, err)
 	}
 	return nil

@@ -181,7 +181,7 @@ func (m *Manager) StopPodInit(ctx context.Context, sb *store.Sandbox) error {
 	if err != nil {
 		return err
 	}
-	err = m.h().KillInit(sb.InitPID, cgroupsPath, podInitKillWait)
+	err = m.h().KillInit(ctx, sb.InitPID, cgroupsPath, podInitKillWait)
 	if err == nil {
 		// Exited: a plain delete (runc's --force kills again and sleeps 100 ms before it looks).
 		err = rt.Delete(ctx, id, false)

@@ -149,7 +149,7 @@ func TestKillOwnInitRefusesOtherProcesses(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	if err := killOwnInit(cmd.Process.Pid, "/test/x", time.Second); !errors.Is(err, errNotInit) {
+	if err := killOwnInit(context.Background(), cmd.Process.Pid, "/test/x", time.Second); !errors.Is(err, errNotInit) {
 		t.Fatalf("killOwnInit of a host process: %v, want errNotInit", err)
 	}
 	if err := cmd.Process.Signal(syscall.Signal(0)); err != nil {
