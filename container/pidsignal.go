@@ -26,7 +26,8 @@ import (
 // /proc/<pid>/status is 1) and to be in the container's cgroup. A PID reused by any other process fails the
 // check; the pidfd pins the checked process, so the signal cannot reach a later one. A container in the pod's
 // shared PID namespace, another container's or the host's has no such init and is signalled by the runtime, as
-// is every case where the check cannot be made.
+// is every case where the check cannot be made. The pod init of a shared PID namespace is such an init, and is
+// killed the same way (killOwnInit, StopPodInit).
 
 // errNotInit says the process cannot be signalled directly: gone, not the container's init, or unknown.
 var errNotInit = errors.New("process is not a verified init of the container's own PID namespace")

@@ -167,10 +167,9 @@ const podInitKillWait = 5 * time.Second
 //
 // The init is PID 1 of the pod's PID namespace, so a SIGKILL through a pidfd (verified as for a container's own
 // init, see pidsignal.go) makes the kernel kill the whole namespace, which is what `runc kill --all` did, without
-// the runtime's exec (issue 16). Once the init has exited, a plain delete of the runtime finds the container
-// stopped and deletes it at once: runc's delete --force SIGKILLs again and sleeps 100 ms before it looks, even for
-// a stopped container. An init that cannot be verified (gone, or a record from before a PID was reused) or does
-// not exit in time is left to the runtime's kill and forced delete, as before; so is a plain delete that fails.
+// the runtime's exec (issue 16). Once the init has exited, the delete is a plain one (deleteExited: runc's
+// --force sleeps 100 ms before it looks, even for a stopped container). An init that cannot be verified (gone,
+// or a record from before a PID was reused) or does not exit in time is left to the runtime's kill, as before.
 func (m *Manager) StopPodInit(ctx context.Context, sb *store.Sandbox) error {
 	rt, err := m.runtime(sb.RuntimeHandler)
 	if err != nil {
@@ -181,19 +180,12 @@ func (m *Manager) StopPodInit(ctx context.Context, sb *store.Sandbox) error {
 	if err != nil {
 		return err
 	}
-	err = m.h().KillInit(ctx, sb.InitPID, cgroupsPath, podInitKillWait)
-	if err == nil {
-		// Exited: a plain delete (runc's --force kills again and sleeps 100 ms before it looks).
-		err = rt.Delete(ctx, id, false)
-	} else {
+	if err := m.h().KillInit(ctx, sb.InitPID, cgroupsPath, podInitKillWait); err != nil {
 		klog.V(4).InfoS("killing the pod init directly is not possible, using the runtime", "podSandboxID", sb.ID, "err", err)
-		// A stopped init cannot be signalled; the forced delete below handles it either way.
+		// A stopped init cannot be signalled; the delete below handles it either way.
 		_ = rt.Kill(ctx, id, syscall.SIGKILL, true)
 	}
-	if err != nil {
-		err = rt.Delete(ctx, id, true)
-	}
-	if err != nil && !errdefs.IsNotFound(err) {
+	if err := deleteExited(ctx, rt, id); err != nil && !errdefs.IsNotFound(err) {
 		return fmt.Errorf("delete pod init: %w", err)
 	}
 	if err := m.cfg.Cgroups.Remove(ctx, cgroupsPath); err != nil {

@@ -57,7 +57,8 @@ func procsInCgroupOf(id string) []string {
 // TestStopPidfd: a container with its own PID namespace is stopped without `runc kill` (its init is signalled
 // through a pidfd), with the same outcome as before: the stop signal reaches the container's trap and it exits
 // with its own code; a stop with timeout 0 kills exec'd processes too. A pod sharing its PID namespace is still
-// stopped by `runc kill`, all its containers, but its pod init is killed through a pidfd.
+// stopped by `runc kill`, all its containers, but its pod init is killed through a pidfd and deleted without
+// --force.
 func TestStopPidfd(t *testing.T) {
 	script, log := loggedRunc(t)
 	e := newPodEnvWith(t, 84, fmt.Sprintf("[runtimes.logged]\npath = %q\n", script))
@@ -162,8 +163,8 @@ func TestStopPidfd(t *testing.T) {
 
 		// (e) The pod's init, PID 1 of the shared namespace, is killed through a pidfd too: StopPodSandbox
 		// exec's no `runc kill` of it, and nothing is left in its cgroup.
-		initID := "podinit-" + pod
-		if left := procsInCgroupOf(initID[:len("podinit-")+12]); len(left) != 1 {
+		initID, initCgroup := "podinit-"+pod, "podinit-"+pod[:12]
+		if left := procsInCgroupOf(initCgroup); len(left) != 1 {
 			t.Fatalf("processes in the pod init's cgroup before the stop: %v, want the init", left)
 		}
 		if err := e.n.Runtime.StopPodSandbox(e.ctx, pod); err != nil {
@@ -176,7 +177,7 @@ func TestStopPidfd(t *testing.T) {
 		if d := runtimeCalls(t, log, "delete", initID); len(d) != 1 || strings.Contains(d[0], "--force") {
 			t.Errorf("runtime deletes of the pod init: %q, want one without --force", d)
 		}
-		if left := procsInCgroupOf(initID[:len("podinit-")+12]); len(left) != 0 {
+		if left := procsInCgroupOf(initCgroup); len(left) != 0 {
 			t.Errorf("processes left in the pod init's cgroup: %v", left)
 		}
 	})

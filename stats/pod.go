@@ -69,15 +69,10 @@ func (p *Provider) readPod(ctx context.Context, sb *store.Sandbox, ctrs []*store
 	// The pod's own cgroup also counts what left containers charged and is exact; use it when it is the pod's.
 	if ownCgroup(sb, parents) {
 		if path, err := p.podCgroup(sb); err == nil {
-			key := "p/" + sb.ID
-			s, err := p.sampleCgroup(key, path, podWant)
-			if err == nil && s.ts.Before(newest) {
-				// A container was read after the pod's kept sample (its own was not servable, or a call read it):
-				// the pod's totals, which hold the containers' usage, must not be older than theirs, or the pod
-				// would report less CPU than one of its containers.
-				s, err = p.readSample(key, path, podWant|collectWant)
-			}
-			if err == nil {
+			// Not older than its containers' samples (one may have been read after the pod's kept sample, by a
+			// call, when its own was not servable): the pod's totals hold their usage, and would otherwise report
+			// less CPU than one of its containers.
+			if s, err := p.sampleCgroup("p/"+sb.ID, path, podWant, newest); err == nil {
 				r.total, r.cgroup, r.rate, r.ts = s.cg, path, s.rate, s.ts
 			}
 		}

@@ -28,22 +28,22 @@ type sample struct {
 func (p *Provider) collecting() bool { return p.cfg.CollectionPeriod > 0 }
 
 // servable reports whether s can answer a call wanting want at now: it holds those counters, has a rate (a
-// first sample is read again, so that the caller gets one), and is younger than two periods (a stalled or
-// stopped collection falls back to reading on demand).
-func (p *Provider) servable(s sample, want cgstats.Want, now time.Time) bool {
-	return s.cg != nil && s.want&want == want && s.rate != nil && !now.Before(s.ts) &&
+// first sample is read again, so that the caller gets one), was taken no earlier than notBefore, and is younger
+// than two periods (a stalled or stopped collection falls back to reading on demand).
+func (p *Provider) servable(s sample, want cgstats.Want, now, notBefore time.Time) bool {
+	return s.cg != nil && s.want&want == want && s.rate != nil && !now.Before(s.ts) && !s.ts.Before(notBefore) &&
 		now.Sub(s.ts) < 2*p.cfg.CollectionPeriod
 }
 
 // sampleCgroup returns a sample of the cgroup at path, key naming its owner ("c/<id>", "p/<id>"): the kept one
-// when collection is on and it is servable, else a reading taken now (kept when collecting). A cgroup that is
-// gone is NotFound.
-func (p *Provider) sampleCgroup(key, path string, want cgstats.Want) (sample, error) {
+// when collection is on and it is servable (taken no earlier than notBefore), else a reading taken now (kept
+// when collecting). A cgroup that is gone is NotFound.
+func (p *Provider) sampleCgroup(key, path string, want cgstats.Want, notBefore time.Time) (sample, error) {
 	if p.collecting() {
 		p.mu.Lock()
 		s, ok := p.samples[key]
 		p.mu.Unlock()
-		if ok && p.servable(s, want, p.cfg.Now()) {
+		if ok && p.servable(s, want, p.cfg.Now(), notBefore) {
 			return s, nil
 		}
 		want |= collectWant
@@ -77,7 +77,7 @@ func (p *Provider) containerSample(c *store.Container, want cgstats.Want) (*samp
 	if err != nil {
 		return nil, err
 	}
-	s, err := p.sampleCgroup("c/"+c.ID, path, want)
+	s, err := p.sampleCgroup("c/"+c.ID, path, want, time.Time{})
 	if errdefs.IsNotFound(err) {
 		return nil, nil
 	}
