@@ -91,7 +91,8 @@ func TestStopPidfd(t *testing.T) {
 			execDone <- err
 		}()
 		for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if out, _ := readExec(e, busy, "sh", "-c", "pgrep -f 'sleep 4321' || true"); strings.TrimSpace(out) != "" {
+			// Anchored: the exec's sh and this probe's own sh name "sleep 4321" in their command lines too.
+			if out, _ := readExec(e, busy, "sh", "-c", "pgrep -f '^sleep 4321' || true"); strings.TrimSpace(out) != "" {
 				break
 			}
 			if time.Now().After(deadline) {
